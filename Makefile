@@ -1,0 +1,45 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both set everything up.
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+NODE_INSTALLED := node_modules/.installed
+POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: help install run test test-postgres lint bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(NODE_INSTALLED): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(INSTALLED) $(NODE_INSTALLED)  ## Install Python and Node dependencies
+
+run: $(INSTALLED)  ## Run web and worker on the embedded defaults (SQLite, no servers)
+	$(BIN)/flask --app hotline init
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start web worker
+
+test: $(INSTALLED) $(NODE_INSTALLED)  ## Run the whole test suite (SQLite and the embedded broker)
+	$(BIN)/python -m pytest
+
+test-postgres: $(INSTALLED) $(NODE_INSTALLED)  ## The suite again on PostgreSQL and Redis
+	DATABASE_URL=$(POSTGRES_URL) BROKER_URL=$(REDIS_URL) $(BIN)/python -m pytest
+
+lint: $(INSTALLED)  ## ruff (check and format) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(INSTALLED)  ## Benchmarks, as ratios against a baseline run beside them
+	$(BIN)/python bench/webhooks.py
+
+clean:  ## Remove the virtualenv, Node modules and local data
+	rm -rf $(VENV) node_modules instance

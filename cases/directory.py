@@ -1,0 +1,35 @@
+"""Load the default directory of departments and categories from config/directory.toml."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from cases.models import Category, Department
+
+LOCALE_KEYS = ("zh-CN", "en-US", "ko-KR")
+
+
+def load_directory(session: Session, *, path: Path) -> tuple[int, int]:
+    """Insert or update every department and category in the file; returns their counts."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    for code, entry in data["departments"].items():
+        department = session.get(Department, code) or Department(code=code)
+        department.names = {key: entry[key] for key in LOCALE_KEYS if key in entry}
+        session.add(department)
+    session.flush()
+    for code, entry in data["categories"].items():
+        if entry["department"] not in data["departments"]:
+            raise ValueError(f"category {code}: unknown department {entry['department']!r}")
+        if ("hours" in entry) == ("working_days" in entry):
+            raise ValueError(f"category {code}: give exactly one of hours or working_days")
+        category = session.get(Category, code) or Category(code=code)
+        category.department_code = entry["department"]
+        category.names = {key: entry[key] for key in LOCALE_KEYS if key in entry}
+        category.time_limit_hours = entry.get("hours")
+        category.time_limit_working_days = entry.get("working_days")
+        session.add(category)
+    session.flush()
+    return len(data["departments"]), len(data["categories"])

@@ -1,0 +1,210 @@
+"""SQLAlchemy models of the domain. Models never commit; services and their callers do."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """The one declarative base; the naming convention keeps Alembic's constraint names stable."""
+
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class CaseStatus(enum.StrEnum):
+    """Where a case stands in its lifecycle."""
+
+    OPEN = "open"  # opened from a call, waiting for transcription and routing
+    TRIAGE = "triage"  # with the dispatch desk
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class RecordingStatus(enum.StrEnum):
+    """Whether the recording's audio is stored here yet."""
+
+    PENDING = "pending"
+    STORED = "stored"
+    MISSING = "missing"  # Twilio never served it
+    INVALID = "invalid"  # served, but not usable audio; the bytes are kept for inspection
+
+
+class SmsStatus(enum.StrEnum):
+    """State of the text message that tells the caller the case number."""
+
+    NONE = "none"  # no number to text (caller ID withheld and no callback number)
+    PENDING = "pending"
+    SENT = "sent"
+    LOGGED = "logged"  # SMS not configured: written to the log instead
+    FAILED = "failed"
+
+
+class Department(Base):
+    """A unit that receives cases; loaded from config/directory.toml."""
+
+    __tablename__ = "departments"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    names: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    def name(self, locale: str) -> str:
+        """The department's name in a locale, falling back to Chinese, then the code."""
+        return str(self.names.get(locale) or self.names.get("zh-CN") or self.code)
+
+
+class Category(Base):
+    """A kind of matter, with its responsible department and time limit."""
+
+    __tablename__ = "categories"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"))
+    names: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    time_limit_hours: Mapped[int | None]
+    time_limit_working_days: Mapped[int | None]
+
+
+class Call(Base):
+    """One inbound phone call, as Twilio reported it."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    account_sid: Mapped[str] = mapped_column(String(64))
+    from_number: Mapped[str] = mapped_column(String(40), default="")
+    to_number: Mapped[str] = mapped_column(String(40), default="")
+    caller_id_withheld: Mapped[bool] = mapped_column(default=False)
+    callback_number: Mapped[str | None] = mapped_column(String(40))
+    locale: Mapped[str | None] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20), default="in-progress")
+    # The rest of what Twilio sent on the first request (FromCity, FromCountry, ...).
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    recordings: Mapped[list[Recording]] = relationship(back_populates="call")
+
+    @property
+    def reachable_number(self) -> str | None:
+        """The number to call or text back: the caller ID, else the number the caller keyed."""
+        return self.callback_number if self.caller_id_withheld else self.from_number
+
+
+class Case(Base):
+    """A work order: one citizen's matter, from the call to its outcome."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(12), unique=True)
+    # One case per call: a retried webhook finds the case it already opened.
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), unique=True)
+    status: Mapped[CaseStatus] = mapped_column(String(20), default=CaseStatus.OPEN)
+    locale: Mapped[str] = mapped_column(String(10))
+    caller_number: Mapped[str | None] = mapped_column(String(40))
+    department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    category_code: Mapped[str | None] = mapped_column(ForeignKey("categories.code"))
+    urgency: Mapped[str | None] = mapped_column(String(20))
+    deadline_at: Mapped[datetime | None]
+    # Set when something failed and a person at the dispatch desk must look at the case.
+    needs_review: Mapped[bool] = mapped_column(default=False)
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    sms_status: Mapped[SmsStatus] = mapped_column(String(20), default=SmsStatus.PENDING)
+    sms_message_sid: Mapped[str | None] = mapped_column(String(64))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    call: Mapped[Call | None] = relationship()
+    department: Mapped[Department | None] = relationship()
+    recordings: Mapped[list[Recording]] = relationship(
+        back_populates="case", order_by="Recording.id"
+    )
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", order_by="CaseEvent.id"
+    )
+
+
+class Recording(Base):
+    """A caller's recorded words: where Twilio has them, and the copy stored here."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"))
+    # Null for a report abandoned by hanging up: no case, but the audio is still kept.
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    recording_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    source_url: Mapped[str] = mapped_column(Text)
+    reported_duration: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[RecordingStatus] = mapped_column(String(20), default=RecordingStatus.PENDING)
+    storage_path: Mapped[str | None] = mapped_column(Text)
+    size_bytes: Mapped[int | None]
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    sample_rate: Mapped[int | None]
+    channels: Mapped[int | None]
+    duration_seconds: Mapped[float | None]
+    fetch_attempts: Mapped[int] = mapped_column(default=0)
+    last_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stored_at: Mapped[datetime | None]
+
+    call: Mapped[Call] = relationship(back_populates="recordings")
+    case: Mapped[Case | None] = relationship(back_populates="recordings")
+
+
+class CaseEvent(Base):
+    """One entry in a case's audit trail."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(80), default="system")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="events")

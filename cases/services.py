@@ -1,0 +1,401 @@
+"""The case lifecycle as service functions: keyword arguments, an explicit session, no commits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cases import numbers
+from cases.errors import UnknownCaseError, UnknownCallError
+from cases.models import (
+    Call,
+    Case,
+    CaseEvent,
+    CaseStatus,
+    Recording,
+    RecordingStatus,
+    SmsStatus,
+    utcnow,
+)
+
+DISPATCH_DESK = "hotline_office"
+WITHHELD_CALLER_IDS = frozenset({"", "anonymous", "restricted", "unknown", "private"})
+
+
+@dataclass(frozen=True)
+class CallerInfo:
+    """What identifies a call and its caller, as the telephone network reported it."""
+
+    call_sid: str
+    account_sid: str
+    from_number: str
+    to_number: str
+    details: Mapping[str, str]
+
+    @property
+    def caller_id_withheld(self) -> bool:
+        """Whether the network withheld the caller's number."""
+        return self.from_number.strip().lower() in WITHHELD_CALLER_IDS
+
+
+@dataclass(frozen=True)
+class RecordingReport:
+    """A finished recording, as reported by the telephone provider."""
+
+    url: str
+    recording_sid: str | None
+    duration: int
+
+
+@dataclass(frozen=True)
+class OpenedCase:
+    """The case a report opened, and whether this request opened it (false on a retry)."""
+
+    case: Case
+    recording: Recording
+    created: bool
+
+
+def record_call(session: Session, *, caller: CallerInfo) -> Call:
+    """Find or create the call record; safe to repeat and to race."""
+    call = session.scalars(select(Call).where(Call.call_sid == caller.call_sid)).one_or_none()
+    if call is not None:
+        return call
+    call = Call(
+        call_sid=caller.call_sid,
+        account_sid=caller.account_sid,
+        from_number=caller.from_number,
+        to_number=caller.to_number,
+        caller_id_withheld=caller.caller_id_withheld,
+        details=dict(caller.details),
+    )
+    try:
+        # A savepoint, so losing a race to a concurrent retry doesn't spoil the transaction.
+        with session.begin_nested():
+            session.add(call)
+    except IntegrityError:
+        return session.scalars(select(Call).where(Call.call_sid == caller.call_sid)).one()
+    return call
+
+
+def get_call(session: Session, *, call_sid: str) -> Call:
+    """The call with this CallSid, or UnknownCallError."""
+    call = session.scalars(select(Call).where(Call.call_sid == call_sid)).one_or_none()
+    if call is None:
+        raise UnknownCallError(call_sid)
+    return call
+
+
+def choose_locale(session: Session, *, caller: CallerInfo, locale: str) -> Call:
+    """Remember the language the caller chose."""
+    call = record_call(session, caller=caller)
+    call.locale = locale
+    return call
+
+
+def set_callback_number(session: Session, *, caller: CallerInfo, number: str) -> Call:
+    """Remember the number a caller with a withheld ID keyed for us to reach them."""
+    call = record_call(session, caller=caller)
+    call.callback_number = number or None
+    return call
+
+
+def end_call(session: Session, *, call_sid: str, status: str) -> None:
+    """Record the call's final status, if we know the call."""
+    call = session.scalars(select(Call).where(Call.call_sid == call_sid)).one_or_none()
+    if call is not None:
+        call.status = status
+
+
+def add_event(
+    session: Session, *, case: Case, kind: str, actor: str = "system", **data: Any
+) -> CaseEvent:
+    """Append an entry to the case's audit trail."""
+    event = CaseEvent(case=case, kind=kind, actor=actor, data=data)
+    session.add(event)
+    return event
+
+
+def _recording_for(session: Session, *, call: Call, report: RecordingReport) -> Recording | None:
+    if report.recording_sid:
+        return session.scalars(
+            select(Recording).where(Recording.recording_sid == report.recording_sid)
+        ).one_or_none()
+    return session.scalars(
+        select(Recording).where(Recording.call_id == call.id, Recording.source_url == report.url)
+    ).one_or_none()
+
+
+def _unused_case_number(session: Session) -> str:
+    while True:
+        number = numbers.new_case_number()
+        if session.scalars(select(Case.id).where(Case.number == number)).first() is None:
+            return number
+
+
+def open_case_from_recording(
+    session: Session, *, caller: CallerInfo, locale: str, report: RecordingReport
+) -> OpenedCase:
+    """Open the call's case around its recording; a repeat returns the case already opened."""
+    call = record_call(session, caller=caller)
+    existing = session.scalars(select(Case).where(Case.call_id == call.id)).one_or_none()
+    if existing is not None:
+        recording = _recording_for(session, call=call, report=report) or existing.recordings[0]
+        return OpenedCase(case=existing, recording=recording, created=False)
+
+    reachable = call.reachable_number
+    case = Case(
+        number=_unused_case_number(session),
+        call=call,
+        locale=locale,
+        caller_number=reachable,
+        sms_status=SmsStatus.PENDING if reachable else SmsStatus.NONE,
+        status=CaseStatus.OPEN,
+    )
+    recording = _recording_for(session, call=call, report=report)
+    if recording is None:
+        recording = Recording(
+            call=call,
+            recording_sid=report.recording_sid,
+            source_url=report.url,
+            reported_duration=report.duration,
+        )
+    recording.case = case
+    session.add_all([case, recording])
+    add_event(
+        session,
+        case=case,
+        kind="opened",
+        actor="ivr",
+        call_sid=call.call_sid,
+        recording_sid=report.recording_sid,
+        duration=report.duration,
+        locale=locale,
+    )
+    # Flush now: a concurrent retry of the same webhook fails here on the unique call_id,
+    # and the caller's transaction is rolled back instead of opening a second case.
+    session.flush()
+    return OpenedCase(case=case, recording=recording, created=True)
+
+
+def keep_abandoned_recording(
+    session: Session, *, caller: CallerInfo, report: RecordingReport
+) -> Recording:
+    """Keep the audio of a report the caller hung up on; it opens no case."""
+    call = record_call(session, caller=caller)
+    recording = _recording_for(session, call=call, report=report)
+    if recording is None:
+        recording = Recording(
+            call=call,
+            recording_sid=report.recording_sid,
+            source_url=report.url,
+            reported_duration=report.duration,
+        )
+        session.add(recording)
+        session.flush()
+    return recording
+
+
+def note_recording_status(session: Session, *, recording_sid: str, status: str) -> int | None:
+    """Apply a recording status callback; returns the id of a recording now worth fetching."""
+    recording = session.scalars(
+        select(Recording).where(Recording.recording_sid == recording_sid)
+    ).one_or_none()
+    # The callback can beat the Record action here; the action will queue the fetch itself.
+    if recording is None or recording.status != RecordingStatus.PENDING:
+        return None
+    if status in ("failed", "absent"):
+        mark_recording_failed(
+            session,
+            recording=recording,
+            status=RecordingStatus.MISSING,
+            reason=f"Twilio reported the recording {status}",
+        )
+        return None
+    return recording.id
+
+
+def get_case(session: Session, *, number: str) -> Case:
+    """The case with this number, or UnknownCaseError."""
+    case = session.scalars(select(Case).where(Case.number == number)).one_or_none()
+    if case is None:
+        raise UnknownCaseError(number)
+    return case
+
+
+def find_case(session: Session, *, number: str) -> Case | None:
+    """The case with this number, if any (well-formedness is checked first, cheaply)."""
+    if not numbers.is_well_formed(number):
+        return None
+    return session.scalars(select(Case).where(Case.number == number)).one_or_none()
+
+
+def flag_for_review(session: Session, *, case: Case, reason: str) -> None:
+    """Send the case to the dispatch desk for a person to look at; it is never dropped."""
+    case.needs_review = True
+    case.review_reason = reason if not case.review_reason else f"{case.review_reason}; {reason}"
+    if case.status == CaseStatus.OPEN:
+        case.status = CaseStatus.TRIAGE
+        case.department_code = DISPATCH_DESK
+    add_event(session, case=case, kind="flagged_for_review", reason=reason)
+
+
+def get_recording(session: Session, *, recording_id: int) -> Recording:
+    """The recording with this id (jobs take ids)."""
+    return session.get_one(Recording, recording_id)
+
+
+def _settle_recording(session: Session, *, recording: Recording, **values: Any) -> bool:
+    """Move a pending recording to its final state; False if another run got there first."""
+    # A conditional UPDATE, so two fetches racing (the Record action and the status callback
+    # both queue one) settle the recording once, and its case gets one event, not two.
+    result = session.execute(
+        update(Recording)
+        .where(Recording.id == recording.id, Recording.status == RecordingStatus.PENDING)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    settled = getattr(result, "rowcount", 0) == 1
+    session.refresh(recording)
+    return settled
+
+
+def mark_recording_stored(
+    session: Session,
+    *,
+    recording: Recording,
+    storage_path: str,
+    size_bytes: int,
+    sha256: str,
+    sample_rate: int,
+    channels: int,
+    duration_seconds: float,
+) -> bool:
+    """Record that the audio is stored here; False if it already was."""
+    settled = _settle_recording(
+        session,
+        recording=recording,
+        status=RecordingStatus.STORED,
+        storage_path=storage_path,
+        size_bytes=size_bytes,
+        sha256=sha256,
+        sample_rate=sample_rate,
+        channels=channels,
+        duration_seconds=duration_seconds,
+        stored_at=utcnow(),
+        last_error=None,
+    )
+    if settled and recording.case is not None:
+        add_event(
+            session,
+            case=recording.case,
+            kind="recording_stored",
+            recording_sid=recording.recording_sid,
+            size_bytes=size_bytes,
+            duration_seconds=round(duration_seconds, 2),
+        )
+    return settled
+
+
+def mark_recording_failed(
+    session: Session,
+    *,
+    recording: Recording,
+    status: RecordingStatus,
+    reason: str,
+    storage_path: str | None = None,
+) -> bool:
+    """Record that the audio could not be had, and put its case in front of the desk."""
+    settled = _settle_recording(
+        session,
+        recording=recording,
+        status=status,
+        last_error=reason,
+        storage_path=storage_path,
+    )
+    if settled and recording.case is not None:
+        flag_for_review(session, case=recording.case, reason=f"recording {status}: {reason}")
+    return settled
+
+
+def record_sms_result(
+    session: Session,
+    *,
+    case: Case,
+    status: SmsStatus,
+    message_sid: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Record what became of the case-number text message."""
+    case.sms_status = status
+    case.sms_message_sid = message_sid
+    add_event(session, case=case, kind=f"sms_{status}", message_sid=message_sid, error=error)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def case_as_dict(case: Case) -> dict[str, Any]:
+    """The case as plain data, for the CLI and logs."""
+    call = case.call
+    return {
+        "number": case.number,
+        "status": case.status,
+        "locale": case.locale,
+        "department": case.department_code,
+        "category": case.category_code,
+        "urgency": case.urgency,
+        "deadline_at": _iso(case.deadline_at),
+        "needs_review": case.needs_review,
+        "review_reason": case.review_reason,
+        "caller_number": case.caller_number,
+        "sms": {"status": case.sms_status, "message_sid": case.sms_message_sid},
+        "opened_at": _iso(case.opened_at),
+        "call": None
+        if call is None
+        else {
+            "call_sid": call.call_sid,
+            "from": call.from_number,
+            "to": call.to_number,
+            "caller_id_withheld": call.caller_id_withheld,
+            "callback_number": call.callback_number,
+            "locale": call.locale,
+            "status": call.status,
+            "started_at": _iso(call.started_at),
+            "details": call.details,
+        },
+        "recordings": [
+            {
+                "recording_sid": recording.recording_sid,
+                "status": recording.status,
+                "source_url": recording.source_url,
+                "reported_duration": recording.reported_duration,
+                "storage_path": recording.storage_path,
+                "size_bytes": recording.size_bytes,
+                "sha256": recording.sha256,
+                "sample_rate": recording.sample_rate,
+                "channels": recording.channels,
+                "duration_seconds": recording.duration_seconds,
+                "fetch_attempts": recording.fetch_attempts,
+                "last_error": recording.last_error,
+                "stored_at": _iso(recording.stored_at),
+            }
+            for recording in case.recordings
+        ],
+        "events": [
+            {
+                "at": _iso(event.created_at),
+                "kind": event.kind,
+                "actor": event.actor,
+                "data": event.data,
+            }
+            for event in case.events
+        ],
+    }

@@ -1,0 +1,1 @@
+"""The staff console, the public pages and the department JSON API."""

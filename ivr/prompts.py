@@ -1,0 +1,123 @@
+"""Prompt texts per locale, from config/prompts/<locale>.toml, and the IVR settings."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+# Deadlines are read to callers in the city's own time.
+CITY_TIMEZONE = ZoneInfo("Asia/Shanghai")
+
+REQUIRED_KEYS = (
+    "language",
+    "voice",
+    "digits",
+    "deadline_format",
+    "greeting",
+    "language_option",
+    "main_menu",
+    "menu_invalid",
+    "menu_goodbye",
+    "callback_number_request",
+    "report_prompt",
+    "report_silent_retry",
+    "report_nothing_heard",
+    "case_opened",
+    "case_number_again",
+    "sms_will_follow",
+    "no_sms",
+    "status_prompt",
+    "status_unknown_retry",
+    "status_unknown_goodbye",
+    "status_case",
+    "status_department",
+    "status_deadline",
+    "operator_connecting",
+    "operator_unavailable",
+    "error_apology",
+    "recording_not_saved",
+    "goodbye",
+    "sms_case_opened",
+    "statuses",
+)
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """One locale's texts, and the Twilio language and voice that speak them."""
+
+    locale: str
+    texts: dict[str, Any]
+
+    @property
+    def language(self) -> str:
+        """The `language` attribute of <Say> (Twilio's code, e.g. cmn-CN)."""
+        return str(self.texts["language"])
+
+    @property
+    def voice(self) -> str:
+        """The `voice` attribute of <Say>."""
+        return str(self.texts["voice"])
+
+    def text(self, key: str, **values: str) -> str:
+        """The prompt `key`, with `{placeholders}` filled in."""
+        return str(self.texts[key]).format(**values)
+
+    def digits(self, number: str) -> str:
+        """A number read digit by digit, in this locale's words."""
+        words = self.texts["digits"]
+        separator = "，" if self.locale == "zh-CN" else ", "
+        return separator.join(words[int(char)] for char in number if char.isdigit())
+
+    def status(self, status: str) -> str:
+        """A case status, as a caller should hear it."""
+        statuses: dict[str, str] = self.texts["statuses"]
+        return statuses.get(status, statuses["open"])
+
+    def deadline(self, when: datetime) -> str:
+        """A deadline in the city's time and this locale's format."""
+        return when.astimezone(CITY_TIMEZONE).strftime(self.texts["deadline_format"])
+
+
+@dataclass(frozen=True)
+class IVROptions:
+    """Settings of the call flow itself, from config/ivr.toml."""
+
+    operator_numbers: tuple[str, ...]
+    operator_dial_timeout: int
+    menu_timeout: int
+    menu_max_misses: int
+    record_max_length: int
+    record_silence_timeout: int
+
+
+def load_prompts(directory: Path, locales: tuple[str, ...]) -> dict[str, Prompts]:
+    """Load and check the prompt file of each enabled locale."""
+    prompts = {}
+    for locale in locales:
+        path = directory / f"{locale}.toml"
+        texts = tomllib.loads(path.read_text(encoding="utf-8"))
+        missing = [key for key in REQUIRED_KEYS if key not in texts]
+        if missing:
+            raise ValueError(f"{path}: missing prompts {', '.join(missing)}")
+        if len(texts["digits"]) != 10:
+            raise ValueError(f"{path}: `digits` needs ten words, for 0 to 9")
+        prompts[locale] = Prompts(locale=locale, texts=texts)
+    return prompts
+
+
+def load_options(path: Path) -> IVROptions:
+    """Load the call-flow settings."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return IVROptions(
+        operator_numbers=tuple(data["operator_numbers"]),
+        operator_dial_timeout=int(data["operator_dial_timeout"]),
+        menu_timeout=int(data["menu_timeout"]),
+        menu_max_misses=int(data["menu_max_misses"]),
+        record_max_length=int(data["record_max_length"]),
+        record_silence_timeout=int(data["record_silence_timeout"]),
+    )

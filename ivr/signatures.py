@@ -1,0 +1,44 @@
+"""Twilio request signatures, checked against the URL Twilio saw (rebuilt from PUBLIC_BASE_URL)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import abort, current_app, request
+from twilio.request_validator import RequestValidator
+
+log = logging.getLogger("hotline.ivr")
+
+
+def public_url_of_request(public_base_url: str) -> str:
+    """The URL Twilio requested: behind a proxy the app sees another scheme and host."""
+    query = request.query_string.decode("latin-1")
+    return f"{public_base_url}{request.path}" + (f"?{query}" if query else "")
+
+
+def check_twilio_signature(validator: RequestValidator, public_base_url: str) -> bool:
+    """Whether the current request carries a valid X-Twilio-Signature."""
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        return False
+    return bool(validator.validate(public_url_of_request(public_base_url), request.form, signature))
+
+
+def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Answer 403, having written nothing, unless Twilio signed the request."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ivr = current_app.extensions["ivr"]
+        if not check_twilio_signature(ivr.validator, ivr.flow.public_base_url):
+            log.warning(
+                "rejected request with a missing or invalid Twilio signature",
+                extra={"path": request.path, "call_sid": request.form.get("CallSid", "")},
+            )
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper

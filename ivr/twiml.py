@@ -1,0 +1,185 @@
+"""TwiML for every step of the call, built with twilio's VoiceResponse."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import urlencode
+
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from ivr.menus import language_keys
+from ivr.prompts import IVROptions, Prompts
+
+
+class CallFlow:
+    """Renders the call flow's TwiML from the prompts and the IVR options."""
+
+    def __init__(
+        self,
+        *,
+        prompts: dict[str, Prompts],
+        options: IVROptions,
+        locales: tuple[str, ...],
+        public_base_url: str,
+    ) -> None:
+        self.prompts = prompts
+        self.options = options
+        self.locales = locales
+        self.public_base_url = public_base_url
+
+    def url(self, path: str, **query: object) -> str:
+        """An absolute public URL, so Twilio signs exactly what we later check."""
+        suffix = "?" + urlencode(query) if query else ""
+        return f"{self.public_base_url}{path}{suffix}"
+
+    def _say(self, node: VoiceResponse | Gather, locale: str, text: str) -> None:
+        prompts = self.prompts[locale]
+        node.say(text, language=prompts.language, voice=prompts.voice)
+
+    def _gather(self, response: VoiceResponse, action: str, **kwargs: object) -> Gather:
+        return response.gather(
+            action=action, method="POST", timeout=self.options.menu_timeout, **kwargs
+        )
+
+    def welcome(self) -> VoiceResponse:
+        """The greeting, then the language menu (or the main menu if only one locale is on)."""
+        if len(self.locales) == 1:
+            return self.main_menu(self.locales[0], misses=0, greet=True)
+        return self.language_menu(misses=0, greet=True)
+
+    def language_menu(self, *, misses: int, greet: bool = False) -> VoiceResponse:
+        """Each language offered in its own voice; no key means Mandarin."""
+        response = VoiceResponse()
+        default = self.locales[0]
+        if greet:
+            self._say(response, default, self.prompts[default].text("greeting"))
+        elif misses:
+            self._say(response, default, self.prompts[default].text("menu_invalid"))
+        action = self.url("/ivr/language/choice", miss=misses)
+        gather = self._gather(response, action, num_digits=1)
+        for _key, locale in language_keys(self.locales):
+            self._say(gather, locale, self.prompts[locale].text("language_option"))
+        # No key pressed: Twilio falls through to here, and no Digits means the default.
+        response.redirect(action, method="POST")
+        return response
+
+    def main_menu(self, locale: str, *, misses: int, greet: bool = False) -> VoiceResponse:
+        """The main menu; after a miss it says so first."""
+        response = VoiceResponse()
+        prompts = self.prompts[locale]
+        if greet:
+            self._say(response, locale, prompts.text("greeting"))
+        if misses:
+            self._say(response, locale, prompts.text("menu_invalid"))
+        action = self.url("/ivr/menu/choice", lang=locale, miss=misses)
+        gather = self._gather(response, action, num_digits=1)
+        self._say(gather, locale, prompts.text("main_menu"))
+        response.redirect(action, method="POST")
+        return response
+
+    def goodbye(self, locale: str, key: str = "goodbye") -> VoiceResponse:
+        """A polite goodbye, then hang up."""
+        response = VoiceResponse()
+        self._say(response, locale, self.prompts[locale].text(key))
+        response.hangup()
+        return response
+
+    def callback_number_request(self, locale: str) -> VoiceResponse:
+        """Ask a caller with a withheld ID for a number to reach them; # alone skips."""
+        response = VoiceResponse()
+        action = self.url("/ivr/callback-number", lang=locale)
+        gather = self._gather(response, action, finish_on_key="#")
+        self._say(gather, locale, self.prompts[locale].text("callback_number_request"))
+        response.redirect(action, method="POST")
+        return response
+
+    def record_report(
+        self, locale: str, *, attempt: int, prompt_key: str | None = None
+    ) -> VoiceResponse:
+        """Record the caller's report; a silent first attempt is re-prompted once."""
+        response = VoiceResponse()
+        prompts = self.prompts[locale]
+        default_key = "report_silent_retry" if attempt else "report_prompt"
+        self._say(response, locale, prompts.text(prompt_key or default_key))
+        response.record(
+            action=self.url("/ivr/recorded", lang=locale, attempt=attempt),
+            method="POST",
+            finish_on_key="#",
+            max_length=self.options.record_max_length,
+            timeout=self.options.record_silence_timeout,
+            play_beep=True,
+            recording_status_callback=self.url("/ivr/recording-status"),
+            recording_status_callback_method="POST",
+            recording_status_callback_event="completed absent",
+        )
+        # Twilio runs the verbs after <Record> only when nothing was recorded.
+        if attempt == 0:
+            response.redirect(self.url("/ivr/report", lang=locale, attempt=1), method="POST")
+        else:
+            self._say(response, locale, prompts.text("report_nothing_heard"))
+            response.hangup()
+        return response
+
+    def case_opened(self, locale: str, *, case_number: str, sms_follows: bool) -> VoiceResponse:
+        """Read the case number back digit by digit, twice, and say whether an SMS follows."""
+        response = VoiceResponse()
+        prompts = self.prompts[locale]
+        spoken = prompts.digits(case_number)
+        self._say(response, locale, f"{prompts.text('case_opened')} {spoken}")
+        self._say(response, locale, f"{prompts.text('case_number_again')} {spoken}")
+        self._say(response, locale, prompts.text("sms_will_follow" if sms_follows else "no_sms"))
+        response.hangup()
+        return response
+
+    def status_request(self, locale: str, *, misses: int) -> VoiceResponse:
+        """Ask for a case number ended by #; the second ask says the first was not found."""
+        response = VoiceResponse()
+        prompts = self.prompts[locale]
+        action = self.url("/ivr/status/lookup", lang=locale, miss=misses)
+        gather = self._gather(response, action, finish_on_key="#")
+        self._say(gather, locale, prompts.text("status_unknown_retry" if misses else "status_prompt"))
+        response.redirect(action, method="POST")
+        return response
+
+    def status_report(
+        self,
+        locale: str,
+        *,
+        case_number: str,
+        status: str,
+        department: str | None,
+        deadline: datetime | None,
+    ) -> VoiceResponse:
+        """Read a case's status, department and deadline, then return to the main menu."""
+        response = VoiceResponse()
+        prompts = self.prompts[locale]
+        parts = [f"{prompts.text('status_case')} {prompts.digits(case_number)}:", prompts.status(status)]
+        if department:
+            parts.append(prompts.text("status_department", department=department))
+        if deadline:
+            parts.append(prompts.text("status_deadline", deadline=prompts.deadline(deadline)))
+        self._say(response, locale, " ".join(parts))
+        response.redirect(self.url("/ivr/menu", lang=locale), method="POST")
+        return response
+
+    def operator(self, locale: str) -> VoiceResponse:
+        """Ring the on-duty operators together; the first to answer takes the call."""
+        response = VoiceResponse()
+        self._say(response, locale, self.prompts[locale].text("operator_connecting"))
+        dial = response.dial(
+            action=self.url("/ivr/operator/done", lang=locale),
+            method="POST",
+            timeout=self.options.operator_dial_timeout,
+        )
+        for number in self.options.operator_numbers:
+            dial.number(number)
+        return response
+
+    def apology_and_record(self, locale: str) -> VoiceResponse:
+        """After an internal error: apologise and still record the caller, so nothing is lost."""
+        return self.record_report(locale, attempt=1, prompt_key="error_apology")
+
+
+def empty() -> str:
+    """An empty TwiML document: acknowledges a callback, or ends a call that is already over."""
+    return str(VoiceResponse())

@@ -1,0 +1,1 @@
+"""Text to decision: normalisation, emergency rules, classifier, places, deadlines, delivery."""

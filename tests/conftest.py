@@ -1,0 +1,208 @@
+"""Shared fixtures: a migrated database, the app over real HTTP, the Twilio emulator, Prism,
+and a real Celery worker.
+
+The suite runs on SQLite and the embedded broker by default; with DATABASE_URL and BROKER_URL
+set (as .ci/run does) the same tests run on PostgreSQL and Redis. Tests never clean tables:
+each works on its own calls (fresh CallSids), so a job left over from one test can never
+touch another's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
+
+from hotline import create_app
+from hotline.config import PROJECT_ROOT
+from ivr.emulator import RecordingServer, TwilioEmulator
+from tests.support.flaky_proxy import FlakyProxy
+
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
+AUDIO = FIXTURES / "audio"
+TWILIO_OPENAPI = FIXTURES / "twilio-oai" / "twilio_api_v2010.yaml"
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+# Deliberately not where the test server listens: signatures must be checked against this.
+PUBLIC_BASE_URL = "https://hotline.example.test"
+
+
+def free_port() -> int:
+    """A TCP port nobody is listening on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll until `predicate()` returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def instance_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("instance")
+
+
+@pytest.fixture(scope="session")
+def prism() -> Iterator[str]:
+    """Prism serving Twilio's own OpenAPI description of its REST API."""
+    binary = PROJECT_ROOT / "node_modules" / ".bin" / "prism"
+    if not binary.exists():
+        pytest.fail("Prism is not installed: run `make test`, which runs `npm ci` first")
+    port = free_port()
+    process = subprocess.Popen(
+        [str(binary), "mock", "--host", "127.0.0.1", "--port", str(port), str(TWILIO_OPENAPI)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def listening() -> bool:
+        try:
+            requests.get(url, timeout=1)
+        except requests.ConnectionError:
+            return False
+        return True
+
+    wait_until(listening, timeout=90, interval=0.5, what="Prism to start")
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def twilio_api(prism: str) -> Iterator[FlakyProxy]:
+    """The REST API the app talks to: Prism behind a proxy that can be told to fail."""
+    with FlakyProxy(upstream=prism) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def environ(instance_path: Path, twilio_api: FlakyProxy) -> dict[str, str]:
+    """The service's environment for the whole session (app and worker alike)."""
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'test.sqlite'}"
+    if database_url.startswith("postgres"):
+        _reset_postgres(database_url)
+    env = {
+        "HOTLINE_ENV": "test",
+        "HOTLINE_INSTANCE_PATH": str(instance_path),
+        "DATABASE_URL": database_url,
+        "BROKER_URL": os.environ.get("BROKER_URL")
+        or f"sqla+sqlite:///{instance_path / 'broker.sqlite'}",
+        "SECRET_KEY": "test-secret",
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "TWILIO_API_BASE_URL": twilio_api.url,
+        "HOTLINE_ENABLED_LOCALES": "zh-CN,en-US,ko-KR",
+        # Fast retries, so "404 first" and "never arrives" play out in seconds.
+        "RECORDING_FETCH_BACKOFF": "0.2",
+        "RECORDING_FETCH_RETRIES": "4",
+        "SMS_BACKOFF": "0.3",
+        "SMS_RETRIES": "4",
+        "LOG_LEVEL": "INFO",
+    }
+    if env["BROKER_URL"].startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(env["BROKER_URL"]).flushdb()
+    return env
+
+
+@pytest.fixture(scope="session")
+def app(environ: dict[str, str]):  # type: ignore[no-untyped-def]
+    """The app, migrated and with the default directory loaded (by `flask init`)."""
+    application = create_app(environ)
+    result = application.test_cli_runner().invoke(args=["init"])
+    assert result.exit_code == 0, result.output
+    yield application
+    application.extensions["hotline"].database.dispose()
+
+
+@pytest.fixture(scope="session")
+def database(app):  # type: ignore[no-untyped-def]
+    return app.extensions["hotline"].database
+
+
+@pytest.fixture(scope="session")
+def live_server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The app served over real HTTP on a free port, threaded like gunicorn's gthread workers."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def recording_server() -> Iterator[RecordingServer]:
+    with RecordingServer(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def emulator(live_server: str, recording_server: RecordingServer) -> TwilioEmulator:
+    """A Twilio that calls the live server; each call gets a fresh CallSid."""
+    return TwilioEmulator(
+        public_base_url=PUBLIC_BASE_URL,
+        app_url=live_server,
+        auth_token=AUTH_TOKEN,
+        account_sid=ACCOUNT_SID,
+        recordings=recording_server,
+    )
+
+
+@pytest.fixture(scope="session")
+def celery_worker(environ: dict[str, str], app, tmp_path_factory) -> Iterator[Path]:  # type: ignore[no-untyped-def]
+    """A real Celery worker process (threads pool) on the session's database and broker."""
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {**os.environ, **environ}
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "--app", "hotline.worker", "worker",
+             "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO",
+             "--without-mingle", "--without-gossip"],
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_until(lambda: "ready." in log_path.read_text() or process.poll() is not None,
+               timeout=60, what="the Celery worker")
+    if process.poll() is not None:
+        pytest.fail("Celery worker died:\n" + log_path.read_text())
+    yield log_path
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    if os.environ.get("HOTLINE_KEEP_WORKER_LOG"):
+        shutil.copy(log_path, PROJECT_ROOT / "worker.log")
