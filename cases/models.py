@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
@@ -47,7 +47,10 @@ class Base(DeclarativeBase):
             "pk": "pk_%(table_name)s",
         }
     )
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
 
 
 class CaseStatus(enum.StrEnum):
@@ -161,9 +164,7 @@ class Case(Base):
     recordings: Mapped[list[Recording]] = relationship(
         back_populates="case", order_by="Recording.id"
     )
-    events: Mapped[list[CaseEvent]] = relationship(
-        back_populates="case", order_by="CaseEvent.id"
-    )
+    events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
 
 
 class Recording(Base):
@@ -187,6 +188,9 @@ class Recording(Base):
     duration_seconds: Mapped[float | None]
     fetch_attempts: Mapped[int] = mapped_column(default=0)
     last_attempt_at: Mapped[datetime | None]
+    # The job chain fetching it: the Record action and the status callback both queue one,
+    # and only one should knock on Twilio's door.
+    fetch_job_id: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     stored_at: Mapped[datetime | None]

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cases import numbers
-from cases.errors import UnknownCaseError, UnknownCallError
+from cases.errors import UnknownCallError, UnknownCaseError
 from cases.models import (
     Call,
     Case,
@@ -132,6 +132,19 @@ def _recording_for(session: Session, *, call: Call, report: RecordingReport) -> 
     ).one_or_none()
 
 
+def _find_or_make_recording(session: Session, *, call: Call, report: RecordingReport) -> Recording:
+    recording = _recording_for(session, call=call, report=report)
+    if recording is None:
+        recording = Recording(
+            call=call,
+            recording_sid=report.recording_sid,
+            source_url=report.url,
+            reported_duration=report.duration,
+        )
+        session.add(recording)
+    return recording
+
+
 def _unused_case_number(session: Session) -> str:
     while True:
         number = numbers.new_case_number()
@@ -158,16 +171,9 @@ def open_case_from_recording(
         sms_status=SmsStatus.PENDING if reachable else SmsStatus.NONE,
         status=CaseStatus.OPEN,
     )
-    recording = _recording_for(session, call=call, report=report)
-    if recording is None:
-        recording = Recording(
-            call=call,
-            recording_sid=report.recording_sid,
-            source_url=report.url,
-            reported_duration=report.duration,
-        )
+    recording = _find_or_make_recording(session, call=call, report=report)
     recording.case = case
-    session.add_all([case, recording])
+    session.add(case)
     add_event(
         session,
         case=case,
@@ -189,16 +195,8 @@ def keep_abandoned_recording(
 ) -> Recording:
     """Keep the audio of a report the caller hung up on; it opens no case."""
     call = record_call(session, caller=caller)
-    recording = _recording_for(session, call=call, report=report)
-    if recording is None:
-        recording = Recording(
-            call=call,
-            recording_sid=report.recording_sid,
-            source_url=report.url,
-            reported_duration=report.duration,
-        )
-        session.add(recording)
-        session.flush()
+    recording = _find_or_make_recording(session, call=call, report=report)
+    session.flush()
     return recording
 
 
@@ -244,6 +242,34 @@ def flag_for_review(session: Session, *, case: Case, reason: str) -> None:
         case.status = CaseStatus.TRIAGE
         case.department_code = DISPATCH_DESK
     add_event(session, case=case, kind="flagged_for_review", reason=reason)
+
+
+def claim_recording_fetch(
+    session: Session, *, recording_id: int, job_id: str, stale_before: datetime
+) -> Recording | None:
+    """Take the recording's fetch for this job chain; None if it is settled or another live
+    chain holds it (one that has not tried since `stale_before` is presumed dead)."""
+    claimed = session.execute(
+        update(Recording)
+        .where(
+            Recording.id == recording_id,
+            Recording.status == RecordingStatus.PENDING,
+            or_(
+                Recording.fetch_job_id.is_(None),
+                Recording.fetch_job_id == job_id,
+                Recording.last_attempt_at < stale_before,
+            ),
+        )
+        .values(
+            fetch_job_id=job_id,
+            fetch_attempts=Recording.fetch_attempts + 1,
+            last_attempt_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        return None
+    return session.get_one(Recording, recording_id, populate_existing=True)
 
 
 def get_recording(session: Session, *, recording_id: int) -> Recording:

@@ -69,17 +69,36 @@ def case_show(number: str) -> None:
 
 @click.command("simulate-call")
 @with_appcontext
-@click.option("--wav", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="What the caller says when recording (a WAV file).")
-@click.option("--digits", default="1,1",
-              help="Keys pressed at each menu, comma-separated; an empty item is a timeout.")
-@click.option("--from", "from_number", default="+8613800138000", show_default=True,
-              help="Caller ID ('anonymous' to withhold it).")
-@click.option("--url", "app_url", default=None,
-              help="A running server to call (default: serve this app on a free local port).")
+@click.option(
+    "--wav",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="What the caller says when recording (a WAV file).",
+)
+@click.option(
+    "--digits",
+    default="1,1",
+    help="Keys pressed at each menu, comma-separated; an empty item is a timeout.",
+)
+@click.option(
+    "--from",
+    "from_number",
+    default="+8613800138000",
+    show_default=True,
+    help="Caller ID ('anonymous' to withhold it).",
+)
+@click.option(
+    "--url",
+    "app_url",
+    default=None,
+    help="A running server to call (default: serve this app on a free local port).",
+)
 @click.option("--hangup", is_flag=True, help="Hang up while recording instead of pressing #.")
-@click.option("--wait", default=20.0, show_default=True,
-              help="Seconds to wait for the worker to store the recording.")
+@click.option(
+    "--wait",
+    default=20.0,
+    show_default=True,
+    help="Seconds to wait for the worker to store the recording.",
+)
 def simulate_call_command(
     wav: Path | None, digits: str, from_number: str, app_url: str | None, hangup: bool, wait: float
 ) -> None:
@@ -129,7 +148,11 @@ def simulate_call_command(
 
 def _describe(step) -> str:  # type: ignore[no-untyped-def]
     path = step.url.split("://", 1)[-1].split("/", 1)[-1]
-    keys = {k: v for k, v in step.params.items() if k in ("Digits", "RecordingDuration", "DialCallStatus")}
+    keys = {
+        k: v
+        for k, v in step.params.items()
+        if k in ("Digits", "RecordingDuration", "DialCallStatus")
+    }
     lines = [f"→ POST /{path} {keys if keys else ''} ← {step.status_code}"]
     lines += [f"    🔊 {spoken.text}" for spoken in step.said]
     return "\n".join(lines)
@@ -160,7 +183,9 @@ def _wait_for_recording(wiring, number: str, wait: float) -> None:  # type: igno
         time.sleep(0.5)
     click.echo(f" {status}")
     if status == RecordingStatus.PENDING:
-        click.echo("the recording is still pending: is the worker running? (`make run` starts it)",
-                   err=True)
+        click.echo(
+            "the recording is still pending: is the worker running? (`make run` starts it)",
+            err=True,
+        )
     click.echo(f"see it with: flask --app hotline case show {number}")
     sys.stdout.flush()

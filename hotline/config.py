@@ -69,9 +69,7 @@ def _locales(raw: str) -> tuple[str, ...]:
     locales = tuple(part.strip() for part in raw.split(",") if part.strip())
     unknown = [locale for locale in locales if locale not in ALL_LOCALES]
     if unknown or not locales:
-        raise ConfigError(
-            f"HOTLINE_ENABLED_LOCALES={raw!r}: choose from {', '.join(ALL_LOCALES)}"
-        )
+        raise ConfigError(f"HOTLINE_ENABLED_LOCALES={raw!r}: choose from {', '.join(ALL_LOCALES)}")
     return locales
 
 

@@ -14,7 +14,9 @@ class KeyValueFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record).replace("\n", " | ")
-        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD and v not in (None, "")}
+        extras = {
+            k: v for k, v in vars(record).items() if k not in _STANDARD and v not in (None, "")
+        }
         if extras:
             line += " " + " ".join(f"{key}={value}" for key, value in sorted(extras.items()))
         return line

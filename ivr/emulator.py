@@ -52,7 +52,7 @@ class _Recording:
 
 
 class RecordingServer:
-    """Serves recordings the way api.twilio.com does: Basic auth (AccountSid:AuthToken), 404 until ready."""
+    """Serves recordings as api.twilio.com does: Basic auth, and 404 until they are ready."""
 
     def __init__(
         self, *, account_sid: str, auth_token: str, host: str = "127.0.0.1", port: int = 0
@@ -169,6 +169,9 @@ class Speak:
     end: str = "#"  # "#" (pressed the key), "hangup", or "timeout" (silence ended it)
     not_found_first: int = 1
     never_arrives: bool = False
+    # What Twilio reports as RecordingDuration; by default read from the WAV. Set it to serve
+    # media that disagrees with what Twilio recorded (corrupt or truncated files).
+    reported_duration: int | None = None
 
     def __post_init__(self) -> None:
         if self.end not in _SPEAK_ENDS:
@@ -544,7 +547,10 @@ class _Call:
                 not_found_first=speak.not_found_first,
                 never_arrives=speak.never_arrives,
             )
-            params["RecordingDuration"] = str(_duration(speak.wav))
+            duration = speak.reported_duration
+            params["RecordingDuration"] = str(
+                _duration(speak.wav) if duration is None else duration
+            )
         if speak.end != "timeout":
             params["Digits"] = speak.end  # the key that ended it, or "hangup"
         self.log.recordings.append(params)

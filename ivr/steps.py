@@ -80,7 +80,9 @@ class RecordedStep:
             duration = 0
         # Twilio sends an empty RecordingUrl or a zero duration when nothing was said.
         report = (
-            RecordingReport(url=url, recording_sid=form.get("RecordingSid") or None, duration=duration)
+            RecordingReport(
+                url=url, recording_sid=form.get("RecordingSid") or None, duration=duration
+            )
             if url and duration > 0
             else None
         )

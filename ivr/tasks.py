@@ -57,6 +57,11 @@ def enqueue(task: Any, *args: Any) -> None:
         log.exception("could not enqueue %s%r; the sweep will retry", task.name, args)
 
 
+# A fetch chain is retried for about nine minutes at most; one silent for longer was lost.
+STALLED_AFTER = timedelta(minutes=15)
+NEVER_STARTED_AFTER = timedelta(minutes=2)
+
+
 def _backoff(base: float, retries: int) -> float:
     return min(base * 2**retries, 600.0)
 
@@ -67,11 +72,15 @@ def fetch_recording(self: Task, recording_id: int) -> str:
     ctx = context()
     settings = ctx.settings
     with ctx.database.session() as session, session.begin():
-        recording = services.get_recording(session, recording_id=recording_id)
-        if recording.status != RecordingStatus.PENDING:
-            return str(recording.status)  # already done: a repeat changes nothing
-        recording.fetch_attempts += 1
-        recording.last_attempt_at = utcnow()
+        recording = services.claim_recording_fetch(
+            session,
+            recording_id=recording_id,
+            job_id=self.request.id or "eager",
+            stale_before=utcnow() - STALLED_AFTER,
+        )
+        if recording is None:
+            # Settled already, or another job is on it: a repeat changes nothing.
+            return str(services.get_recording(session, recording_id=recording_id).status)
         url, name = recording.source_url, recording.recording_sid or f"recording-{recording.id}"
         folder = Path(f"{recording.created_at:%Y/%m}")
 
@@ -83,7 +92,8 @@ def fetch_recording(self: Task, recording_id: int) -> str:
             _give_up(ctx, recording_id, RecordingStatus.MISSING, f"never arrived: {error}")
             return RecordingStatus.MISSING
         log.info("recording not ready (%s); retrying", error, extra={"recording_id": recording_id})
-        raise self.retry(countdown=_backoff(settings.recording_fetch_backoff, self.request.retries))
+        countdown = _backoff(settings.recording_fetch_backoff, self.request.retries)
+        raise self.retry(countdown=countdown) from error
     except recordings.RecordingRejectedError as error:
         kept = None
         if error.data:
@@ -154,7 +164,9 @@ def send_case_number_sms(self: Task, case_id: int) -> str:
         body = prompts.text("sms_case_opened", number=number)
 
     if not settings.sms_enabled:
-        log.info("SMS not configured; would send to %s: %s", to, body, extra={"case_number": number})
+        log.info(
+            "SMS not configured; would send to %s: %s", to, body, extra={"case_number": number}
+        )
         _record_sms(ctx, case_id, SmsStatus.LOGGED)
         return SmsStatus.LOGGED
 
@@ -164,13 +176,16 @@ def send_case_number_sms(self: Task, case_id: int) -> str:
         api_base_url=settings.twilio_api_base_url,
     )
     try:
-        message_sid = sms.send_sms(client, to=to, from_number=settings.twilio_from_number, body=body)
+        message_sid = sms.send_sms(
+            client, to=to, from_number=settings.twilio_from_number, body=body
+        )
     except (TwilioException, OSError) as error:
         if self.request.retries >= settings.sms_retries:
             _record_sms(ctx, case_id, SmsStatus.FAILED, error=str(error))
             return SmsStatus.FAILED
         log.warning("SMS failed (%s); retrying", error, extra={"case_number": number})
-        raise self.retry(countdown=_backoff(settings.sms_backoff, self.request.retries))
+        countdown = _backoff(settings.sms_backoff, self.request.retries)
+        raise self.retry(countdown=countdown) from error
     _record_sms(ctx, case_id, SmsStatus.SENT, message_sid=message_sid)
     log.info("SMS sent", extra={"case_number": number, "message_sid": message_sid})
     return SmsStatus.SENT
@@ -189,11 +204,6 @@ def _record_sms(
         services.record_sms_result(
             session, case=case, status=status, message_sid=message_sid, error=error
         )
-
-
-# A fetch is retried for about nine minutes at most; one untouched for longer was lost.
-STALLED_AFTER = timedelta(minutes=15)
-NEVER_STARTED_AFTER = timedelta(minutes=2)
 
 
 @shared_task(name="ivr.requeue_stalled_fetches")

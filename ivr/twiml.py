@@ -137,7 +137,9 @@ class CallFlow:
         prompts = self.prompts[locale]
         action = self.url("/ivr/status/lookup", lang=locale, miss=misses)
         gather = self._gather(response, action, finish_on_key="#")
-        self._say(gather, locale, prompts.text("status_unknown_retry" if misses else "status_prompt"))
+        self._say(
+            gather, locale, prompts.text("status_unknown_retry" if misses else "status_prompt")
+        )
         response.redirect(action, method="POST")
         return response
 
@@ -153,7 +155,10 @@ class CallFlow:
         """Read a case's status, department and deadline, then return to the main menu."""
         response = VoiceResponse()
         prompts = self.prompts[locale]
-        parts = [f"{prompts.text('status_case')} {prompts.digits(case_number)}:", prompts.status(status)]
+        parts = [
+            f"{prompts.text('status_case')} {prompts.digits(case_number)}:",
+            prompts.status(status),
+        ]
         if department:
             parts.append(prompts.text("status_department", department=department))
         if deadline:

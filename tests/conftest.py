@@ -188,14 +188,33 @@ def celery_worker(environ: dict[str, str], app, tmp_path_factory) -> Iterator[Pa
     env = {**os.environ, **environ}
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "--app", "hotline.worker", "worker",
-             "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO",
-             "--without-mingle", "--without-gossip"],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "--app",
+                "hotline.worker",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                "--loglevel",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    wait_until(lambda: "ready." in log_path.read_text() or process.poll() is not None,
-               timeout=60, what="the Celery worker")
+    wait_until(
+        lambda: "ready." in log_path.read_text() or process.poll() is not None,
+        timeout=60,
+        what="the Celery worker",
+    )
     if process.poll() is not None:
         pytest.fail("Celery worker died:\n" + log_path.read_text())
     yield log_path

@@ -61,7 +61,9 @@ class Lookups:
     def count_calls(self, call_sid: str) -> int:
         with self.database.session() as session:
             return int(
-                session.scalar(select(func.count()).select_from(Call).where(Call.call_sid == call_sid))
+                session.scalar(
+                    select(func.count()).select_from(Call).where(Call.call_sid == call_sid)
+                )
                 or 0
             )
 

@@ -31,7 +31,9 @@ def test_greeting_warns_of_emergencies_and_offers_each_language_in_its_own_voice
     assert greeting.text == prompts["zh-CN"].text("greeting")
     assert "一一零" in greeting.text and "一一九" in greeting.text and "一二零" in greeting.text
     assert [(s.language, s.voice) for s in options] == [VOICE[loc] for loc in ALL_LOCALES]
-    assert [s.text for s in options] == [prompts[loc].text("language_option") for loc in ALL_LOCALES]
+    assert [s.text for s in options] == [
+        prompts[loc].text("language_option") for loc in ALL_LOCALES
+    ]
     assert log.ended_by == "caller-hangup"
 
 
@@ -87,7 +89,9 @@ def test_an_invalid_language_key_repeats_the_menu(emulator: TwilioEmulator, prom
     assert log.steps[2].said[-1].text == prompts["en-US"].text("main_menu")
 
 
-def test_three_invalid_language_keys_end_the_call_politely(emulator: TwilioEmulator, prompts) -> None:
+def test_three_invalid_language_keys_end_the_call_politely(
+    emulator: TwilioEmulator, prompts
+) -> None:
     log = emulator.call(["9", "8", "7"])
     assert log.said[-1].text == prompts["zh-CN"].text("menu_goodbye")
     assert log.ended_by == "hangup-verb"

@@ -495,7 +495,7 @@ def test_caller_id_extra_params_and_on_step(
 
 
 def test_script_values_are_validated() -> None:
-    with pytest.raises(ValueError, match="Speak.end"):
+    with pytest.raises(ValueError, match=r"Speak\.end"):
         Speak(None, end="star")
-    with pytest.raises(ValueError, match="DialOutcome.status"):
+    with pytest.raises(ValueError, match=r"DialOutcome\.status"):
         DialOutcome("answered")

@@ -74,9 +74,7 @@ def test_unsigned_or_forged_requests_get_403_and_write_nothing(
     elif how == "forged":
         step = emulator.post(path, params, signature="RSOYDt4T1cUTdK1PDd93/VVr8B8=")
     else:  # signed, but for the URL the app listens on rather than the public one
-        signature = RequestValidator(AUTH_TOKEN).compute_signature(
-            emulator.app_url + path, params
-        )
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(emulator.app_url + path, params)
         step = emulator.post(path, params, signature=signature)
     assert step.status_code == 403
     assert lookups.count_calls(call_sid) == 0
@@ -89,7 +87,8 @@ def test_a_signature_for_other_parameters_is_rejected(emulator: TwilioEmulator, 
     signed = emulator.post("/ivr/voice", params)
     assert signed.status_code == 200
     tampered = emulator.post(
-        "/ivr/recorded?lang=zh-CN&attempt=0", {**params, "RecordingDuration": "99"},
+        "/ivr/recorded?lang=zh-CN&attempt=0",
+        {**params, "RecordingDuration": "99"},
         signature=signed.signature,
     )
     assert tampered.status_code == 403
@@ -152,8 +151,11 @@ def test_the_fallback_url_apologises_and_records(
     emulator: TwilioEmulator, lookups, prompts
 ) -> None:
     call_sid = emulator.new_call_sid()
-    params = {**emulator.base_params(call_sid), "ErrorCode": "11200",
-              "ErrorUrl": f"{PUBLIC_BASE_URL}/ivr/voice"}
+    params = {
+        **emulator.base_params(call_sid),
+        "ErrorCode": "11200",
+        "ErrorUrl": f"{PUBLIC_BASE_URL}/ivr/voice",
+    }
     step = emulator.post("/ivr/fallback", params)
     assert step.status_code == 200
     assert step.said[0].text == prompts["zh-CN"].text("error_apology")

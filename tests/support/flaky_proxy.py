@@ -16,8 +16,8 @@ class FlakyProxy:
     def __init__(self, *, upstream: str) -> None:
         self.upstream = upstream
         self.forwarded: list[dict[str, Any]] = []
-        self.failed: list[str] = []
-        self._failures_left = 0
+        self.failed: list[dict[str, str]] = []
+        self._failures_left: dict[str, int] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
 
@@ -25,9 +25,15 @@ class FlakyProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_port}"
 
-    def fail_next(self, count: int) -> None:
+    def fail_next(self, count: int, *, to: str) -> None:
+        """Answer 503 to the next `count` messages for `to` (other traffic passes)."""
         with self._lock:
-            self._failures_left = count
+            self._failures_left[to] = count
+
+    def failures_for(self, number: str) -> int:
+        """How many messages for `number` were failed on purpose."""
+        with self._lock:
+            return sum(1 for form in self.failed if form.get("To") == number)
 
     def messages_to(self, number: str) -> list[dict[str, Any]]:
         """Message creations that reached Prism for this recipient."""
@@ -52,11 +58,13 @@ class FlakyProxy:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                recipient = form.get("To", "")
                 with proxy._lock:
-                    fail = proxy._failures_left > 0
+                    fail = proxy._failures_left.get(recipient, 0) > 0
                     if fail:
-                        proxy._failures_left -= 1
-                        proxy.failed.append(self.path)
+                        proxy._failures_left[recipient] -= 1
+                        proxy.failed.append(form)
                 if fail:
                     self.send_response(503)
                     self.send_header("Content-Type", "application/json")
@@ -73,14 +81,19 @@ class FlakyProxy:
                 answer = requests.post(
                     proxy.upstream + self.path, data=body, headers=headers, timeout=30
                 )
-                form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
                 with proxy._lock:
                     proxy.forwarded.append(
-                        {"path": self.path, "form": form, "status": answer.status_code,
-                         "response": answer.text}
+                        {
+                            "path": self.path,
+                            "form": form,
+                            "status": answer.status_code,
+                            "response": answer.text,
+                        }
                     )
                 self.send_response(answer.status_code)
-                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+                self.send_header(
+                    "Content-Type", answer.headers.get("Content-Type", "application/json")
+                )
                 self.send_header("Content-Length", str(len(answer.content)))
                 self.end_headers()
                 self.wfile.write(answer.content)

@@ -1,0 +1,1 @@
+"""Benchmarks: each compares the service with a bare baseline run beside it."""

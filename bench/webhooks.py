@@ -1,0 +1,363 @@
+"""Throughput and p99 of POST /ivr/voice (real app) against a bare Flask app, same gunicorn."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+from sqlalchemy import Engine, create_engine, text
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as `python bench/webhooks.py`: import the project itself
+from hotline.config import load_settings  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "webhooks.json"
+PUBLIC_BASE_URL = "https://hotline.bench.test"
+ACCOUNT_SID = "AC" + "b" * 32
+AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
+# The Procfile's web settings, minus its access log (it would measure stdout, not the app) and
+# gunicorn's control socket (one fixed path in ~/.gunicorn, which two masters would fight over).
+GUNICORN = ["--worker-class", "gthread", "--workers", "2", "--threads", "8", "--no-control-socket"]
+RATIO_GOAL, P99_GOAL_MS, P99_GOAL_CONNECTIONS = 0.5, 50.0, 50
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+# Each wrk thread loads the pool of signed requests and cycles through it from its own offset,
+# so threads never send the same CallSid until the whole pool has been used.
+LUA = """
+local started, requests, index = 0, {}, 0
+
+function setup(thread)
+  thread:set("id", started)
+  started = started + 1
+end
+
+function init(args)
+  local headers = {["Content-Type"] = "application/x-www-form-urlencoded"}
+  for line in io.lines(args[1]) do
+    local signature, body = line:match("^(%S+)\\t(.+)$")
+    headers["X-Twilio-Signature"] = signature
+    requests[#requests + 1] = wrk.format("POST", "/ivr/voice", headers, body)
+  end
+  index = math.floor(#requests * id / tonumber(args[2]))
+end
+
+function request()
+  index = index % #requests + 1
+  return requests[index]
+end
+"""
+
+
+class BenchError(RuntimeError):
+    """The measurement is void: a server failed or the app did not do its work."""
+
+
+@dataclass
+class Run:
+    """One wrk run against one server."""
+
+    server: str
+    round: int
+    requests: int
+    rps: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: str
+    rows_added: int | None = None
+
+
+class Server:
+    """A gunicorn master with the Procfile's settings, on a free local port."""
+
+    def __init__(self, name: str, target: str, env: dict[str, str], logdir: Path) -> None:
+        self.name, self.log_path = name, logdir / f"{name}.log"
+        self.port = free_port()
+        with self.log_path.open("wb") as log:
+            # Own session: Ctrl-C reaches only us, and stop() shuts gunicorn down gracefully.
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    *GUNICORN,
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    target,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def url(self) -> str:
+        """Where wrk sends the load."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Return once a worker answers HTTP (any status), or raise with gunicorn's log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=2).close()
+                return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise BenchError(f"{self.name} did not start:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of gunicorn's output, for error messages."""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM (gunicorn's graceful stop), then SIGKILL if it hangs."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bench_env(instance: Path) -> dict[str, str]:
+    """The service's environment; DATABASE_URL and BROKER_URL pass through from the caller."""
+    return {
+        **os.environ,
+        "HOTLINE_ENV": "test",
+        "HOTLINE_INSTANCE_PATH": str(instance),
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def write_pool(path: Path, size: int) -> None:
+    """Write `size` signed voice webhooks, one per line as `signature<TAB>body`, all new calls."""
+    validator, url = RequestValidator(AUTH_TOKEN), PUBLIC_BASE_URL + "/ivr/voice"
+    with path.open("w") as pool:
+        for n in range(size):
+            params = {
+                "CallSid": "CA" + uuid.uuid4().hex,  # random: a reused database stays fresh too
+                "AccountSid": ACCOUNT_SID,
+                "From": f"+86138{n:08d}",
+                "To": "+865374412345",
+                "CallStatus": "ringing",
+                "ApiVersion": "2010-04-01",
+                "Direction": "inbound",
+            }
+            pool.write(f"{validator.compute_signature(url, params)}\t{urlencode(params)}\n")
+
+
+def count_calls(engine: Engine) -> int:
+    """Rows in the calls table."""
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM calls")).scalar_one())
+
+
+def run_wrk(
+    server: Server, pool: Path, lua: Path, args: argparse.Namespace, seconds: int, round_: int
+) -> Run:
+    """One wrk run, parsed from its --latency report."""
+    command = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(lua),
+        server.url,
+        "--",
+        str(pool),
+        str(args.threads),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps, p99 = re.search(r"Requests/sec:\s+([\d.]+)", out), re.search(r"99%\s+([\d.]+)(\w+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if not (rps and p99 and total):
+        raise BenchError(f"cannot parse wrk's output:\n{out}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return Run(
+        server.name,
+        round_,
+        int(total[1]),
+        float(rps[1]),
+        float(p99[1]) * UNIT_MS[p99[2]],
+        int(non_2xx[1]) if non_2xx else 0,
+        errors[1] if errors else "",
+    )
+
+
+def measure(
+    server: Server,
+    engine: Engine,
+    pool: Path,
+    lua: Path,
+    args: argparse.Namespace,
+    seconds: int,
+    round_: int,
+) -> Run:
+    """Run wrk against a server; for the app, check every answer was a 2xx that wrote a row."""
+    before = count_calls(engine) if server.name == "app" else 0
+    run = run_wrk(server, pool, lua, args, seconds, round_)
+    errors = f", socket errors: {run.socket_errors}" if run.socket_errors else ""
+    print(
+        f"  round {round_} {server.name:4} {run.rps:9.1f} req/s  p99 {run.p99_ms:7.2f} ms"
+        f"  ({run.requests} requests{errors})"
+    )
+    if run.non_2xx:
+        raise BenchError(f"{server.name} answered {run.non_2xx} non-2xx:\n{server.log_tail()}")
+    if server.name == "app":
+        run.rows_added = count_calls(engine) - before
+        # The app answers its own errors with a 200 apology, so only the rows prove the writes.
+        if run.rows_added < run.requests:
+            raise BenchError(
+                f"app answered {run.requests} requests but added only "
+                f"{run.rows_added} calls rows:\n{server.log_tail()}"
+            )
+    return run
+
+
+def report(runs: list[Run], args: argparse.Namespace) -> dict[str, object]:
+    """Print the medians and the goals; return them for the JSON file."""
+    med = {
+        name: {
+            "rps": statistics.median(r.rps for r in runs if r.server == name),
+            "p99_ms": statistics.median(r.p99_ms for r in runs if r.server == name),
+        }
+        for name in ("bare", "app")
+    }
+    ratio = med["app"]["rps"] / med["bare"]["rps"]
+    goals = {"ratio": ratio >= RATIO_GOAL, "app_p99": med["app"]["p99_ms"] < P99_GOAL_MS}
+    print(f"\n{'server':8}{'req/s (median)':>16}{'p99 ms (median)':>17}")
+    for name, figures in med.items():
+        print(f"{name:8}{figures['rps']:16.1f}{figures['p99_ms']:17.2f}")
+    print(
+        f"\nratio app/bare req/s: {ratio:.2f}  goal >= {RATIO_GOAL}: "
+        f"{'ok' if goals['ratio'] else 'MISSED'}"
+    )
+    note = "" if args.connections == P99_GOAL_CONNECTIONS else " (goal is set at 50 connections)"
+    print(
+        f"app p99: {med['app']['p99_ms']:.2f} ms  goal < {P99_GOAL_MS:g} ms: "
+        f"{'ok' if goals['app_p99'] else 'MISSED'}{note}"
+    )
+    print("\nGOALS MET" if all(goals.values()) else "\n*** GOAL MISSED ***")
+    rows = sum(r.rows_added or 0 for r in runs)
+    print(f"calls rows added by the measured app runs: {rows}")
+    return {"medians": med, "ratio_app_bare_rps": ratio, "goals_met": goals, "rows_added": rows}
+
+
+def main() -> int:
+    """Run the interleaved benchmark; exit 1 only when the measurement itself is void."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--rounds", type=int, default=2, help="bare+app pairs, interleaved")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
+    parser.add_argument("--requests", type=int, default=20_000, help="minimum pool size per run")
+    args = parser.parse_args()
+
+    with (
+        tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        tmpdir, env = Path(tmp), bench_env(Path(tmp))
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "flask", "--app", "hotline", "init"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            engine = create_engine(load_settings(env).database_url)
+            stack.callback(engine.dispose)
+            lua = tmpdir / "replay.lua"
+            lua.write_text(LUA)
+            servers = {
+                name: Server(name, target, env, tmpdir)
+                for name, target in (("bare", "bench.bare_app:app"), ("app", "hotline.wsgi:app"))
+            }
+            for server in servers.values():
+                stack.callback(server.stop)
+                server.wait_ready()
+
+            print(f"wrk -t{args.threads} -c{args.connections}, {args.duration:g}s runs; warm-up:")
+            size, warm = args.requests, {}
+            for name, server in servers.items():
+                write_pool(tmpdir / "warm.txt", size)
+                warm[name] = measure(server, engine, tmpdir / "warm.txt", lua, args, args.warmup, 0)
+            # A pool big enough that no CallSid repeats: the bare app's rate bounds the app's.
+            size = max(size, int(2 * warm["bare"].rps * args.duration))
+            runs = []
+            for round_ in range(1, args.rounds + 1):
+                pool = tmpdir / f"pool-{round_}.txt"
+                write_pool(pool, size)  # fresh CallSids, the same bytes for bare and app
+                for server in servers.values():  # bare, app, bare, app: noise hits both
+                    runs.append(measure(server, engine, pool, lua, args, args.duration, round_))
+        except (BenchError, subprocess.CalledProcessError) as error:
+            detail = f"{getattr(error, 'stdout', '')}{getattr(error, 'stderr', '')}"
+            print(f"\nBENCHMARK FAILED: {error}\n{detail}", file=sys.stderr)
+            return 1
+
+    summary = report(runs, args)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "webhooks",
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "cpus": os.cpu_count(),
+                "gunicorn": GUNICORN,
+                "pool_size": size,
+                "wrk": {
+                    "threads": args.threads,
+                    "connections": args.connections,
+                    "duration_s": args.duration,
+                },
+                **summary,
+                "runs": [asdict(run) for run in runs],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"figures written to {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

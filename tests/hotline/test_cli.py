@@ -1,0 +1,64 @@
+"""The commands a newcomer runs, as real subprocesses: init, simulate-call, case show."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hotline.config import PROJECT_ROOT
+from tests.conftest import AUDIO
+
+
+def flask(
+    environ: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "hotline", *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **environ},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_init_is_idempotent(environ: dict[str, str], app) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(2):
+        result = flask(environ, "init")
+        assert result.returncode == 0, result.stderr
+        assert "15 departments, 18 categories" in result.stdout
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_simulate_call_then_case_show(environ: dict[str, str], app) -> None:  # type: ignore[no-untyped-def]
+    wav = AUDIO / "ko_streetlight.wav"
+    call = flask(environ, "simulate-call", "--wav", str(wav), "--digits", "3,1", "--wait", "60")
+    assert call.returncode == 0, call.stdout + call.stderr
+    assert "/ivr/voice" in call.stdout and "/ivr/recorded" in call.stdout
+    number = next(
+        line.split(":", 1)[1].strip()
+        for line in call.stdout.splitlines()
+        if line.startswith("case number:")
+    )
+
+    shown = flask(environ, "case", "show", number)
+    assert shown.returncode == 0, shown.stderr
+    case = json.loads(shown.stdout)
+    assert case["number"] == number and case["status"] == "open" and case["locale"] == "ko-KR"
+    (recording,) = case["recordings"]
+    assert recording["status"] == "stored"
+    assert Path(recording["file"]).read_bytes() == wav.read_bytes()
+    assert case["call"]["call_sid"].startswith("CA") and case["call"]["from"] == "+8613800138000"
+    kinds = [event["kind"] for event in case["events"]]
+    assert kinds[0] == "opened" and "recording_stored" in kinds
+
+
+def test_case_show_of_an_unknown_number_fails_clearly(environ: dict[str, str], app) -> None:  # type: ignore[no-untyped-def]
+    result = flask(environ, "case", "show", "000000000")
+    assert result.returncode != 0
+    assert "no case with number '000000000'" in result.stderr
