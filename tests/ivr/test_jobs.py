@@ -20,11 +20,13 @@ pytestmark = pytest.mark.usefixtures("celery_worker")
 def settled_recording(lookups, call_sid: str, timeout: float = 60):  # type: ignore[no-untyped-def]
     """The call's case once its recording left `pending`."""
 
-    def settled():  # type: ignore[no-untyped-def]
-        case = lookups.case_of(call_sid)
-        return case if case.recordings[0].status != RecordingStatus.PENDING else None
+    def settled() -> bool:
+        return lookups.case_of(call_sid).recordings[0].status != RecordingStatus.PENDING
 
-    return wait_until(settled, timeout=timeout, interval=0.2, what="the recording job")
+    wait_until(settled, timeout=timeout, interval=0.2, what="the recording job")
+    # Read again: the poll's case and recording rows came from two statements, which under
+    # READ COMMITTED may straddle the job's commit.
+    return lookups.case_of(call_sid)
 
 
 def test_a_recording_that_is_404_first_is_fetched_and_stored(
