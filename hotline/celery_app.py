@@ -22,7 +22,9 @@ def create_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         timezone="UTC",
         enable_utc=True,
+        # Our logs already go to stdout, one line per event; Celery must not re-log them.
         worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
         beat_schedule={
             "requeue-stalled-fetches": {
                 "task": "ivr.requeue_stalled_fetches",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 import time
@@ -114,6 +115,7 @@ def simulate_call_command(
 
     server = None
     if app_url is None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the steps are printed below
         server = make_server("127.0.0.1", 0, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
         threading.Thread(target=server.serve_forever, daemon=True).start()
         app_url = f"http://127.0.0.1:{server.server_port}"
