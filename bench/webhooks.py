@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -69,6 +70,15 @@ class BenchError(RuntimeError):
 
 
 @dataclass
+class Bench:
+    """What every wrk run shares."""
+
+    args: argparse.Namespace
+    lua: Path
+    engine: Engine
+
+
+@dataclass
 class Run:
     """One wrk run against one server."""
 
@@ -88,24 +98,14 @@ class Server:
     def __init__(self, name: str, target: str, env: dict[str, str], logdir: Path) -> None:
         self.name, self.log_path = name, logdir / f"{name}.log"
         self.port = free_port()
+        bind = f"127.0.0.1:{self.port}"  # load goes to the loopback only
+        command = [sys.executable, "-m", "gunicorn", *GUNICORN, "--bind", bind, target]
         with self.log_path.open("wb") as log:
             # Own session: Ctrl-C reaches only us, and stop() shuts gunicorn down gracefully.
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    *GUNICORN,
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    target,
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )
+            )  # fmt: skip
 
     @property
     def url(self) -> str:
@@ -185,94 +185,60 @@ def count_calls(engine: Engine) -> int:
         return int(connection.execute(text("SELECT count(*) FROM calls")).scalar_one())
 
 
-def run_wrk(
-    server: Server, pool: Path, lua: Path, args: argparse.Namespace, seconds: int, round_: int
-) -> Run:
+def run_wrk(bench: Bench, server: Server, pool: Path, seconds: int, round_: int) -> Run:
     """One wrk run, parsed from its --latency report."""
-    command = [
-        "wrk",
-        f"-t{args.threads}",
-        f"-c{args.connections}",
-        f"-d{seconds}s",
-        "--latency",
-        "-s",
-        str(lua),
-        server.url,
-        "--",
-        str(pool),
-        str(args.threads),
-    ]
+    threads = bench.args.threads
+    flags = f"-t{threads} -c{bench.args.connections} -d{seconds}s --latency".split()
+    command = ["wrk", *flags, "-s", str(bench.lua), server.url, "--", str(pool), str(threads)]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rps, p99 = re.search(r"Requests/sec:\s+([\d.]+)", out), re.search(r"99%\s+([\d.]+)(\w+)", out)
-    total = re.search(r"(\d+) requests in", out)
+    rps, total = re.search(r"Requests/sec:\s+([\d.]+)", out), re.search(r"(\d+) requests in", out)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(\w+)$", out, re.MULTILINE)  # Latency Distribution
     if not (rps and p99 and total):
         raise BenchError(f"cannot parse wrk's output:\n{out}")
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return Run(
-        server.name,
-        round_,
-        int(total[1]),
-        float(rps[1]),
-        float(p99[1]) * UNIT_MS[p99[2]],
-        int(non_2xx[1]) if non_2xx else 0,
-        errors[1] if errors else "",
-    )
+    p99_ms = float(p99[1]) * UNIT_MS[p99[2]]
+    return Run(server.name, round_, int(total[1]), float(rps[1]), p99_ms,
+               int(non_2xx[1]) if non_2xx else 0, errors[1] if errors else "")  # fmt: skip
 
 
-def measure(
-    server: Server,
-    engine: Engine,
-    pool: Path,
-    lua: Path,
-    args: argparse.Namespace,
-    seconds: int,
-    round_: int,
-) -> Run:
+def measure(bench: Bench, server: Server, pool: Path, seconds: int, round_: int) -> Run:
     """Run wrk against a server; for the app, check every answer was a 2xx that wrote a row."""
-    before = count_calls(engine) if server.name == "app" else 0
-    run = run_wrk(server, pool, lua, args, seconds, round_)
+    before = count_calls(bench.engine) if server.name == "app" else 0
+    run = run_wrk(bench, server, pool, seconds, round_)
+    label = f"round {round_}" if round_ else "warm-up"
     errors = f", socket errors: {run.socket_errors}" if run.socket_errors else ""
-    print(
-        f"  round {round_} {server.name:4} {run.rps:9.1f} req/s  p99 {run.p99_ms:7.2f} ms"
-        f"  ({run.requests} requests{errors})"
-    )
+    print(f"  {label:8} {server.name:4} {run.rps:9.1f} req/s  p99 {run.p99_ms:7.2f} ms"
+          f"  ({run.requests} requests{errors})")  # fmt: skip
     if run.non_2xx:
-        raise BenchError(f"{server.name} answered {run.non_2xx} non-2xx:\n{server.log_tail()}")
+        raise BenchError(
+            f"{server.name} answered {run.non_2xx} non-2xx (a 403 is a bad signature):\n"
+            f"{server.log_tail()}"
+        )
     if server.name == "app":
-        run.rows_added = count_calls(engine) - before
+        run.rows_added = count_calls(bench.engine) - before
         # The app answers its own errors with a 200 apology, so only the rows prove the writes.
         if run.rows_added < run.requests:
-            raise BenchError(
-                f"app answered {run.requests} requests but added only "
-                f"{run.rows_added} calls rows:\n{server.log_tail()}"
-            )
+            raise BenchError(f"app answered {run.requests} requests but added only "
+                             f"{run.rows_added} calls rows:\n{server.log_tail()}")  # fmt: skip
     return run
 
 
 def report(runs: list[Run], args: argparse.Namespace) -> dict[str, object]:
     """Print the medians and the goals; return them for the JSON file."""
-    med = {
-        name: {
-            "rps": statistics.median(r.rps for r in runs if r.server == name),
-            "p99_ms": statistics.median(r.p99_ms for r in runs if r.server == name),
-        }
-        for name in ("bare", "app")
-    }
+    med = {name: {"rps": statistics.median(r.rps for r in runs if r.server == name),
+                  "p99_ms": statistics.median(r.p99_ms for r in runs if r.server == name)}
+           for name in ("bare", "app")}  # fmt: skip
     ratio = med["app"]["rps"] / med["bare"]["rps"]
     goals = {"ratio": ratio >= RATIO_GOAL, "app_p99": med["app"]["p99_ms"] < P99_GOAL_MS}
     print(f"\n{'server':8}{'req/s (median)':>16}{'p99 ms (median)':>17}")
     for name, figures in med.items():
         print(f"{name:8}{figures['rps']:16.1f}{figures['p99_ms']:17.2f}")
-    print(
-        f"\nratio app/bare req/s: {ratio:.2f}  goal >= {RATIO_GOAL}: "
-        f"{'ok' if goals['ratio'] else 'MISSED'}"
-    )
-    note = "" if args.connections == P99_GOAL_CONNECTIONS else " (goal is set at 50 connections)"
-    print(
-        f"app p99: {med['app']['p99_ms']:.2f} ms  goal < {P99_GOAL_MS:g} ms: "
-        f"{'ok' if goals['app_p99'] else 'MISSED'}{note}"
-    )
+    verdict = {True: "ok", False: "MISSED"}
+    print(f"\nratio app/bare req/s: {ratio:.2f}  goal >= {RATIO_GOAL}: {verdict[goals['ratio']]}")
+    note = "" if args.connections == P99_GOAL_CONNECTIONS else " (goal set at 50 connections)"
+    print(f"app p99: {med['app']['p99_ms']:.2f} ms  goal < {P99_GOAL_MS:g} ms: "
+          f"{verdict[goals['app_p99']]}{note}")  # fmt: skip
     print("\nGOALS MET" if all(goals.values()) else "\n*** GOAL MISSED ***")
     rows = sum(r.rows_added or 0 for r in runs)
     print(f"calls rows added by the measured app runs: {rows}")
@@ -289,6 +255,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
     parser.add_argument("--requests", type=int, default=20_000, help="minimum pool size per run")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk)")
 
     with (
         tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp,
@@ -296,17 +264,13 @@ def main() -> int:
     ):
         tmpdir, env = Path(tmp), bench_env(Path(tmp))
         try:
-            subprocess.run(
-                [sys.executable, "-m", "flask", "--app", "hotline", "init"],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                capture_output=True,
-            )
+            init = [sys.executable, "-m", "flask", "--app", "hotline", "init"]
+            subprocess.run(init, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+            # The URL as the app computes it (postgres:// gets its driver), so we count its rows.
             engine = create_engine(load_settings(env).database_url)
-            stack.callback(engine.dispose)
-            lua = tmpdir / "replay.lua"
-            lua.write_text(LUA)
+            bench = Bench(args, tmpdir / "replay.lua", engine)
+            stack.callback(bench.engine.dispose)
+            bench.lua.write_text(LUA)
             servers = {
                 name: Server(name, target, env, tmpdir)
                 for name, target in (("bare", "bench.bare_app:app"), ("app", "hotline.wsgi:app"))
@@ -315,11 +279,11 @@ def main() -> int:
                 stack.callback(server.stop)
                 server.wait_ready()
 
-            print(f"wrk -t{args.threads} -c{args.connections}, {args.duration:g}s runs; warm-up:")
+            print(f"wrk -t{args.threads} -c{args.connections}, {args.duration}s per run")
             size, warm = args.requests, {}
             for name, server in servers.items():
                 write_pool(tmpdir / "warm.txt", size)
-                warm[name] = measure(server, engine, tmpdir / "warm.txt", lua, args, args.warmup, 0)
+                warm[name] = measure(bench, server, tmpdir / "warm.txt", args.warmup, 0)
             # A pool big enough that no CallSid repeats: the bare app's rate bounds the app's.
             size = max(size, int(2 * warm["bare"].rps * args.duration))
             runs = []
@@ -327,37 +291,26 @@ def main() -> int:
                 pool = tmpdir / f"pool-{round_}.txt"
                 write_pool(pool, size)  # fresh CallSids, the same bytes for bare and app
                 for server in servers.values():  # bare, app, bare, app: noise hits both
-                    runs.append(measure(server, engine, pool, lua, args, args.duration, round_))
+                    runs.append(measure(bench, server, pool, args.duration, round_))
         except (BenchError, subprocess.CalledProcessError) as error:
-            detail = f"{getattr(error, 'stdout', '')}{getattr(error, 'stderr', '')}"
+            output = f"{getattr(error, 'stdout', '')}{getattr(error, 'stderr', '')}"
+            detail = "\n".join(output.splitlines()[-25:])  # a traceback's end says what broke
             print(f"\nBENCHMARK FAILED: {error}\n{detail}", file=sys.stderr)
             return 1
 
     summary = report(runs, args)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "webhooks",
-                "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "cpus": os.cpu_count(),
-                "gunicorn": GUNICORN,
-                "pool_size": size,
-                "wrk": {
-                    "threads": args.threads,
-                    "connections": args.connections,
-                    "duration_s": args.duration,
-                },
-                **summary,
-                "runs": [asdict(run) for run in runs],
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    wrk = {"threads": args.threads, "connections": args.connections, "duration_s": args.duration}
+    figures = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(),
+               "gunicorn": GUNICORN, "wrk": wrk, "pool_size": size, **summary,
+               "runs": [asdict(run) for run in runs]}  # fmt: skip
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"figures written to {RESULTS.relative_to(ROOT)}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the servers were already stopped on the way out
+        sys.exit(130)

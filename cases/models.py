@@ -165,6 +165,7 @@ class Case(Base):
         back_populates="case", order_by="Recording.id"
     )
     events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
+    transcript: Mapped[Transcript | None] = relationship(back_populates="case")
 
 
 class Recording(Base):
@@ -197,6 +198,31 @@ class Recording(Base):
 
     call: Mapped[Call] = relationship(back_populates="recordings")
     case: Mapped[Case | None] = relationship(back_populates="recordings")
+
+
+class Transcript(Base):
+    """The caller's words as text: from the live stream, or from the stored recording."""
+
+    __tablename__ = "transcripts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # One per call: the live stream writes it first; the batch job fills in what it missed.
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), unique=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    source: Mapped[str] = mapped_column(String(10))  # "live" or "batch"
+    # False when the live stream broke off before its end: the batch job then redoes it.
+    complete: Mapped[bool] = mapped_column(default=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    words: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    duration_seconds: Mapped[float] = mapped_column(default=0.0)
+    engine: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(80))
+    processing_seconds: Mapped[float] = mapped_column(default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    call: Mapped[Call] = relationship()
+    case: Mapped[Case | None] = relationship(back_populates="transcript")
 
 
 class CaseEvent(Base):

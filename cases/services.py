@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from cases import numbers
 from cases.errors import UnknownCallError, UnknownCaseError
@@ -21,6 +24,7 @@ from cases.models import (
     Recording,
     RecordingStatus,
     SmsStatus,
+    Transcript,
     utcnow,
 )
 
@@ -62,26 +66,40 @@ class OpenedCase:
     created: bool
 
 
+@functools.cache
+def _insert_call_unless_recorded(dialect: str) -> Insert:
+    # Built once per dialect: compiling a fresh ORM insert for every webhook cost more than
+    # the database write itself.
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return insert(cast(Table, Call.__table__)).on_conflict_do_nothing(index_elements=["call_sid"])
+
+
+def ensure_call_recorded(session: Session, *, caller: CallerInfo) -> None:
+    """Insert the call record unless it exists: one statement, safe to repeat and to race."""
+    now = utcnow()
+    statement = _insert_call_unless_recorded(session.get_bind().dialect.name)
+    session.connection().execute(
+        statement,
+        {
+            "call_sid": caller.call_sid,
+            "account_sid": caller.account_sid,
+            "from_number": caller.from_number,
+            "to_number": caller.to_number,
+            "caller_id_withheld": caller.caller_id_withheld,
+            "callback_number": None,
+            "locale": None,
+            "details": dict(caller.details),
+            "status": "in-progress",
+            "started_at": now,
+            "updated_at": now,
+        },
+    )
+
+
 def record_call(session: Session, *, caller: CallerInfo) -> Call:
     """Find or create the call record; safe to repeat and to race."""
-    call = session.scalars(select(Call).where(Call.call_sid == caller.call_sid)).one_or_none()
-    if call is not None:
-        return call
-    call = Call(
-        call_sid=caller.call_sid,
-        account_sid=caller.account_sid,
-        from_number=caller.from_number,
-        to_number=caller.to_number,
-        caller_id_withheld=caller.caller_id_withheld,
-        details=dict(caller.details),
-    )
-    try:
-        # A savepoint, so losing a race to a concurrent retry doesn't spoil the transaction.
-        with session.begin_nested():
-            session.add(call)
-    except IntegrityError:
-        return session.scalars(select(Call).where(Call.call_sid == caller.call_sid)).one()
-    return call
+    ensure_call_recorded(session, caller=caller)
+    return session.scalars(select(Call).where(Call.call_sid == caller.call_sid)).one()
 
 
 def get_call(session: Session, *, call_sid: str) -> Call:
@@ -174,6 +192,10 @@ def open_case_from_recording(
     recording = _find_or_make_recording(session, call=call, report=report)
     recording.case = case
     session.add(case)
+    # The live stream may have finished before the Record action reached us.
+    transcript = session.scalars(select(Transcript).where(Transcript.call_id == call.id)).first()
+    if transcript is not None:
+        transcript.case = case
     add_event(
         session,
         case=case,
@@ -364,6 +386,55 @@ def record_sms_result(
     add_event(session, case=case, kind=f"sms_{status}", message_sid=message_sid, error=error)
 
 
+@dataclass(frozen=True)
+class TranscriptText:
+    """A transcript as the transcription engine produced it (plain data, no engine types)."""
+
+    text: str
+    words: list[dict[str, Any]]
+    duration_seconds: float
+    engine: str
+    model: str
+    processing_seconds: float
+
+
+def store_transcript(
+    session: Session, *, call: Call, source: str, complete: bool, result: TranscriptText
+) -> Transcript | None:
+    """Keep the call's transcript; a complete one is never replaced. None if this one lost."""
+    existing = session.scalars(
+        select(Transcript).where(Transcript.call_id == call.id)
+    ).one_or_none()
+    if existing is not None and existing.complete:
+        return None
+    transcript = existing or Transcript(call=call)
+    transcript.source = source
+    transcript.complete = complete
+    transcript.text = result.text
+    transcript.words = result.words
+    transcript.duration_seconds = result.duration_seconds
+    transcript.engine = result.engine
+    transcript.model = result.model
+    transcript.processing_seconds = result.processing_seconds
+    case = session.scalars(select(Case).where(Case.call_id == call.id)).one_or_none()
+    transcript.case = case
+    session.add(transcript)
+    if case is not None and complete:
+        add_event(session, case=case, kind="transcribed", source=source, model=result.model)
+    session.flush()
+    return transcript
+
+
+def has_complete_transcript(session: Session, *, call_id: int) -> bool:
+    """Whether the call's words are already text (so the batch job has nothing to do)."""
+    return (
+        session.scalars(
+            select(Transcript.id).where(Transcript.call_id == call_id, Transcript.complete)
+        ).first()
+        is not None
+    )
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -396,6 +467,15 @@ def case_as_dict(case: Case) -> dict[str, Any]:
             "status": call.status,
             "started_at": _iso(call.started_at),
             "details": call.details,
+        },
+        "transcript": None
+        if case.transcript is None
+        else {
+            "source": case.transcript.source,
+            "complete": case.transcript.complete,
+            "text": case.transcript.text,
+            "model": case.transcript.model,
+            "duration_seconds": case.transcript.duration_seconds,
         },
         "recordings": [
             {

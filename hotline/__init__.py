@@ -13,11 +13,13 @@ from cases.database import Database
 from hotline.celery_app import create_celery
 from hotline.config import CONFIG_DIR, Settings, load_settings
 from hotline.logs import configure_logging
+from ivr import streams
 from ivr import tasks as ivr_tasks
 from ivr.prompts import Prompts, load_options, load_prompts
-from ivr.twiml import CallFlow
+from ivr.twiml import CallFlow, LiveStreaming
 from ivr.views import IVRContext
 from ivr.views import bp as ivr_blueprint
+from transcription.models import ModelRegistry
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Wiring:
     settings: Settings
     database: Database
     prompts: dict[str, Prompts]
+    models: ModelRegistry
     celery: Celery
 
 
@@ -36,8 +39,12 @@ def wire(settings: Settings) -> Wiring:
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     database = Database(settings.database_url)
     prompts = load_prompts(CONFIG_DIR / "prompts", settings.enabled_locales)
-    ivr_tasks.configure(ivr_tasks.JobContext(database=database, settings=settings, prompts=prompts))
-    return Wiring(settings, database, prompts, create_celery(settings))
+    # Models load lazily, once per process, on first use.
+    models = ModelRegistry(settings.vosk_model_paths, settings.models_dir)
+    ivr_tasks.configure(
+        ivr_tasks.JobContext(database=database, settings=settings, prompts=prompts, models=models)
+    )
+    return Wiring(settings, database, prompts, models, create_celery(settings))
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
@@ -47,12 +54,25 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.config.update(SECRET_KEY=settings.secret_key)
     app.extensions["hotline"] = wiring
+    live = streams.LiveTranscription(
+        database=wiring.database,
+        models=wiring.models,
+        secret=settings.secret_key,
+        public_base_url=settings.public_base_url,
+    )
+    app.extensions["ivr.live"] = live
     app.extensions["ivr"] = IVRContext(
         flow=CallFlow(
             prompts=wiring.prompts,
             options=load_options(CONFIG_DIR / "ivr.toml"),
             locales=settings.enabled_locales,
             public_base_url=settings.public_base_url,
+            # Stream live only where a model can listen; elsewhere the desk listens instead.
+            live=LiveStreaming(
+                url=live.stream_url(),
+                locales=frozenset(wiring.models.available()) & set(settings.enabled_locales),
+                token_for=lambda call_sid: streams.stream_token(settings.secret_key, call_sid),
+            ),
         ),
         database=wiring.database,
         validator=RequestValidator(settings.twilio_auth_token),

@@ -18,7 +18,11 @@ from cases import directory, services
 from cases.errors import UnknownCaseError
 from cases.models import RecordingStatus
 from hotline import migrate
-from hotline.config import CONFIG_DIR, Settings
+from hotline.config import ALL_LOCALES, CONFIG_DIR, Settings
+from transcription.audio import AudioError, decode_wav
+from transcription.install import OFFICIAL_INDEX_URL, OFFICIAL_MODELS, InstallError, install_model
+from transcription.models import ModelUnavailableError
+from transcription.recognizer import transcribe
 
 
 def _wiring():  # type: ignore[no-untyped-def]
@@ -30,6 +34,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(init_command)
     app.cli.add_command(case_group)
     app.cli.add_command(simulate_call_command)
+    app.cli.add_command(transcribe_command)
+    app.cli.add_command(models_group)
 
 
 @click.command("init")
@@ -66,6 +72,60 @@ def case_show(number: str) -> None:
         if recording["storage_path"]:
             recording["file"] = str(settings.recordings_dir / recording["storage_path"])
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@click.command("transcribe")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--locale", required=True, type=click.Choice(ALL_LOCALES), help="The language spoken."
+)
+@with_appcontext
+def transcribe_command(file: Path, locale: str) -> None:
+    """Transcribe a WAV file offline and print JSON: text, words, seconds."""
+    wiring = _wiring()
+    try:
+        audio = decode_wav(file.read_bytes())
+        transcript = transcribe(audio, wiring.models.get(locale))
+    except (AudioError, ModelUnavailableError) as error:
+        raise click.ClickException(str(error)) from error
+    result = {"seconds": transcript.duration_seconds, **transcript.to_dict()}
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@click.group("models", cls=AppGroup)
+def models_group() -> None:
+    """Manage the offline speech models."""
+
+
+@models_group.command("install")
+@click.argument("locale", type=click.Choice(sorted({locale for locale, _ in OFFICIAL_MODELS})))
+@click.option("--size", type=click.Choice(["small", "big"]), default="small", show_default=True)
+@click.option(
+    "--index-url",
+    default=OFFICIAL_INDEX_URL,
+    show_default=True,
+    help="Vosk's model list (a mirror's, where the official site is out of reach).",
+)
+def models_install(locale: str, size: str, index_url: str) -> None:
+    """Download the official Vosk model for LOCALE, check its checksum, unpack it atomically."""
+    settings: Settings = _wiring().settings
+    with click.progressbar(length=1, label=f"downloading the {size} {locale} model") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        try:
+            path = install_model(
+                locale,
+                size=size,
+                models_dir=settings.models_dir,
+                index_url=index_url,
+                progress=progress,
+            )
+        except InstallError as error:
+            raise click.ClickException(str(error)) from error
+    click.echo(f"installed {locale} model at {path}")
 
 
 @click.command("simulate-call")

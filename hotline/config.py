@@ -52,6 +52,11 @@ class Settings:
         return self.instance_path / "recordings"
 
     @property
+    def models_dir(self) -> Path:
+        """Where `flask --app hotline models install` puts Vosk models, one folder per locale."""
+        return self.instance_path / "models"
+
+    @property
     def default_locale(self) -> str:
         """The locale used before the caller picks one."""
         return self.enabled_locales[0]

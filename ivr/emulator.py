@@ -6,9 +6,11 @@ import base64
 import hmac
 import io
 import json
+import re
 import secrets
 import struct
 import threading
+import time
 import wave
 import xml.etree.ElementTree as ET
 from collections import deque
@@ -20,7 +22,10 @@ from typing import Any, Self
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import requests
+import simple_websocket
 from twilio.request_validator import RequestValidator
+
+from transcription.audio import decode_wav, pcm16_to_mulaw, resample
 
 API_VERSION = "2010-04-01"
 _PHONE_KEYS = frozenset("0123456789*#")
@@ -172,6 +177,8 @@ class Speak:
     # What Twilio reports as RecordingDuration; by default read from the WAV. Set it to serve
     # media that disagrees with what Twilio recorded (corrupt or truncated files).
     reported_duration: int | None = None
+    # With a live <Stream> open: the socket breaks off halfway through the audio, no `stop`.
+    drop_stream: bool = False
 
     def __post_init__(self) -> None:
         if self.end not in _SPEAK_ENDS:
@@ -286,6 +293,86 @@ def _path(url: str) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law, as Twilio sends it
+
+
+class MediaStream:
+    """One Twilio Media Stream: a signed WebSocket carrying the caller's audio as JSON frames."""
+
+    def __init__(
+        self, *, url: str, transport_url: str, signature: str, start: dict[str, Any]
+    ) -> None:
+        self.url = url
+        self.stream_sid = _sid("MZ")
+        self.sequence = 0
+        self.frames_sent = 0
+        self.closed = False
+        self.socket = simple_websocket.Client.connect(
+            transport_url, headers={"X-Twilio-Signature": signature}
+        )
+        self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        self._send(
+            {
+                "event": "start",
+                "start": {
+                    **start,
+                    "streamSid": self.stream_sid,
+                    "tracks": ["inbound"],
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                },
+                "streamSid": self.stream_sid,
+            }
+        )
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.sequence += 1
+        self.socket.send(json.dumps({"sequenceNumber": str(self.sequence), **message}))
+
+    def send_audio(self, wav: bytes, *, speed: float | None, drop_halfway: bool = False) -> None:
+        """Send the WAV's audio as 20 ms mu-law frames; `speed` 1.0 is real time, None as fast
+        as the socket takes it."""
+        audio = decode_wav(wav)
+        mulaw = pcm16_to_mulaw(resample(audio.samples, audio.sample_rate, 8000))
+        frames = [mulaw[i : i + FRAME_BYTES] for i in range(0, len(mulaw), FRAME_BYTES)]
+        started = time.monotonic()
+        for index, frame in enumerate(frames):
+            if drop_halfway and index == len(frames) // 2:
+                self.socket.close()  # a network failure: no stop message
+                self.closed = True
+                return
+            self._send(
+                {
+                    "event": "media",
+                    "streamSid": self.stream_sid,
+                    "media": {
+                        "track": "inbound",
+                        "chunk": str(self.frames_sent + 1),
+                        "timestamp": str(self.frames_sent * 20),
+                        "payload": base64.b64encode(frame).decode(),
+                    },
+                }
+            )
+            self.frames_sent += 1
+            if speed:  # keep to the wall clock, as a live call does
+                delay = started + (index + 1) * 0.02 / speed - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+
+    def stop(self, call_sid: str, account_sid: str) -> None:
+        """End the stream the way Twilio does: a `stop` message, then close."""
+        if self.closed:
+            return
+        self._send(
+            {
+                "event": "stop",
+                "streamSid": self.stream_sid,
+                "stop": {"accountSid": account_sid, "callSid": call_sid},
+            }
+        )
+        self.socket.close()
+        self.closed = True
+
+
 class TwilioEmulator:
     """Plays phone calls against the app the way Twilio does, over real HTTP."""
 
@@ -302,6 +389,7 @@ class TwilioEmulator:
         http: requests.Session | None = None,
         timeout: float = 15.0,
         on_step: Callable[[Step], None] | None = None,
+        stream_speed: float | None = None,
     ) -> None:
         self.public_base_url = public_base_url.rstrip("/")
         self.app_url = (app_url or public_base_url).rstrip("/")
@@ -313,6 +401,7 @@ class TwilioEmulator:
         self.on_step = on_step
         self._validator = RequestValidator(auth_token)
         self.http = http
+        self.stream_speed = stream_speed  # 1.0: Media Streams audio in real time; None: flat out
 
     def new_call_sid(self) -> str:
         """A fresh CallSid: "CA" + 32 lowercase hex."""
@@ -414,8 +503,18 @@ class TwilioEmulator:
         """Re-send exactly the same URL, params and signature, as a Twilio retry does."""
         return self.post(step.url, step.params, signature=step.signature, sign=bool(step.signature))
 
-    def start_stream(self, call_sid: str, stream: dict[str, Any]) -> None:
-        """Seam for Media Streams: a <Start><Stream> was reached; audio isn't streamed yet."""
+    def open_stream(self, call_sid: str, stream: dict[str, Any]) -> MediaStream:
+        """Connect a <Start><Stream> to its WebSocket, signed like any webhook."""
+        url = stream["url"]
+        as_http = re.sub(r"^ws", "http", url)  # wss -> https, ws -> http
+        transport = re.sub(r"^http", "ws", self._transport_url(as_http))
+        start = {
+            "accountSid": self.account_sid,
+            "callSid": call_sid,
+            "customParameters": stream["parameters"],
+        }
+        signature = self._validator.compute_signature(url, {})
+        return MediaStream(url=url, transport_url=transport, signature=signature, start=start)
 
 
 _Outcome = Step | str | None  # follow this answer | the call ended this way | next verb
@@ -432,6 +531,7 @@ class _Call:
     max_steps: int
 
     def __post_init__(self) -> None:
+        self.open_streams: dict[str, MediaStream] = {}
         self.handlers: dict[str, Callable[[ET.Element, str], _Outcome]] = {
             "Say": self.say,
             "Play": self.logged,
@@ -441,21 +541,25 @@ class _Call:
             "Redirect": self.redirect,
             "Dial": self.dial,
             "Start": self.start,
-            "Stop": self.logged,
+            "Stop": self.stop,
             "Hangup": self.hangup,
             "Reject": self.hangup,
         }
 
     def run(self, voice_path: str) -> CallLog:
-        step = self.request(self.emulator.public_url(voice_path), {})
-        self.params["CallStatus"] = "in-progress"  # only the first webhook sees "ringing"
-        while True:
-            outcome = self.walk(step)
-            if isinstance(outcome, str):
-                self.log.ended_by = outcome
-                self.log.events.append(f"■ call ended: {outcome}")
-                return self.log
-            step = outcome
+        try:
+            step = self.request(self.emulator.public_url(voice_path), {})
+            self.params["CallStatus"] = "in-progress"  # only the first webhook sees "ringing"
+            while True:
+                outcome = self.walk(step)
+                if isinstance(outcome, str):
+                    self.log.ended_by = outcome
+                    self.log.events.append(f"■ call ended: {outcome}")
+                    return self.log
+                step = outcome
+        finally:
+            for stream in self.open_streams.values():  # a hang-up stops every stream
+                stream.stop(self.log.call_sid, self.emulator.account_sid)
 
     def where(self, url: str) -> str:
         return f"step {len(self.log.steps)} ({_path(url)})"
@@ -541,6 +645,10 @@ class _Call:
             return None  # Twilio runs the verbs after <Record> only when nothing was recorded
         params = {"RecordingSid": _sid("RE"), "RecordingDuration": "0"}
         if speak.wav is not None:
+            for stream in self.open_streams.values():  # live listeners hear it as it is said
+                stream.send_audio(
+                    speak.wav, speed=self.emulator.stream_speed, drop_halfway=speak.drop_stream
+                )
             params["RecordingUrl"] = self.emulator.recordings.add(
                 params["RecordingSid"],
                 speak.wav,
@@ -608,7 +716,16 @@ class _Call:
             stream = {"url": child.get("url"), "name": child.get("name"), "parameters": parameters}
             self.log.streams.append(stream)
             self.log.events.append(f"← Start Stream {stream['url']} {parameters}")
-            self.emulator.start_stream(self.log.call_sid, stream)
+            self.open_streams[child.get("name") or stream["url"]] = self.emulator.open_stream(
+                self.log.call_sid, stream
+            )
+
+    def stop(self, verb: ET.Element, url: str) -> None:
+        for child in verb:
+            stream = self.open_streams.pop(child.get("name", ""), None)
+            self.log.events.append(f"← Stop {child.tag} {child.get('name', '')}")
+            if stream is not None:
+                stream.stop(self.log.call_sid, self.emulator.account_sid)
 
     def hangup(self, verb: ET.Element, url: str) -> str:
         self.log.events.append(f"← {verb.tag}")

@@ -17,6 +17,10 @@ from cases.database import Database
 from cases.models import Case, Recording, RecordingStatus, SmsStatus, utcnow
 from ivr import recordings, sms
 from ivr.prompts import Prompts
+from ivr.streams import transcript_text
+from transcription.audio import AudioError, decode_wav
+from transcription.models import ModelRegistry, ModelUnavailableError
+from transcription.recognizer import transcribe
 
 if TYPE_CHECKING:
     from hotline.config import Settings
@@ -31,6 +35,7 @@ class JobContext:
     database: Database
     settings: Settings
     prompts: dict[str, Prompts]
+    models: ModelRegistry
 
 
 _context: JobContext | None = None
@@ -122,6 +127,8 @@ def fetch_recording(self: Task, recording_id: int) -> str:
         "recording stored",
         extra={"recording_id": recording_id, "case_number": case_number, "path": str(relative)},
     )
+    if case_number is not None:
+        enqueue(transcribe_recording, recording_id)
     return RecordingStatus.STORED
 
 
@@ -148,6 +155,56 @@ def _give_up(
         reason,
         extra={"recording_id": recording_id, "case_number": case_number},
     )
+
+
+@shared_task(name="ivr.transcribe_recording", acks_late=True)
+def transcribe_recording(recording_id: int) -> str:
+    """Transcribe a case's stored recording, unless the live stream already did."""
+    ctx = context()
+    with ctx.database.session() as session, session.begin():
+        recording = services.get_recording(session, recording_id=recording_id)
+        case = recording.case
+        if case is None or recording.status != RecordingStatus.STORED or not recording.storage_path:
+            return "nothing to transcribe"
+        if services.has_complete_transcript(session, call_id=recording.call_id):
+            return "already transcribed"
+        locale, case_number = case.locale, case.number
+        path = ctx.settings.recordings_dir / recording.storage_path
+
+    extra = {"recording_id": recording_id, "case_number": case_number}
+    try:
+        model = ctx.models.get(locale)
+        result = transcribe(decode_wav(path.read_bytes()), model)
+    except ModelUnavailableError as error:
+        return _transcription_failed(ctx, recording_id, f"no speech model: {error}", extra)
+    except AudioError as error:
+        return _transcription_failed(ctx, recording_id, f"unreadable audio: {error}", extra)
+    except Exception as error:  # the case must reach a person whatever broke
+        log.exception("transcription crashed", extra=extra)
+        return _transcription_failed(ctx, recording_id, f"transcription failed: {error}", extra)
+
+    with ctx.database.session() as session, session.begin():
+        recording = services.get_recording(session, recording_id=recording_id)
+        stored = services.store_transcript(
+            session,
+            call=recording.call,
+            source="batch",
+            complete=True,
+            result=transcript_text(result),
+        )
+    log.info("batch transcript stored" if stored else "live transcript won the race", extra=extra)
+    return "transcribed" if stored else "already transcribed"
+
+
+def _transcription_failed(
+    ctx: JobContext, recording_id: int, reason: str, extra: dict[str, object]
+) -> str:
+    with ctx.database.session() as session, session.begin():
+        recording = services.get_recording(session, recording_id=recording_id)
+        if recording.case is not None:
+            services.flag_for_review(session, case=recording.case, reason=reason)
+    log.warning("%s; case sent to the dispatch desk to listen", reason, extra=extra)
+    return "flagged"
 
 
 @shared_task(bind=True, name="ivr.send_case_number_sms", max_retries=None, acks_late=True)

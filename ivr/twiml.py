@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
-from twilio.twiml.voice_response import Gather, VoiceResponse
+from twilio.twiml.voice_response import Gather, Start, Stop, VoiceResponse
 
 from ivr.menus import language_keys
 from ivr.prompts import IVROptions, Prompts
+
+
+@dataclass(frozen=True)
+class LiveStreaming:
+    """Where the caller's audio is streamed during a report, and for which locales."""
+
+    url: str
+    locales: frozenset[str]
+    token_for: Callable[[str], str]  # CallSid -> the stream's per-call token
+
+
+STREAM_NAME = "report"
 
 
 class CallFlow:
@@ -21,11 +36,13 @@ class CallFlow:
         options: IVROptions,
         locales: tuple[str, ...],
         public_base_url: str,
+        live: LiveStreaming | None = None,
     ) -> None:
         self.prompts = prompts
         self.options = options
         self.locales = locales
         self.public_base_url = public_base_url
+        self.live = live
 
     def url(self, path: str, **query: object) -> str:
         """An absolute public URL, so Twilio signs exactly what we later check."""
@@ -40,6 +57,11 @@ class CallFlow:
         return response.gather(
             action=action, method="POST", timeout=self.options.menu_timeout, **kwargs
         )
+
+    @functools.cached_property
+    def welcome_twiml(self) -> str:
+        """The welcome as text: it is the same for every call, and every call starts here."""
+        return str(self.welcome())
 
     def welcome(self) -> VoiceResponse:
         """The greeting, then the language menu (or the main menu if only one locale is on)."""
@@ -94,11 +116,25 @@ class CallFlow:
         return response
 
     def record_report(
-        self, locale: str, *, attempt: int, prompt_key: str | None = None
+        self,
+        locale: str,
+        *,
+        attempt: int,
+        call_sid: str | None = None,
+        prompt_key: str | None = None,
     ) -> VoiceResponse:
-        """Record the caller's report; a silent first attempt is re-prompted once."""
+        """Record the caller's report (streaming it live where a model can hear it); a silent
+        first attempt is re-prompted once."""
         response = VoiceResponse()
         prompts = self.prompts[locale]
+        live = self.live
+        if live and call_sid and attempt == 0 and locale in live.locales:
+            # One stream for the whole report; a re-prompt keeps it running.
+            start = Start()
+            stream = start.stream(url=live.url, name=STREAM_NAME)
+            stream.parameter(name="token", value=live.token_for(call_sid))
+            stream.parameter(name="locale", value=locale)
+            response.append(start)
         default_key = "report_silent_retry" if attempt else "report_prompt"
         self._say(response, locale, prompts.text(prompt_key or default_key))
         response.record(
@@ -123,6 +159,11 @@ class CallFlow:
     def case_opened(self, locale: str, *, case_number: str, sms_follows: bool) -> VoiceResponse:
         """Read the case number back digit by digit, twice, and say whether an SMS follows."""
         response = VoiceResponse()
+        if self.live:
+            # The report is over: end the stream now, so its transcript is final at once.
+            stop = Stop()
+            stop.stream(name=STREAM_NAME)
+            response.append(stop)
         prompts = self.prompts[locale]
         spoken = prompts.digits(case_number)
         self._say(response, locale, f"{prompts.text('case_opened')} {spoken}")

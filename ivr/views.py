@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
+from flask_sock import Sock
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
@@ -15,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from cases import services
 from cases.database import Database
 from cases.models import SmsStatus
-from ivr import menus, tasks
+from ivr import menus, streams, tasks
 from ivr.menus import MenuChoice
 from ivr.signatures import twilio_signed
 from ivr.steps import (
@@ -30,6 +31,19 @@ from ivr.twiml import CallFlow, empty
 
 log = logging.getLogger("hotline.ivr")
 bp = Blueprint("ivr", __name__, url_prefix="/ivr")
+sock = Sock()
+
+# The Media Streams socket: flask-sock hands each connection a gunicorn thread.
+sock.route(streams.STREAM_PATH.removeprefix("/ivr"), bp=bp, endpoint="media_stream")(
+    streams.handle_media_stream
+)
+
+
+@bp.before_request
+def signed_stream_upgrade() -> None:
+    """The upgrade is signed like any webhook: refuse it before the handshake if not."""
+    if request.endpoint == "ivr.media_stream":
+        streams.check_stream_signature()
 
 
 @dataclass(frozen=True)
@@ -71,8 +85,8 @@ def voice() -> Response:
     """The call's entry: record the call, greet, offer the languages."""
     caller = caller_from_form(request.form)
     with db().begin():
-        services.record_call(db(), caller=caller)
-    return twiml(ivr().flow.welcome())
+        services.ensure_call_recorded(db(), caller=caller)
+    return twiml(ivr().flow.welcome_twiml)
 
 
 @bp.post("/language/choice")
@@ -117,7 +131,7 @@ def main_menu_choice() -> Response:
         return twiml(flow.operator(locale))
     if caller.caller_id_withheld:
         return twiml(flow.callback_number_request(locale))
-    return twiml(flow.record_report(locale, attempt=0))
+    return twiml(flow.record_report(locale, attempt=0, call_sid=caller.call_sid))
 
 
 @bp.post("/callback-number")
@@ -127,7 +141,7 @@ def callback_number() -> Response:
     caller = caller_from_form(request.form)
     with db().begin():
         services.set_callback_number(db(), caller=caller, number=digits_from_form(request.form))
-    return twiml(ivr().flow.record_report(locale_arg(), attempt=0))
+    return twiml(ivr().flow.record_report(locale_arg(), attempt=0, call_sid=caller.call_sid))
 
 
 @bp.post("/report")
@@ -232,7 +246,10 @@ def operator_done() -> Response:
         response = VoiceResponse()
         response.hangup()
         return twiml(response)
-    return twiml(flow.record_report(locale, attempt=0, prompt_key="operator_unavailable"))
+    call_sid = caller_from_form(request.form).call_sid
+    return twiml(
+        flow.record_report(locale, attempt=0, call_sid=call_sid, prompt_key="operator_unavailable")
+    )
 
 
 @bp.post("/call-status")

@@ -405,14 +405,20 @@ def test_dial_without_action_continues_and_keeps_other_inputs(
     assert "⏎ dial no-answer (0s)" in log.transcript()
 
 
-def test_start_stream_collects_parameters_and_reaches_the_seam(
+def test_start_stream_collects_parameters_and_stop_ends_the_stream(
     app: FakeApp, make_emulator: Callable[..., TwilioEmulator]
 ) -> None:
     started: list[tuple[str, dict[str, Any]]] = []
+    stopped: list[str] = []
+
+    class RecordedStream:
+        def stop(self, call_sid: str, account_sid: str) -> None:
+            stopped.append(call_sid)
 
     class StreamingEmulator(TwilioEmulator):
-        def start_stream(self, call_sid: str, stream: dict[str, Any]) -> None:
+        def open_stream(self, call_sid: str, stream: dict[str, Any]) -> Any:
             started.append((call_sid, stream))
+            return RecordedStream()
 
     app.routes["/ivr/voice"] = twiml(
         '<Start><Stream url="wss://hotline.example.org/ivr/stream" name="caller-audio">'
@@ -429,6 +435,7 @@ def test_start_stream_collects_parameters_and_reaches_the_seam(
     }
     assert log.streams == [stream]
     assert started == [(log.call_sid, stream)]
+    assert stopped == [log.call_sid]  # once, by <Stop>, not again at the hang-up
     assert log.steps[0].verbs == ["Start", "Pause", "Stop", "Hangup"]
     assert log.ended_by == "hangup-verb"
 

@@ -1,0 +1,183 @@
+"""Twilio Media Streams: the caller's audio, live over a WebSocket, into a recognizer.
+
+One socket per call, handled by a gunicorn thread; decoding runs in the stream's own worker
+thread, so a slow or failing recognizer never blocks the socket or touches another call.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import abort, current_app
+from simple_websocket import ConnectionClosed
+from sqlalchemy.orm import Session
+
+from cases import services
+from cases.database import Database
+from cases.errors import UnknownCallError
+from ivr.signatures import check_twilio_signature
+from transcription.models import ModelRegistry, ModelUnavailableError
+from transcription.recognizer import ThreadedStream, Transcript, TranscriptionError
+
+log = logging.getLogger("hotline.ivr.streams")
+
+STREAM_PATH = "/ivr/stream"
+STREAM_NAME = "report"
+# Twilio sends a frame every 20 ms while the call is up; this much silence means it's gone.
+IDLE_TIMEOUT_SECONDS = 30
+FINISH_TIMEOUT_SECONDS = 60
+
+
+def stream_token(secret: str, call_sid: str) -> str:
+    """The per-call token the TwiML hands the stream, so a socket can't claim another call."""
+    return hmac.new(secret.encode(), call_sid.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def websocket_base_url(public_base_url: str) -> str:
+    """The public base URL with the WebSocket scheme Twilio uses for streams."""
+    if public_base_url.startswith("https://"):
+        return "wss://" + public_base_url[len("https://") :]
+    return "ws://" + public_base_url.removeprefix("http://")
+
+
+@dataclass(frozen=True)
+class LiveTranscription:
+    """What the stream handler needs, wired by the app factory."""
+
+    database: Database
+    models: ModelRegistry
+    secret: str
+    public_base_url: str
+
+    def stream_url(self) -> str:
+        """The wss:// URL the TwiML points the stream at."""
+        return websocket_base_url(self.public_base_url) + STREAM_PATH
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    """The `start` message: which call, and the parameters our TwiML gave it."""
+
+    call_sid: str
+    stream_sid: str
+    token: str
+    locale: str
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> StreamStart:
+        """Parse a `start` message; KeyError if it lacks what Twilio always sends."""
+        start = message["start"]
+        parameters = start.get("customParameters") or {}
+        return cls(
+            call_sid=start["callSid"],
+            stream_sid=start.get("streamSid") or message.get("streamSid", ""),
+            token=str(parameters.get("token", "")),
+            locale=str(parameters.get("locale", "")),
+        )
+
+
+def check_stream_signature() -> None:
+    """Refuse the WebSocket upgrade (403, before the handshake) unless Twilio signed it."""
+    live: LiveTranscription = current_app.extensions["ivr.live"]
+    validator = current_app.extensions["ivr"].validator
+    if not check_twilio_signature(validator, websocket_base_url(live.public_base_url)):
+        log.warning("rejected a media stream with a missing or invalid signature")
+        abort(403)
+
+
+def handle_media_stream(ws: Any) -> None:
+    """Feed one call's audio to its recognizer; store the transcript when the stream ends."""
+    live: LiveTranscription = current_app.extensions["ivr.live"]
+    start: StreamStart | None = None
+    stream: ThreadedStream | None = None
+    complete = False
+    try:
+        while True:
+            raw = ws.receive(timeout=IDLE_TIMEOUT_SECONDS)
+            if raw is None:
+                log.warning("media stream went quiet", extra=_extra(start))
+                break
+            message = json.loads(raw)
+            event = message.get("event")
+            if event == "start":
+                start = StreamStart.from_message(message)
+                if not hmac.compare_digest(start.token, stream_token(live.secret, start.call_sid)):
+                    log.warning("media stream with a wrong token", extra=_extra(start))
+                    ws.close(reason=1008, message="bad token")
+                    return
+                stream = _open_stream(live, start)
+            elif event == "media" and stream is not None:
+                stream.put_mulaw(base64.b64decode(message["media"]["payload"]))
+            elif event == "stop":
+                complete = True
+                break
+    except ConnectionClosed:
+        log.warning("media stream dropped before its stop message", extra=_extra(start))
+    except (ValueError, KeyError, binascii.Error):
+        log.exception("malformed media stream message", extra=_extra(start))
+    finally:
+        if start is not None and stream is not None:
+            _finish(live, start, stream, complete=complete)
+
+
+def _open_stream(live: LiveTranscription, start: StreamStart) -> ThreadedStream | None:
+    try:
+        model = live.models.get(start.locale)
+    except ModelUnavailableError as error:
+        # The batch job meets the same gap and sends the case to the desk for listening.
+        log.warning("no live transcription: %s", error, extra=_extra(start))
+        return None
+    return ThreadedStream(model)
+
+
+def _finish(
+    live: LiveTranscription, start: StreamStart, stream: ThreadedStream, *, complete: bool
+) -> None:
+    try:
+        transcript = stream.close(timeout=FINISH_TIMEOUT_SECONDS)
+    except TranscriptionError:
+        # Only this call's stream failed; the recording is still fetched and transcribed.
+        log.exception("live transcription failed; the batch job will do it", extra=_extra(start))
+        return
+    with live.database.session() as session, session.begin():
+        stored = _store(session, start, transcript, complete=complete)
+    log.info(
+        ("live transcript stored" if complete else "partial live transcript stored")
+        if stored
+        else "live transcript not needed: the call already has one",
+        extra={**_extra(start), "seconds": round(transcript.duration_seconds, 2)},
+    )
+
+
+def transcript_text(transcript: Transcript) -> services.TranscriptText:
+    """The engine's transcript as the plain data the case keeps."""
+    return services.TranscriptText(
+        text=transcript.text,
+        words=[word.to_dict() for word in transcript.words],
+        duration_seconds=transcript.duration_seconds,
+        engine=transcript.engine,
+        model=transcript.model,
+        processing_seconds=transcript.processing_seconds,
+    )
+
+
+def _store(session: Session, start: StreamStart, transcript: Transcript, *, complete: bool) -> bool:
+    try:
+        call = services.get_call(session, call_sid=start.call_sid)
+    except UnknownCallError:
+        return False
+    stored = services.store_transcript(
+        session, call=call, source="live", complete=complete, result=transcript_text(transcript)
+    )
+    return stored is not None
+
+
+def _extra(start: StreamStart | None) -> dict[str, str]:
+    return {"call_sid": start.call_sid, "stream_sid": start.stream_sid} if start else {}
