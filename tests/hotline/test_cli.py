@@ -62,3 +62,57 @@ def test_case_show_of_an_unknown_number_fails_clearly(environ: dict[str, str], a
     result = flask(environ, "case", "show", "000000000")
     assert result.returncode != 0
     assert "no case with number '000000000'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "no format chunk"),
+        ((AUDIO / "ko_water.wav").read_bytes()[:3000], "truncated"),
+        (b"\xff\xfb\x90\x64" + bytes(2000), "not a WAV"),
+    ],
+    ids=["zero-length", "corrupt", "truncated", "wrong-type"],
+)
+def test_transcribe_rejects_bad_audio_clearly(
+    environ: dict[str, str],
+    app,
+    tmp_path: Path,
+    content: bytes,
+    message: str,  # type: ignore[no-untyped-def]
+) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(content)
+    result = flask(environ, "transcribe", str(bad), "--locale", "ko-KR")
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_transcribe_prints_text_words_and_seconds(environ: dict[str, str], app) -> None:  # type: ignore[no-untyped-def]
+    result = flask(environ, "transcribe", str(AUDIO / "ko_water.wav"), "--locale", "ko-KR")
+    assert result.returncode == 0, result.stderr
+    transcript = json.loads(result.stdout)
+    assert transcript["text"] and transcript["words"][0]["word"]
+    assert transcript["seconds"] == pytest.approx(5.0, abs=0.05)
+    assert transcript["model"] == "vosk-model-small-ko-0.22"
+
+
+def test_transcribe_without_a_model_says_how_to_get_one(environ: dict[str, str], app) -> None:  # type: ignore[no-untyped-def]
+    result = flask(environ, "transcribe", str(AUDIO / "zh_manhole.wav"), "--locale", "zh-CN")
+    assert result.returncode != 0
+    assert "flask --app hotline models install zh-CN" in result.stderr
+
+
+def test_models_install_shows_progress_and_unpacks(
+    environ: dict[str, str], app, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.transcription.test_install import ModelSite, model_zip
+
+    archive = model_zip()
+    with ModelSite() as site:
+        index = site.publish(archive)
+        env = {**environ, "HOTLINE_INSTANCE_PATH": str(tmp_path)}
+        result = flask(env, "models", "install", "zh-CN", "--index-url", index)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "downloading the small zh-CN model" in result.stdout
+    assert (tmp_path / "models" / "zh-CN" / "am" / "final.mdl").exists()

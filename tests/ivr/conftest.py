@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from cases.models import Call, Case, Recording
+from cases.models import Call, Case, Recording, Transcript
 from hotline.config import ALL_LOCALES, CONFIG_DIR
 from ivr.prompts import Prompts, load_prompts
 from tests.conftest import AUDIO
@@ -57,6 +57,14 @@ class Lookups:
                     .where(Call.call_sid == call_sid)
                 ).all()
             )
+
+    def transcript_of(self, call_sid: str) -> Transcript | None:
+        with self.database.session() as session:
+            return session.scalars(
+                select(Transcript)
+                .join(Call, Transcript.call_id == Call.id)
+                .where(Call.call_sid == call_sid)
+            ).one_or_none()
 
     def count_calls(self, call_sid: str) -> int:
         with self.database.session() as session:
