@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Connection, Table, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -74,11 +74,15 @@ def _insert_call_unless_recorded(dialect: str) -> Insert:
     return insert(cast(Table, Call.__table__)).on_conflict_do_nothing(index_elements=["call_sid"])
 
 
-def ensure_call_recorded(session: Session, *, caller: CallerInfo) -> None:
-    """Insert the call record unless it exists: one statement, safe to repeat and to race."""
+def ensure_call_recorded(connection: Connection, *, caller: CallerInfo) -> None:
+    """Insert the call record unless it exists: one statement, safe to repeat and to race.
+
+    It takes a Core connection, not a Session: this runs on every call's first webhook,
+    where the Session's bookkeeping cost more than the write.
+    """
     now = utcnow()
-    statement = _insert_call_unless_recorded(session.get_bind().dialect.name)
-    session.connection().execute(
+    statement = _insert_call_unless_recorded(connection.dialect.name)
+    connection.execute(
         statement,
         {
             "call_sid": caller.call_sid,
@@ -98,7 +102,7 @@ def ensure_call_recorded(session: Session, *, caller: CallerInfo) -> None:
 
 def record_call(session: Session, *, caller: CallerInfo) -> Call:
     """Find or create the call record; safe to repeat and to race."""
-    ensure_call_recorded(session, caller=caller)
+    ensure_call_recorded(session.connection(), caller=caller)
     return session.scalars(select(Call).where(Call.call_sid == caller.call_sid)).one()
 
 

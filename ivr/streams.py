@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,22 @@ STREAM_NAME = "report"
 # Twilio sends a frame every 20 ms while the call is up; this much silence means it's gone.
 IDLE_TIMEOUT_SECONDS = 30
 FINISH_TIMEOUT_SECONDS = 60
+
+
+_active = 0
+_active_lock = threading.Lock()
+
+
+def active_streams() -> int:
+    """How many calls are streaming into this process now (for shutdown and monitoring)."""
+    with _active_lock:
+        return _active
+
+
+def _count_stream(delta: int) -> None:
+    global _active
+    with _active_lock:
+        _active += delta
 
 
 def stream_token(secret: str, call_sid: str) -> str:
@@ -98,6 +115,7 @@ def handle_media_stream(ws: Any) -> None:
     start: StreamStart | None = None
     stream: ThreadedStream | None = None
     complete = False
+    _count_stream(+1)
     try:
         while True:
             raw = ws.receive(timeout=IDLE_TIMEOUT_SECONDS)
@@ -123,8 +141,11 @@ def handle_media_stream(ws: Any) -> None:
     except (ValueError, KeyError, binascii.Error):
         log.exception("malformed media stream message", extra=_extra(start))
     finally:
-        if start is not None and stream is not None:
-            _finish(live, start, stream, complete=complete)
+        try:
+            if start is not None and stream is not None:
+                _finish(live, start, stream, complete=complete)
+        finally:
+            _count_stream(-1)
 
 
 def _open_stream(live: LiveTranscription, start: StreamStart) -> ThreadedStream | None:

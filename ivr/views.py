@@ -84,8 +84,8 @@ def locale_arg() -> str:
 def voice() -> Response:
     """The call's entry: record the call, greet, offer the languages."""
     caller = caller_from_form(request.form)
-    with db().begin():
-        services.ensure_call_recorded(db(), caller=caller)
+    with ivr().database.engine.begin() as connection:
+        services.ensure_call_recorded(connection, caller=caller)
     return twiml(ivr().flow.welcome_twiml)
 
 

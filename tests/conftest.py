@@ -27,6 +27,7 @@ from werkzeug.serving import make_server
 
 from hotline import create_app
 from hotline.config import PROJECT_ROOT
+from ivr import streams
 from ivr.emulator import RecordingServer, TwilioEmulator
 from tests.support.flaky_proxy import FlakyProxy
 
@@ -161,6 +162,8 @@ def live_server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    # Let live streams finish decoding: Kaldi aborts the process if it is torn down mid-decode.
+    wait_until(lambda: streams.active_streams() == 0, timeout=60, what="live streams to end")
 
 
 @pytest.fixture(scope="session")
