@@ -12,21 +12,24 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from cases import directory, services
 from cases.errors import UnknownCaseError
-from cases.models import RecordingStatus
-from hotline import migrate
+from cases.models import Call, Case, RecordingStatus
+from hotline import Wiring, migrate
 from hotline.config import ALL_LOCALES, CONFIG_DIR, Settings
+from ivr.emulator import EmulatorError, Input, RecordingServer, Speak, Step, TwilioEmulator
 from transcription.audio import AudioError, decode_wav
 from transcription.install import OFFICIAL_INDEX_URL, OFFICIAL_MODELS, InstallError, install_model
 from transcription.models import ModelUnavailableError
 from transcription.recognizer import transcribe
 
 
-def _wiring():  # type: ignore[no-untyped-def]
-    return current_app.extensions["hotline"]
+def _wiring() -> Wiring:
+    wiring: Wiring = current_app.extensions["hotline"]
+    return wiring
 
 
 def register_commands(app: Flask) -> None:
@@ -164,11 +167,9 @@ def simulate_call_command(
     wav: Path | None, digits: str, from_number: str, app_url: str | None, hangup: bool, wait: float
 ) -> None:
     """Play a whole call against the app as Twilio would; no Twilio account needed."""
-    from ivr.emulator import EmulatorError, RecordingServer, Speak, TwilioEmulator
-
     wiring = _wiring()
     settings: Settings = wiring.settings
-    inputs: list[object] = [item.strip() or None for item in digits.split(",")]
+    inputs: list[Input] = [item.strip() or None for item in digits.split(",")]
     if wav is not None:
         # The recording is consumed at the <Record>, wherever it comes in the script.
         inputs.append(Speak(wav.read_bytes(), end="hangup" if hangup else "#"))
@@ -176,7 +177,8 @@ def simulate_call_command(
     server = None
     if app_url is None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the steps are printed below
-        server = make_server("127.0.0.1", 0, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]  # (werkzeug proxy)
+        server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         app_url = f"http://127.0.0.1:{server.server_port}"
 
@@ -208,7 +210,7 @@ def simulate_call_command(
         _wait_for_recording(wiring, number, wait)
 
 
-def _describe(step) -> str:  # type: ignore[no-untyped-def]
+def _describe(step: Step) -> str:
     path = step.url.split("://", 1)[-1].split("/", 1)[-1]
     keys = {
         k: v
@@ -220,18 +222,14 @@ def _describe(step) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
-def _case_number_of(wiring, call_sid: str) -> str | None:  # type: ignore[no-untyped-def]
-    from sqlalchemy import select
-
-    from cases.models import Call, Case
-
+def _case_number_of(wiring: Wiring, call_sid: str) -> str | None:
     with wiring.database.session() as session:
         return session.scalars(
             select(Case.number).join(Call, Case.call_id == Call.id).where(Call.call_sid == call_sid)
         ).first()
 
 
-def _wait_for_recording(wiring, number: str, wait: float) -> None:  # type: ignore[no-untyped-def]
+def _wait_for_recording(wiring: Wiring, number: str, wait: float) -> None:
     deadline = time.monotonic() + wait
     status = RecordingStatus.PENDING
     click.echo("waiting for the worker to fetch the recording ...", nl=False)

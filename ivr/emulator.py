@@ -716,9 +716,8 @@ class _Call:
             stream = {"url": child.get("url"), "name": child.get("name"), "parameters": parameters}
             self.log.streams.append(stream)
             self.log.events.append(f"← Start Stream {stream['url']} {parameters}")
-            self.open_streams[child.get("name") or stream["url"]] = self.emulator.open_stream(
-                self.log.call_sid, stream
-            )
+            key = child.get("name") or child.get("url") or ""
+            self.open_streams[key] = self.emulator.open_stream(self.log.call_sid, stream)
 
     def stop(self, verb: ET.Element, url: str) -> None:
         for child in verb:
