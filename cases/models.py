@@ -151,6 +151,12 @@ class Case(Base):
     category_code: Mapped[str | None] = mapped_column(ForeignKey("categories.code"))
     urgency: Mapped[str | None] = mapped_column(String(20))
     deadline_at: Mapped[datetime | None]
+    place_code: Mapped[str | None] = mapped_column(String(40))
+    confidence: Mapped[float | None]
+    # The routing decision as it was made, explanation and model version included: a later
+    # model never silently changes a past case.
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    routed_at: Mapped[datetime | None]
     # Set when something failed and a person at the dispatch desk must look at the case.
     needs_review: Mapped[bool] = mapped_column(default=False)
     review_reason: Mapped[str | None] = mapped_column(Text)

@@ -439,6 +439,74 @@ def has_complete_transcript(session: Session, *, call_id: int) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class RoutingOutcome:
+    """A routing decision as plain data (the routing package makes it; the case keeps it)."""
+
+    category: str
+    department: str
+    urgency: str
+    confidence: float
+    place_code: str | None
+    deadline: datetime
+    needs_triage: bool
+    emergency: str | None
+    explanation: dict[str, Any]
+    model_version: str
+
+
+def route_case(session: Session, *, case: Case, outcome: RoutingOutcome) -> bool:
+    """Give the case its category, department and deadline; False if it was routed already.
+
+    A case a person must look at (a failed recording, no speech model) keeps its place at the
+    dispatch desk: the decision is kept as the desk's suggestion.
+    """
+    if case.routed_at is not None:
+        return False
+    case.routed_at = utcnow()
+    case.routing = {
+        "category": outcome.category,
+        "department": outcome.department,
+        "urgency": outcome.urgency,
+        "confidence": round(outcome.confidence, 4),
+        "place": outcome.place_code,
+        "deadline": outcome.deadline.isoformat(),
+        "needs_triage": outcome.needs_triage,
+        "emergency": outcome.emergency,
+        "explanation": outcome.explanation,
+        "model_version": outcome.model_version,
+    }
+    case.category_code = outcome.category
+    case.urgency = outcome.urgency
+    case.confidence = outcome.confidence
+    case.place_code = outcome.place_code
+    case.deadline_at = outcome.deadline
+    if case.needs_review:
+        add_event(session, case=case, kind="routing_suggested", **case.routing)
+        return True
+    case.department_code = outcome.department
+    case.status = CaseStatus.TRIAGE if outcome.needs_triage else CaseStatus.ASSIGNED
+    add_event(session, case=case, kind="routed", **case.routing)
+    return True
+
+
+def record_emergency_transfer(session: Session, *, case: Case, kind: str, number: str) -> None:
+    """Note that the caller was put through to an emergency service; the case is kept."""
+    case.urgency = "emergency"
+    add_event(
+        session, case=case, kind="emergency_transfer", actor="ivr", service=kind, number=number
+    )
+
+
+def transcript_of_call(session: Session, *, call_sid: str) -> Transcript | None:
+    """The call's complete transcript, if there is one yet."""
+    return session.scalars(
+        select(Transcript)
+        .join(Call, Transcript.call_id == Call.id)
+        .where(Call.call_sid == call_sid, Transcript.complete)
+    ).one_or_none()
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -454,6 +522,9 @@ def case_as_dict(case: Case) -> dict[str, Any]:
         "category": case.category_code,
         "urgency": case.urgency,
         "deadline_at": _iso(case.deadline_at),
+        "place": case.place_code,
+        "confidence": case.confidence,
+        "routing": case.routing,
         "needs_review": case.needs_review,
         "review_reason": case.review_reason,
         "caller_number": case.caller_number,

@@ -19,6 +19,7 @@ from ivr.prompts import Prompts, load_options, load_prompts
 from ivr.twiml import CallFlow, LiveStreaming
 from ivr.views import IVRContext
 from ivr.views import bp as ivr_blueprint
+from routing.router import Router
 from transcription.models import ModelRegistry
 
 
@@ -30,6 +31,7 @@ class Wiring:
     database: Database
     prompts: dict[str, Prompts]
     models: ModelRegistry
+    router: Router
     celery: Celery
 
 
@@ -41,10 +43,16 @@ def wire(settings: Settings) -> Wiring:
     prompts = load_prompts(CONFIG_DIR / "prompts", settings.enabled_locales)
     # Models load lazily, once per process, on first use.
     models = ModelRegistry(settings.vosk_model_paths, settings.models_dir)
-    ivr_tasks.configure(
-        ivr_tasks.JobContext(database=database, settings=settings, prompts=prompts, models=models)
+    router = Router(
+        classifier_path=settings.classifier_path,
+        confidence_threshold=settings.routing_confidence_threshold,
     )
-    return Wiring(settings, database, prompts, models, create_celery(settings))
+    ivr_tasks.configure(
+        ivr_tasks.JobContext(
+            database=database, settings=settings, prompts=prompts, models=models, router=router
+        )
+    )
+    return Wiring(settings, database, prompts, models, router, create_celery(settings))
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
@@ -59,6 +67,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         models=wiring.models,
         secret=settings.secret_key,
         public_base_url=settings.public_base_url,
+        on_complete_transcript=lambda case_id: ivr_tasks.enqueue(ivr_tasks.route_case, case_id),
     )
     app.extensions["ivr.live"] = live
     app.extensions["ivr"] = IVRContext(

@@ -1,4 +1,5 @@
-"""`flask --app hotline ...` commands: init, case show, simulate-call."""
+"""`flask --app hotline ...` commands: init, case show, simulate-call, transcribe, models,
+train, classify, eval."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 import click
 from flask import Flask, current_app
@@ -17,10 +19,15 @@ from werkzeug.serving import make_server
 
 from cases import directory, services
 from cases.errors import UnknownCaseError
-from cases.models import Call, Case, RecordingStatus
+from cases.models import Call, Case, RecordingStatus, utcnow
 from hotline import Wiring, migrate
 from hotline.config import ALL_LOCALES, CONFIG_DIR, Settings
 from ivr.emulator import EmulatorError, Input, RecordingServer, Speak, Step, TwilioEmulator
+from routing.classifier import ModelFormatError, ModelVersionError
+from routing.corpus import load_category_examples
+from routing.decide import Decision
+from routing.evaluate import cross_validate, format_report, save_confusion_matrix_png
+from routing.router import ClassifierMissingError, train_and_save
 from transcription.audio import AudioError, decode_wav
 from transcription.install import OFFICIAL_INDEX_URL, OFFICIAL_MODELS, InstallError, install_model
 from transcription.models import ModelUnavailableError
@@ -39,6 +46,9 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(simulate_call_command)
     app.cli.add_command(transcribe_command)
     app.cli.add_command(models_group)
+    app.cli.add_command(train_command)
+    app.cli.add_command(classify_command)
+    app.cli.add_command(eval_command)
 
 
 @click.command("init")
@@ -52,6 +62,101 @@ def init_command() -> None:
             session, path=CONFIG_DIR / "directory.toml"
         )
     click.echo(f"database ready; directory: {departments} departments, {categories} categories")
+    if not wiring.settings.classifier_path.exists():
+        _train(wiring.settings.classifier_path)
+
+
+def _train(path: Path) -> None:
+    click.echo("training the routing classifier on config/corpus ...", nl=False)
+    started = time.perf_counter()
+    classifier = train_and_save(path)
+    header = classifier.header
+    click.echo(
+        f" done in {time.perf_counter() - started:.1f} s: {header.examples} examples, "
+        f"{len(header.categories)} categories, {header.urgency_examples} urgency examples "
+        f"-> {path}"
+    )
+
+
+@click.command("train")
+@with_appcontext
+def train_command() -> None:
+    """Train the routing classifier on the shipped corpus and save it."""
+    _train(_wiring().settings.classifier_path)
+
+
+@click.command("classify")
+@click.argument("text", required=False)
+@click.option(
+    "--jsonl",
+    "jsonl",
+    type=click.File("r", encoding="utf-8"),
+    help="A file of JSON lines with a `text` field (or plain lines); one answer each.",
+)
+@with_appcontext
+def classify_command(text: str | None, jsonl: TextIO | None) -> None:
+    """Classify and route TEXT (or every line of --jsonl): one JSON object per text."""
+    if (text is None) == (jsonl is None):
+        raise click.UsageError("give either TEXT or --jsonl FILE")
+    router = _wiring().router
+    texts = (
+        [text] if text is not None else [_line_text(line) for line in jsonl or () if line.strip()]
+    )
+    now = utcnow()
+    try:
+        for item in texts:
+            decision = router.decide(item, opened_at=now)
+            click.echo(json.dumps(_decision_json(item, decision), ensure_ascii=False))
+    except (ClassifierMissingError, ModelVersionError, ModelFormatError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _line_text(line: str) -> str:
+    stripped = line.strip()
+    if stripped.startswith("{"):
+        try:
+            return str(json.loads(stripped)["text"])
+        except (ValueError, KeyError) as error:
+            raise click.ClickException(
+                f"not a JSON object with a `text` field: {line!r}"
+            ) from error
+    return stripped
+
+
+def _decision_json(text: str, decision: Decision) -> dict[str, object]:
+    return {
+        "text": text,
+        "category": decision.category,
+        "department": decision.department,
+        "urgency": decision.urgency,
+        "confidence": round(decision.confidence, 4),
+        "place": decision.place.name if decision.place else None,
+        "deadline": decision.deadline.isoformat(),
+        "needs_triage": decision.needs_triage,
+        "emergency": decision.emergency,
+        "explanation": decision.explanation,
+    }
+
+
+@click.command("eval")
+@click.option("--folds", default=5, show_default=True)
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the confusion matrix (default: instance/eval/confusion.png).",
+)
+@with_appcontext
+def eval_command(folds: int, png: Path | None) -> None:
+    """Stratified cross-validation on the shipped corpus: accuracy, macro-F1, per-class table."""
+    examples = load_category_examples()
+    click.echo(f"cross-validating on {len(examples)} examples, {folds} folds ...")
+    report = cross_validate(examples, folds=folds)
+    click.echo(format_report(report))
+    png = png or _wiring().settings.instance_path / "eval" / "confusion.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    save_confusion_matrix_png(report, png)
+    click.echo(f"confusion matrix written to {png}")
 
 
 @click.group("case", cls=AppGroup)

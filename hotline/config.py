@@ -44,6 +44,8 @@ class Settings:
     recording_max_bytes: int = 20 * 1024 * 1024
     sms_retries: int = 8
     sms_backoff: float = 10.0
+    routing_confidence_threshold: float = 0.35
+    classifier_path: Path = Path("instance/classifier.joblib")
     log_level: str = "INFO"
 
     @property
@@ -139,5 +141,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         recording_max_bytes=int(env.get("RECORDING_MAX_BYTES", 20 * 1024 * 1024)),
         sms_retries=int(env.get("SMS_RETRIES", 8)),
         sms_backoff=float(env.get("SMS_BACKOFF", 10.0)),
+        routing_confidence_threshold=float(env.get("ROUTING_CONFIDENCE_THRESHOLD", 0.35)),
+        classifier_path=Path(env.get("CLASSIFIER_PATH") or instance_path / "classifier.joblib"),
         log_level=env.get("LOG_LEVEL", "INFO"),
     )

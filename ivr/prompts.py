@@ -42,6 +42,7 @@ REQUIRED_KEYS = (
     "recording_not_saved",
     "goodbye",
     "sms_case_opened",
+    "emergency_transfer",
     "statuses",
 )
 
@@ -93,6 +94,8 @@ class IVROptions:
     menu_max_misses: int
     record_max_length: int
     record_silence_timeout: int
+    emergency_check_wait: float
+    emergency_numbers: dict[str, str]
 
 
 def load_prompts(directory: Path, locales: tuple[str, ...]) -> dict[str, Prompts]:
@@ -120,4 +123,6 @@ def load_options(path: Path) -> IVROptions:
         menu_max_misses=int(data["menu_max_misses"]),
         record_max_length=int(data["record_max_length"]),
         record_silence_timeout=int(data["record_silence_timeout"]),
+        emergency_check_wait=float(data["emergency_check_wait"]),
+        emergency_numbers=dict(data["emergency_numbers"]),
     )

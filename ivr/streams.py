@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from cases import services
 from cases.database import Database
 from cases.errors import UnknownCallError
+from cases.models import Transcript as StoredTranscript
 from ivr.signatures import check_twilio_signature
 from transcription.models import ModelRegistry, ModelUnavailableError
 from transcription.recognizer import ThreadedStream, Transcript, TranscriptionError
@@ -72,6 +74,8 @@ class LiveTranscription:
     models: ModelRegistry
     secret: str
     public_base_url: str
+    # Called with the case's id once its complete live transcript is stored (routing follows).
+    on_complete_transcript: Callable[[int], None]
 
     def stream_url(self) -> str:
         """The wss:// URL the TwiML points the stream at."""
@@ -175,6 +179,8 @@ def _finish(
         else "live transcript not needed: the call already has one",
         extra={**_extra(start), "seconds": round(transcript.duration_seconds, 2)},
     )
+    if stored and stored.complete and stored.case_id is not None:
+        live.on_complete_transcript(stored.case_id)
 
 
 def transcript_text(transcript: Transcript) -> services.TranscriptText:
@@ -189,15 +195,16 @@ def transcript_text(transcript: Transcript) -> services.TranscriptText:
     )
 
 
-def _store(session: Session, start: StreamStart, transcript: Transcript, *, complete: bool) -> bool:
+def _store(
+    session: Session, start: StreamStart, transcript: Transcript, *, complete: bool
+) -> StoredTranscript | None:
     try:
         call = services.get_call(session, call_sid=start.call_sid)
     except UnknownCallError:
-        return False
-    stored = services.store_transcript(
+        return None
+    return services.store_transcript(
         session, call=call, source="live", complete=complete, result=transcript_text(transcript)
     )
-    return stored is not None
 
 
 def _extra(start: StreamStart | None) -> dict[str, str]:

@@ -18,6 +18,7 @@ from cases.models import Case, Recording, RecordingStatus, SmsStatus, utcnow
 from ivr import recordings, sms
 from ivr.prompts import Prompts
 from ivr.streams import transcript_text
+from routing.router import ClassifierMissingError, Router
 from transcription.audio import AudioError, decode_wav
 from transcription.models import ModelRegistry, ModelUnavailableError
 from transcription.recognizer import transcribe
@@ -36,6 +37,7 @@ class JobContext:
     settings: Settings
     prompts: dict[str, Prompts]
     models: ModelRegistry
+    router: Router
 
 
 _context: JobContext | None = None
@@ -192,8 +194,45 @@ def transcribe_recording(recording_id: int) -> str:
             complete=True,
             result=transcript_text(result),
         )
+        case_id = recording.case_id
     log.info("batch transcript stored" if stored else "live transcript won the race", extra=extra)
+    if stored and case_id is not None:
+        enqueue(route_case, case_id)
     return "transcribed" if stored else "already transcribed"
+
+
+@shared_task(name="ivr.route_case", acks_late=True)
+def route_case(case_id: int) -> str:
+    """Classify the case's transcript and route it; a case is routed once, whatever repeats."""
+    ctx = context()
+    with ctx.database.session() as session, session.begin():
+        case = session.get_one(Case, case_id)
+        if case.routed_at is not None:
+            return "already routed"
+        if case.transcript is None or not case.transcript.complete:
+            return "no transcript yet"  # the transcript's arrival queues this job again
+        text, opened_at, case_number = case.transcript.text, case.opened_at, case.number
+    extra = {"case_id": case_id, "case_number": case_number}
+    try:
+        outcome = ctx.router.outcome(text, opened_at=opened_at)
+    except ClassifierMissingError as error:
+        with ctx.database.session() as session, session.begin():
+            services.flag_for_review(
+                session, case=session.get_one(Case, case_id), reason=str(error)
+            )
+        log.error("cannot route: %s", error, extra=extra)
+        return "flagged"
+    with ctx.database.session() as session, session.begin():
+        routed = services.route_case(session, case=session.get_one(Case, case_id), outcome=outcome)
+    log.info(
+        "case routed to %s (%s, %s, confidence %.2f)",
+        outcome.department,
+        outcome.category,
+        outcome.urgency,
+        outcome.confidence,
+        extra=extra,
+    )
+    return "routed" if routed else "already routed"
 
 
 def _transcription_failed(

@@ -156,14 +156,37 @@ class CallFlow:
             response.hangup()
         return response
 
+    def report_ended(self, locale: str, *, case_number: str, sms_follows: bool) -> VoiceResponse:
+        """End the live stream, so its transcript is final at once, then check it for an
+        emergency before reading the number back."""
+        response = VoiceResponse()
+        stop = Stop()
+        stop.stream(name=STREAM_NAME)
+        response.append(stop)
+        response.redirect(
+            self.url("/ivr/report/check", lang=locale, case=case_number, sms=int(sms_follows)),
+            method="POST",
+        )
+        return response
+
+    def emergency_transfer(
+        self, locale: str, *, number: str, case_number: str, sms_follows: bool
+    ) -> VoiceResponse:
+        """Put the caller straight through to 119, 120 or 110; the number is read afterwards
+        only if the transfer fails."""
+        response = VoiceResponse()
+        self._say(response, locale, self.prompts[locale].text("emergency_transfer", number=number))
+        response.dial(number, timeout=30)
+        # Without an action, Twilio carries on here when the emergency call ends or fails.
+        for verb in self.case_opened(
+            locale, case_number=case_number, sms_follows=sms_follows
+        ).verbs:
+            response.append(verb)
+        return response
+
     def case_opened(self, locale: str, *, case_number: str, sms_follows: bool) -> VoiceResponse:
         """Read the case number back digit by digit, twice, and say whether an SMS follows."""
         response = VoiceResponse()
-        if self.live:
-            # The report is over: end the stream now, so its transcript is final at once.
-            stop = Stop()
-            stop.stream(name=STREAM_NAME)
-            response.append(stop)
         prompts = self.prompts[locale]
         spoken = prompts.digits(case_number)
         self._say(response, locale, f"{prompts.text('case_opened')} {spoken}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from cases import services
 from cases.database import Database
+from cases.errors import UnknownCaseError
 from cases.models import SmsStatus
 from ivr import menus, streams, tasks
 from ivr.menus import MenuChoice
@@ -28,6 +30,7 @@ from ivr.steps import (
     int_arg,
 )
 from ivr.twiml import CallFlow, empty
+from routing.emergency import find_emergency
 
 log = logging.getLogger("hotline.ivr")
 bp = Blueprint("ivr", __name__, url_prefix="/ivr")
@@ -186,16 +189,70 @@ def recorded() -> Response:
         case_id, recording_id = opened.case.id, opened.recording.id
         case_number = opened.case.number
         sms_follows = opened.case.sms_status != SmsStatus.NONE
+        transcribed = opened.case.transcript is not None and opened.case.transcript.complete
     # Jobs only after the commit, so a worker never looks for a case that isn't there yet.
     if opened.created:
         tasks.enqueue(tasks.fetch_recording, recording_id)
         if sms_follows:
             tasks.enqueue(tasks.send_case_number_sms, case_id)
+        if transcribed:  # the live stream finished before this request: route now
+            tasks.enqueue(tasks.route_case, case_id)
     log.info(
         "case opened" if opened.created else "case number repeated for a retried webhook",
         extra={"call_sid": step.caller.call_sid, "case_number": case_number},
     )
+    if flow.live and locale in flow.live.locales:
+        # The words were heard live: check them for an emergency before anything else.
+        return twiml(flow.report_ended(locale, case_number=case_number, sms_follows=sms_follows))
     return twiml(flow.case_opened(locale, case_number=case_number, sms_follows=sms_follows))
+
+
+@bp.post("/report/check")
+@twilio_signed
+def report_check() -> Response:
+    """Read the live transcript as soon as the recording ends: an emergency is put through to
+    119, 120 or 110 at once (the case is kept); anything else hears its case number."""
+    flow, locale = ivr().flow, locale_arg()
+    call_sid = caller_from_form(request.form).call_sid
+    number, sms_follows = request.args.get("case", ""), request.args.get("sms") == "1"
+    text = _wait_for_live_transcript(call_sid, seconds=flow.options.emergency_check_wait)
+    emergency = find_emergency(text) if text else None
+    if emergency is None:
+        return twiml(flow.case_opened(locale, case_number=number, sms_follows=sms_follows))
+    service_number = flow.options.emergency_numbers[emergency.kind]
+    with db().begin():
+        case = services.get_case(db(), number=number)
+        if case.call is None or case.call.call_sid != call_sid:
+            raise UnknownCaseError(number)  # a case number from another call: not ours to act on
+        services.record_emergency_transfer(
+            db(), case=case, kind=emergency.kind, number=service_number
+        )
+    log.warning(
+        "emergency (%s, rule %s): transferring to %s",
+        emergency.kind,
+        emergency.rule,
+        service_number,
+        extra={"call_sid": call_sid, "case_number": number},
+    )
+    return twiml(
+        flow.emergency_transfer(
+            locale, number=service_number, case_number=number, sms_follows=sms_follows
+        )
+    )
+
+
+def _wait_for_live_transcript(call_sid: str, *, seconds: float) -> str | None:
+    # The stream's `stop` reaches the socket (maybe in another worker process) about when this
+    # request does; its transcript lands within a second or so.
+    deadline = time.monotonic() + seconds
+    while True:
+        with ivr().database.session() as session:
+            transcript = services.transcript_of_call(session, call_sid=call_sid)
+            if transcript is not None:
+                return transcript.text
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
 
 
 @bp.post("/recording-status")

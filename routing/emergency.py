@@ -67,7 +67,10 @@ _PERSON_EN = (
     r"|daughter|neighbou?r|worker|friend|old man|old lady|student|customer|passenger)"
 )
 _WATER_EN = r"(?:river|lake|water|pond|canal|sea|reservoir|pool|moat|ditch)"
-_POLLUTION_SMOKE = r"烟囱|油烟|烧烤|烤串|秸秆|焚烧|工厂|厂子|厂里|锅炉|chimney|factory|barbecue|bbq|grill|exhaust|굴뚝|공장|고기집"
+_POLLUTION_SMOKE = (
+    r"烟囱|油烟|烧烤|烤串|秸秆|焚烧|工厂|厂子|厂里|锅炉"
+    r"|chimney|factory|barbecue|bbq|grill|exhaust|굴뚝|공장|고기집"
+)
 
 EMERGENCY_RULES: tuple[_Rule, ...] = (
     # Fire (119).
@@ -84,8 +87,11 @@ EMERGENCY_RULES: tuple[_Rule, ...] = (
     _rule(
         "en_burning",
         "fire",
-        r"\b(?:is|are|was) burning\b(?!\s*(?:rubbish|garbage|trash|leaves|straw|waste|plastic|coal))"
+        r"\b(?:is|are|was) burning\b"
+        r"(?!\s*(?:rubbish|garbage|trash|leaves|straw|waste|plastic|coal))"
         r"|\bburning down\b|\bflames\b",
+        # A lamp "burning all day" is lit, and incense burns at the temples.
+        unless=r"\b(?:lamps?|lights?|bulbs?|candles?|incense)\b",
     ),
     _rule(
         "en_smoke",
@@ -152,10 +158,11 @@ EMERGENCY_RULES: tuple[_Rule, ...] = (
     _rule(
         "en_violence",
         "police",
-        r"\bstabb(?:ing|ed)\b|\bbeing (?:attacked|beaten|robbed)\b|\battacking (?:people|someone|me|us"
-        r"|him|her|them)\b|\bbeating (?:him|her|someone|me|us|them|up)\b|\b(?:with|has|holding"
-        r"|pulled) a (?:knife|gun|machete)\b|\bgunman\b|\bshooting\b|\bshots fired\b"
-        r"|\barmed robbery\b|\bkidnapp(?:ed|ing)\b",
+        r"\bstabb(?:ing|ed)\b|\bbeing (?:attacked|beaten|robbed)\b"
+        r"|\battacking (?:people|someone|me|us|him|her|them)\b"
+        r"|\bbeating (?:him|her|someone|me|us|them|up)\b"
+        r"|\b(?:with|has|holding|pulled) a (?:knife|gun|machete)\b"
+        r"|\bgunman\b|\bshooting\b|\bshots fired\b|\barmed robbery\b|\bkidnapp(?:ed|ing)\b",
     ),
     _rule(
         "en_water_rescue",
@@ -186,7 +193,8 @@ URGENT_RULES: tuple[_Rule, ...] = (
         "en_manhole_missing",
         "urgent",
         r"\b(?:missing|stolen|no|open|uncovered|broken) manhole\b|\bmanhole cover (?:is |has been "
-        r"|was |got )?(?:missing|stolen|gone|removed|broken|taken)\b|\bmanhole (?:is )?(?:open|uncovered)\b",
+        r"|was |got )?(?:missing|stolen|gone|removed|broken|taken)\b"
+        r"|\bmanhole (?:is )?(?:open|uncovered)\b",
     ),
     _rule(
         "ko_manhole_missing",
@@ -198,7 +206,11 @@ URGENT_RULES: tuple[_Rule, ...] = (
         "urgent",
         r"困在电梯|被困电梯|困电梯里|电梯里困|关在电梯|电梯困人|卡在电梯|电梯里出不来|电梯.{0,4}困住",
     ),
-    _rule("en_trapped_in_lift", "urgent", r"\b(?:trapped|stuck) in (?:the |an |a )?(?:lift|elevator)\b"),
+    _rule(
+        "en_trapped_in_lift",
+        "urgent",
+        r"\b(?:trapped|stuck) in (?:the |an |a )?(?:lift|elevator)\b",
+    ),
     _rule("ko_trapped_in_lift", "urgent", r"엘리베이터.{0,8}갇"),
     _rule(
         "zh_burst_main",

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import sklearn
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
@@ -29,6 +30,7 @@ from hotline import create_app
 from hotline.config import PROJECT_ROOT
 from ivr import streams
 from ivr.emulator import RecordingServer, TwilioEmulator
+from routing.corpus import corpus_hash, load_category_examples, load_urgency_examples
 from tests.support.flaky_proxy import FlakyProxy
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
@@ -57,6 +59,12 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.1, what: str = 
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def trained_classifier_path() -> Path:
+    """Where the test sessions keep the classifier `flask init` trains when it is missing."""
+    digest = corpus_hash([*load_category_examples(), *load_urgency_examples()])[:16]
+    return PROJECT_ROOT / ".cache" / f"classifier-{digest}-sklearn{sklearn.__version__}.joblib"
 
 
 def _reset_postgres(url: str) -> None:
@@ -131,6 +139,8 @@ def environ(instance_path: Path, twilio_api: FlakyProxy) -> dict[str, str]:
         "SMS_BACKOFF": "0.3",
         "SMS_RETRIES": "4",
         "LOG_LEVEL": "INFO",
+        # Trained once per corpus and scikit-learn version, then shared by later sessions.
+        "CLASSIFIER_PATH": str(trained_classifier_path()),
     }
     if env["BROKER_URL"].startswith("redis"):
         import redis

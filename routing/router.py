@@ -1,0 +1,105 @@
+"""The router: the trained classifier and the directory, gazetteer and calendar it routes with.
+
+Loaded once per process, lazily, like the speech models: the classifier is an artefact made
+by `flask --app hotline train` (and by `init` when it is missing).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+from cases.services import RoutingOutcome
+from routing.classifier import Classifier, train
+from routing.corpus import load_category_examples, load_urgency_examples
+from routing.deadlines import WorkingCalendar, load_calendar
+from routing.decide import DEFAULT_CONFIDENCE_THRESHOLD, Decision, Route, decide, load_directory
+from routing.places import Gazetteer, load_gazetteer
+
+
+class ClassifierMissingError(RuntimeError):
+    """No trained classifier where the settings say it is."""
+
+
+def train_and_save(path: Path) -> Classifier:
+    """Train on the shipped corpus and save the artefact atomically."""
+    classifier = train(load_category_examples(), urgency_examples=load_urgency_examples())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    classifier.save(partial)
+    partial.replace(path)
+    return classifier
+
+
+def model_version(classifier: Classifier) -> str:
+    """What identifies the model that made a decision: its corpus and its training time."""
+    header = classifier.header
+    return f"{header.corpus_sha256[:12]}@{header.trained_at}"
+
+
+def as_outcome(decision: Decision, *, version: str) -> RoutingOutcome:
+    """A decision as the plain data a case keeps."""
+    return RoutingOutcome(
+        category=decision.category,
+        department=decision.department,
+        urgency=decision.urgency,
+        confidence=decision.confidence,
+        place_code=decision.place.code if decision.place else None,
+        deadline=decision.deadline,
+        needs_triage=decision.needs_triage,
+        emergency=decision.emergency,
+        explanation={
+            **decision.explanation,
+            "place": asdict(decision.place) if decision.place else None,
+        },
+        model_version=version,
+    )
+
+
+class Router:
+    """Routes transcripts; the classifier loads on first use, once per process."""
+
+    def __init__(
+        self, *, classifier_path: Path, confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD
+    ) -> None:
+        self.classifier_path = classifier_path
+        self.confidence_threshold = confidence_threshold
+        self.directory: dict[str, Route] = load_directory()
+        self.gazetteer: Gazetteer = load_gazetteer()
+        self.calendar: WorkingCalendar = load_calendar()
+        self._classifier: Classifier | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def classifier(self) -> Classifier:
+        """The trained classifier, loaded on first use."""
+        if self._classifier is None:
+            with self._lock:
+                if self._classifier is None:
+                    if not self.classifier_path.exists():
+                        raise ClassifierMissingError(
+                            f"no classifier at {self.classifier_path}: "
+                            "run `flask --app hotline train` (or `init`)"
+                        )
+                    self._classifier = Classifier.load(self.classifier_path)
+        return self._classifier
+
+    def decide(self, text: str, *, opened_at: datetime) -> Decision:
+        """The routing decision for one transcript."""
+        return decide(
+            text,
+            classifier=self.classifier,
+            directory=self.directory,
+            gazetteer=self.gazetteer,
+            calendar=self.calendar,
+            opened_at=opened_at,
+            confidence_threshold=self.confidence_threshold,
+        )
+
+    def outcome(self, text: str, *, opened_at: datetime) -> RoutingOutcome:
+        """The decision as the plain data a case keeps."""
+        return as_outcome(
+            self.decide(text, opened_at=opened_at), version=model_version(self.classifier)
+        )
