@@ -38,8 +38,10 @@ lint: $(INSTALLED)  ## ruff (check and format) and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(INSTALLED)  ## Benchmarks, as ratios against a baseline run beside them
+bench: $(INSTALLED)  ## Benchmarks, as ratios against a baseline run beside them (needs wrk)
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/transcription.py
+	$(BIN)/python bench/classify.py
 
 clean:  ## Remove the virtualenv, Node modules and local data
 	rm -rf $(VENV) node_modules instance
