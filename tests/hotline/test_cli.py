@@ -49,7 +49,8 @@ def test_simulate_call_then_case_show(environ: dict[str, str], app) -> None:  # 
     shown = flask(environ, "case", "show", number)
     assert shown.returncode == 0, shown.stderr
     case = json.loads(shown.stdout)
-    assert case["number"] == number and case["status"] == "open" and case["locale"] == "ko-KR"
+    assert case["number"] == number and case["locale"] == "ko-KR"
+    assert case["status"] in ("open", "triage", "assigned")  # the worker may have routed it
     (recording,) = case["recordings"]
     assert recording["status"] == "stored"
     assert Path(recording["file"]).read_bytes() == wav.read_bytes()

@@ -128,7 +128,7 @@ def test_an_internal_error_apologises_and_still_records_the_caller(
     assert failed.said[0].text == prompts["zh-CN"].text("error_apology")
     assert failed.twiml.find("Record") is not None
     case = lookups.case_of(log.call_sid)  # the caller's words were kept as a case
-    assert case.status == CaseStatus.OPEN
+    assert case.status in (CaseStatus.OPEN, CaseStatus.TRIAGE, CaseStatus.ASSIGNED)
 
 
 def test_when_saving_the_report_fails_the_caller_hears_so_and_the_url_is_logged(
