@@ -1,7 +1,8 @@
 """The labelled training corpus: loading, hashing, and a validation report (counts, duplicates).
 
-Run `python -m routing.corpus` to print counts per label and locale and any duplicates; it exits
-non-zero when a category falls below the minimum per locale or a text is repeated.
+Run `python -m routing.corpus` to print counts per label and locale, near-duplicates (reworded
+copies, which flatter cross-validation) and exact duplicates; it exits non-zero when a category
+falls below the minimum per locale or a text is repeated.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ URGENCIES: tuple[str, ...] = ("emergency", "urgent", "normal")
 LOCALES: tuple[str, ...] = ("zh-CN", "en-US", "ko-KR")
 # The least the corpus must hold per category (and per urgency class, for zh-CN).
 MINIMUM_PER_LOCALE: dict[str, int] = {"zh-CN": 60, "en-US": 20, "ko-KR": 10}
+# Near-duplicates: character trigrams, and the Jaccard overlap at which two texts count as one.
+NEAR_SHINGLE = 3
+NEAR_THRESHOLD = 0.6
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,36 @@ def find_duplicates(examples: Sequence[Example]) -> list[tuple[Example, Example]
     return pairs
 
 
+def _shingles(text: str, size: int = NEAR_SHINGLE) -> set[str]:
+    # Spaces carry no meaning in Mandarin and little in the others' n-gram overlap.
+    compact = "".join(normalise(text).split())
+    return {compact[i : i + size] for i in range(max(1, len(compact) - size + 1))}
+
+
+def find_near_duplicates(
+    examples: Sequence[Example], *, threshold: float = NEAR_THRESHOLD
+) -> list[tuple[Example, Example, float]]:
+    """Pairs of examples of one locale whose character-trigram sets overlap (Jaccard) at least
+    `threshold`: one report reworded, or a template filled twice, which inflates CV scores."""
+    shingled = [_shingles(example.text) for example in examples]
+    index: dict[str, list[int]] = defaultdict(list)
+    for number, shingles in enumerate(shingled):
+        for shingle in shingles:
+            index[shingle].append(number)
+    pairs = []
+    for number, shingles in enumerate(shingled):
+        shared: Counter[int] = Counter()
+        for shingle in shingles:
+            shared.update(other for other in index[shingle] if other > number)
+        for other, overlap in shared.items():
+            if examples[other].locale != examples[number].locale:
+                continue
+            jaccard = overlap / (len(shingles) + len(shingled[other]) - overlap)
+            if jaccard >= threshold:
+                pairs.append((examples[number], examples[other], jaccard))
+    return pairs
+
+
 def shortfalls(
     examples: Iterable[Example], *, labels: Sequence[str], locales: Sequence[str] = LOCALES
 ) -> list[str]:
@@ -140,7 +174,8 @@ def _table(examples: Sequence[Example], labels: Sequence[str]) -> str:
 
 
 def main() -> int:
-    """Print the corpus report; non-zero exit on shortfalls, duplicates or unknown labels."""
+    """Print the corpus report and near-duplicates; non-zero exit on shortfalls, duplicates
+    or unknown labels."""
     categories = load_category_examples()
     urgencies = load_urgency_examples()
     problems = shortfalls(categories, labels=CATEGORIES)
@@ -152,6 +187,8 @@ def main() -> int:
     ]
     for first, again in find_duplicates(categories) + find_duplicates(urgencies):
         problems.append(f"duplicate: {again.text!r} ({first.label} / {again.label})")
+    for first, again, overlap in find_near_duplicates(categories):
+        print(f"near-duplicate ({overlap:.2f}): {first.text!r} / {again.text!r}")
     print(_table(categories, CATEGORIES))
     print()
     print(_table(urgencies, URGENCIES))

@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,69 @@ def cross_validate(
     )
 
 
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """Out-of-fold predictions whose confidence fell in [low, high): how sure, how often right."""
+
+    low: float
+    high: float
+    count: int
+    mean_confidence: float
+    accuracy: float
+
+
+RELIABILITY_EDGES: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+
+def reliability(
+    report: Report, examples: Sequence[Example], edges: Sequence[float] = RELIABILITY_EDGES
+) -> list[ReliabilityBin]:
+    """The reliability table of a report: per confidence bin, mean confidence against accuracy."""
+    confidence = np.array(report.confidence)
+    correct = np.array(report.predicted) == np.array([example.label for example in examples])
+    bins = []
+    for low, high in pairwise(edges):
+        # The last bin is closed so a confidence of exactly 1.0 is counted.
+        inside = (confidence >= low) & ((confidence < high) | (high == edges[-1]))
+        if inside.any():
+            bins.append(
+                ReliabilityBin(
+                    low=low,
+                    high=high,
+                    count=int(inside.sum()),
+                    mean_confidence=float(confidence[inside].mean()),
+                    accuracy=float(correct[inside].mean()),
+                )
+            )
+    return bins
+
+
+def expected_calibration_error(bins: Sequence[ReliabilityBin]) -> float:
+    """The count-weighted mean gap between confidence and accuracy over the bins."""
+    total = sum(each.count for each in bins)
+    return sum(each.count * abs(each.mean_confidence - each.accuracy) for each in bins) / total
+
+
+def format_reliability(bins: Sequence[ReliabilityBin]) -> str:
+    """The reliability table as text, with the expected calibration error."""
+    lines = [f"{'confidence':14}{'count':>8}{'mean conf':>11}{'accuracy':>10}"]
+    for each in bins:
+        lines.append(
+            f"[{each.low:.2f}, {each.high:.2f}) {each.count:7d}"
+            f"{each.mean_confidence:11.3f}{each.accuracy:10.3f}"
+        )
+    lines.append(f"expected calibration error {expected_calibration_error(bins):.3f}")
+    return "\n".join(lines)
+
+
+def locale_accuracy(report: Report, examples: Sequence[Example]) -> dict[str, float]:
+    """Out-of-fold accuracy per locale: the English and Korean corpora are much smaller."""
+    hits: dict[str, list[bool]] = {}
+    for example, predicted in zip(examples, report.predicted, strict=True):
+        hits.setdefault(example.locale, []).append(example.label == predicted)
+    return {locale: sum(each) / len(each) for locale, each in hits.items()}
+
+
 def save_confusion_matrix_png(report: Report, path: Path) -> None:
     """Draw the confusion matrix (rows: truth, columns: prediction) into a PNG file."""
     # The figure is built without pyplot, so no global backend is chosen for the process.
@@ -131,8 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--png", type=Path, help="write the category confusion matrix here")
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args(argv)
-    report = cross_validate(load_category_examples(), folds=args.folds)
+    examples = load_category_examples()
+    report = cross_validate(examples, folds=args.folds)
     print("categories:", format_report(report), sep="\n")
+    by_locale = locale_accuracy(report, examples)
+    print("accuracy per locale:", "  ".join(f"{k} {v:.3f}" for k, v in by_locale.items()))
+    print(
+        "", "reliability (categories):", format_reliability(reliability(report, examples)), sep="\n"
+    )
     urgency = cross_validate(load_urgency_examples(), folds=args.folds)
     print("", "urgency:", format_report(urgency), sep="\n")
     if args.png:
