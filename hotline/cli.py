@@ -150,8 +150,12 @@ def _decision_json(text: str, decision: Decision) -> dict[str, object]:
 def eval_command(folds: int, png: Path | None) -> None:
     """Stratified cross-validation on the shipped corpus: accuracy, macro-F1, per-class table."""
     examples = load_category_examples()
-    click.echo(f"cross-validating on {len(examples)} examples, {folds} folds ...")
-    report = cross_validate(examples, folds=folds)
+    with click.progressbar(
+        length=folds, label=f"cross-validating on {len(examples)} examples", show_pos=True
+    ) as bar:
+        report = cross_validate(
+            examples, folds=folds, progress=lambda done, _total: bar.update(done - bar.pos)
+        )
     click.echo(format_report(report))
     png = png or _wiring().settings.instance_path / "eval" / "confusion.png"
     png.parent.mkdir(parents=True, exist_ok=True)

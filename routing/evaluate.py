@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from sklearn.metrics import precision_recall_fscore_support as prf
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 
 from routing.classifier import DEFAULT_C, build_pipeline
 from routing.corpus import Example, load_category_examples, load_urgency_examples
@@ -52,17 +52,29 @@ class Report:
 
 
 def cross_validate(
-    examples: Sequence[Example], folds: int = 5, *, seed: int = 0, c: float = DEFAULT_C
+    examples: Sequence[Example],
+    folds: int = 5,
+    *,
+    seed: int = 0,
+    c: float = DEFAULT_C,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Report:
-    """Stratified k-fold predictions: every text is predicted by a model that never saw it."""
+    """Stratified k-fold predictions: every text is predicted by a model that never saw it.
+
+    `progress(done, folds)` is called after each fold, for a progress bar.
+    """
     texts = [normalise(example.text) for example in examples]
     truth = np.array([example.label for example in examples])
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    # The vectorisers live inside the pipeline, so each fold fits its own vocabulary and idf.
-    probabilities = cross_val_predict(
-        build_pipeline(c=c), texts, truth, cv=splitter, method="predict_proba"
-    )
     labels = tuple(sorted(set(truth.tolist())))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    probabilities = np.zeros((len(texts), len(labels)))
+    for done, (train, test) in enumerate(splitter.split(texts, truth), start=1):
+        # The vectorisers live inside the pipeline, so each fold fits its own vocabulary and idf.
+        model = build_pipeline(c=c).fit([texts[i] for i in train], truth[train])
+        columns = [labels.index(label) for label in model.classes_]
+        probabilities[np.ix_(test, columns)] = model.predict_proba([texts[i] for i in test])
+        if progress is not None:
+            progress(done, folds)
     predicted = np.array(labels)[probabilities.argmax(axis=1)]
     precision, recall, f1, support = prf(truth, predicted, labels=list(labels), zero_division=0)
     rows = tuple(

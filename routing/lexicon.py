@@ -11,6 +11,7 @@ bare 排, 班, 响, 堵 or 卖 also fires inside 排队, 上班, 影响, 堵车 
 
 from __future__ import annotations
 
+import functools
 import re
 
 TOPICS: dict[str, tuple[str, ...]] = {
@@ -1103,9 +1104,12 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 
 
-def topics(text: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def topics(text: str) -> tuple[str, ...]:
     """The topics a normalised text mentions, once per mention (a feature analyzer)."""
+    # Cached: the category and urgency models both analyse the same normalised text, and
+    # these scans are most of a prediction's cost.
     found: list[str] = []
     for topic, pattern in _PATTERNS:
         found.extend(topic for _ in pattern.finditer(text))
-    return found
+    return tuple(found)

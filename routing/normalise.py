@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -33,6 +34,7 @@ _ORPHAN_PUNCT = re.compile(r"(^|[\s,，])[,，]+")
 _SPACES = re.compile(r"\s+")
 
 
+@functools.lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
     """Normalise a transcript for matching and classification; conservative by design."""
     # NFKC folds full-width Latin, digits and punctuation to half-width and keeps Han and Hangul.
