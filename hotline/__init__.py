@@ -67,6 +67,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         models=wiring.models,
         secret=settings.secret_key,
         public_base_url=settings.public_base_url,
+        max_streams=settings.live_stream_limit,
         on_complete_transcript=lambda case_id: ivr_tasks.enqueue(ivr_tasks.route_case, case_id),
     )
     app.extensions["ivr.live"] = live

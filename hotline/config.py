@@ -45,6 +45,7 @@ class Settings:
     sms_retries: int = 8
     sms_backoff: float = 10.0
     routing_confidence_threshold: float = 0.35
+    live_stream_limit: int = 8
     classifier_path: Path = Path("instance/classifier.joblib")
     log_level: str = "INFO"
 
@@ -142,6 +143,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sms_retries=int(env.get("SMS_RETRIES", 8)),
         sms_backoff=float(env.get("SMS_BACKOFF", 10.0)),
         routing_confidence_threshold=float(env.get("ROUTING_CONFIDENCE_THRESHOLD", 0.35)),
+        live_stream_limit=int(env.get("LIVE_STREAM_LIMIT", 8)),
         classifier_path=Path(env.get("CLASSIFIER_PATH") or instance_path / "classifier.joblib"),
         log_level=env.get("LOG_LEVEL", "INFO"),
     )

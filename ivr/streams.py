@@ -43,15 +43,24 @@ _active_lock = threading.Lock()
 
 
 def active_streams() -> int:
-    """How many calls are streaming into this process now (for shutdown and monitoring)."""
+    """How many calls this process is decoding live now (for capacity and shutdown)."""
     with _active_lock:
         return _active
 
 
-def _count_stream(delta: int) -> None:
+def _take_decoder_slot(limit: int) -> bool:
     global _active
     with _active_lock:
-        _active += delta
+        if _active >= limit:
+            return False
+        _active += 1
+        return True
+
+
+def _free_decoder_slot() -> None:
+    global _active
+    with _active_lock:
+        _active -= 1
 
 
 def stream_token(secret: str, call_sid: str) -> str:
@@ -74,6 +83,9 @@ class LiveTranscription:
     models: ModelRegistry
     secret: str
     public_base_url: str
+    # Past this many live decodes in one process every stream would fall behind together
+    # (two cores keep about ten in real time); further calls are left to the batch job.
+    max_streams: int
     # Called with the case's id once its complete live transcript is stored (routing follows).
     on_complete_transcript: Callable[[int], None]
 
@@ -119,7 +131,6 @@ def handle_media_stream(ws: Any) -> None:
     start: StreamStart | None = None
     stream: ThreadedStream | None = None
     complete = False
-    _count_stream(+1)
     try:
         while True:
             raw = ws.receive(timeout=IDLE_TIMEOUT_SECONDS)
@@ -145,11 +156,11 @@ def handle_media_stream(ws: Any) -> None:
     except (ValueError, KeyError, binascii.Error):
         log.exception("malformed media stream message", extra=_extra(start))
     finally:
-        try:
-            if start is not None and stream is not None:
+        if start is not None and stream is not None:
+            try:
                 _finish(live, start, stream, complete=complete)
-        finally:
-            _count_stream(-1)
+            finally:
+                _free_decoder_slot()
 
 
 def _open_stream(live: LiveTranscription, start: StreamStart) -> ThreadedStream | None:
@@ -159,7 +170,18 @@ def _open_stream(live: LiveTranscription, start: StreamStart) -> ThreadedStream 
         # The batch job meets the same gap and sends the case to the desk for listening.
         log.warning("no live transcription: %s", error, extra=_extra(start))
         return None
-    return ThreadedStream(model)
+    if not _take_decoder_slot(live.max_streams):
+        log.warning(
+            "live transcription at capacity (%d); the batch job will transcribe this call",
+            live.max_streams,
+            extra=_extra(start),
+        )
+        return None
+    try:
+        return ThreadedStream(model)
+    except BaseException:
+        _free_decoder_slot()
+        raise
 
 
 def _finish(

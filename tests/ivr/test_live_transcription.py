@@ -3,6 +3,7 @@ with the batch job on a real Celery worker filling in whatever the live path mis
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -156,3 +157,17 @@ def test_a_stream_with_another_calls_token_stores_nothing(
         for _ in range(100):
             socket.receive(timeout=0.1)
     assert lookups.transcript_of(log.call_sid) is None
+
+
+def test_past_the_live_capacity_a_call_is_left_to_the_batch_job(
+    emulator: TwilioEmulator, lookups, app, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = dataclasses.replace(app.extensions["ivr.live"], max_streams=0)
+    monkeypatch.setitem(app.extensions, "ivr.live", full)
+
+    log = emulator.call([KOREAN, "1", Speak(wav("ko_parking"))])
+
+    assert log.streams  # the stream was offered, but not decoded here
+    transcript = settled_transcript(lookups, log.call_sid)
+    assert transcript.source == "batch" and transcript.text
+    assert streams.active_streams() == 0
