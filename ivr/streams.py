@@ -25,6 +25,7 @@ from cases import services
 from cases.database import Database
 from cases.errors import UnknownCallError
 from cases.models import Transcript as StoredTranscript
+from ivr import tasks
 from ivr.signatures import check_twilio_signature
 from transcription.models import ModelRegistry, ModelUnavailableError
 from transcription.recognizer import ThreadedStream, Transcript, TranscriptionError
@@ -205,18 +206,6 @@ def _finish(
         live.on_complete_transcript(stored.case_id)
 
 
-def transcript_text(transcript: Transcript) -> services.TranscriptText:
-    """The engine's transcript as the plain data the case keeps."""
-    return services.TranscriptText(
-        text=transcript.text,
-        words=[word.to_dict() for word in transcript.words],
-        duration_seconds=transcript.duration_seconds,
-        engine=transcript.engine,
-        model=transcript.model,
-        processing_seconds=transcript.processing_seconds,
-    )
-
-
 def _store(
     session: Session, start: StreamStart, transcript: Transcript, *, complete: bool
 ) -> StoredTranscript | None:
@@ -225,7 +214,11 @@ def _store(
     except UnknownCallError:
         return None
     return services.store_transcript(
-        session, call=call, source="live", complete=complete, result=transcript_text(transcript)
+        session,
+        call=call,
+        source="live",
+        complete=complete,
+        result=tasks.transcript_text(transcript),
     )
 
 

@@ -17,11 +17,10 @@ from cases.database import Database
 from cases.models import Case, Recording, RecordingStatus, SmsStatus, utcnow
 from ivr import recordings, sms
 from ivr.prompts import Prompts
-from ivr.streams import transcript_text
 from routing.router import ClassifierMissingError, Router
 from transcription.audio import AudioError, decode_wav
 from transcription.models import ModelRegistry, ModelUnavailableError
-from transcription.recognizer import transcribe
+from transcription.recognizer import Transcript, transcribe
 
 if TYPE_CHECKING:
     from hotline.config import Settings
@@ -67,6 +66,18 @@ def enqueue(task: Any, *args: Any) -> None:
 # A fetch chain is retried for about nine minutes at most; one silent for longer was lost.
 STALLED_AFTER = timedelta(minutes=15)
 NEVER_STARTED_AFTER = timedelta(minutes=2)
+
+
+def transcript_text(transcript: Transcript) -> services.TranscriptText:
+    """The engine's transcript as the plain data the case keeps."""
+    return services.TranscriptText(
+        text=transcript.text,
+        words=[word.to_dict() for word in transcript.words],
+        duration_seconds=transcript.duration_seconds,
+        engine=transcript.engine,
+        model=transcript.model,
+        processing_seconds=transcript.processing_seconds,
+    )
 
 
 def _backoff(base: float, retries: int) -> float:
