@@ -19,3 +19,20 @@ class UnknownCallError(CaseError):
     def __init__(self, call_sid: str) -> None:
         super().__init__(f"no call with CallSid {call_sid!r}")
         self.call_sid = call_sid
+
+
+class NotAllowedError(CaseError):
+    """The actor may see the case but may not do this to it."""
+
+
+class InvalidTransitionError(CaseError):
+    """The case is not in a state that allows this action."""
+
+    def __init__(self, action: str, status: str) -> None:
+        super().__init__(f"cannot {action} a case that is {status}")
+        self.action = action
+        self.status = status
+
+
+class InvalidInputError(CaseError):
+    """A value given to a lifecycle action is missing or malformed."""

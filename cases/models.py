@@ -6,7 +6,17 @@ import enum
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -57,11 +67,56 @@ class CaseStatus(enum.StrEnum):
     """Where a case stands in its lifecycle."""
 
     OPEN = "open"  # opened from a call, waiting for transcription and routing
-    TRIAGE = "triage"  # with the dispatch desk
-    ASSIGNED = "assigned"
-    ACCEPTED = "accepted"
-    RESOLVED = "resolved"
+    TRIAGE = "triage"  # with the dispatch desk, to be classified by a person
+    ASSIGNED = "assigned"  # pushed to a department, not yet accepted
+    ACCEPTED = "accepted"  # a department has taken it and is working on it
+    SENT_BACK = "sent_back"  # returned by a department (退单); the desk must rule
+    RESOLVED = "resolved"  # the department replied; waiting for the caller's rating
     CLOSED = "closed"
+
+
+# A department still has work to do on a case in one of these.
+ACTIVE_STATUSES = (
+    CaseStatus.OPEN,
+    CaseStatus.TRIAGE,
+    CaseStatus.ASSIGNED,
+    CaseStatus.ACCEPTED,
+    CaseStatus.SENT_BACK,
+)
+
+
+class Light(enum.StrEnum):
+    """The deadline light: yellow from 75% of the time limit, red once overdue."""
+
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+
+
+class Role(enum.StrEnum):
+    """What a staff account may do; enforced in the queries (cases.access)."""
+
+    DISPATCHER = "dispatcher"
+    DEPARTMENT = "department"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class Channel(enum.StrEnum):
+    """How a message leaves the hotline."""
+
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+    SMS = "sms"  # to a department's duty officer
+    CALLER_SMS = "caller_sms"  # to the citizen who called
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where an outbox message stands."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # gave up after the retry window; the desk was alerted
 
 
 class RecordingStatus(enum.StrEnum):
@@ -90,6 +145,22 @@ class Department(Base):
 
     code: Mapped[str] = mapped_column(String(40), primary_key=True)
     names: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # How the department receives its cases (`flask --app hotline department set`).
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_secret: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+    sms_number: Mapped[str | None] = mapped_column(String(40))
+    # SHA-256 of the department's API key; the key itself is shown once and never stored.
+    api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+    def channels(self) -> dict[Channel, str]:
+        """The configured channels and their addresses."""
+        configured = {
+            Channel.WEBHOOK: self.webhook_url,
+            Channel.EMAIL: self.email,
+            Channel.SMS: self.sms_number,
+        }
+        return {channel: address for channel, address in configured.items() if address}
 
     def name(self, locale: str) -> str:
         """The department's name in a locale, falling back to Chinese, then the code."""
@@ -162,11 +233,34 @@ class Case(Base):
     review_reason: Mapped[str | None] = mapped_column(Text)
     sms_status: Mapped[SmsStatus] = mapped_column(String(20), default=SmsStatus.PENDING)
     sms_message_sid: Mapped[str | None] = mapped_column(String(64))
+    # First-responsible (首问负责): the department that accepted the case stays answerable
+    # for it until the department it transferred the case to accepts in turn.
+    responsible_department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    # The department that sent the case back, while the desk rules on it.
+    sent_back_by_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    # When the current department's clock started; the light measures from here.
+    assigned_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(Text)
+    light: Mapped[Light] = mapped_column(String(10), default=Light.GREEN)
+    reminded_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
+    # Major matters are copied to leadership from the start.
+    major: Mapped[bool] = mapped_column(default=False)
+    rating: Mapped[int | None]
+    rated_at: Mapped[datetime | None]
+    reopen_count: Mapped[int] = mapped_column(default=0)
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     call: Mapped[Call | None] = relationship()
-    department: Mapped[Department | None] = relationship()
+    department: Mapped[Department | None] = relationship(foreign_keys=[department_code])
+    responsible_department: Mapped[Department | None] = relationship(
+        foreign_keys=[responsible_department_code]
+    )
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="case", order_by="Delivery.id")
     recordings: Mapped[list[Recording]] = relationship(
         back_populates="case", order_by="Recording.id"
     )
@@ -244,3 +338,62 @@ class CaseEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     case: Mapped[Case] = relationship(back_populates="events")
+
+
+class User(Base):
+    """A staff account: dispatcher, department staff, supervisor or admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(String(20))
+    # Set for department staff only: the department whose cases they work.
+    department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    active: Mapped[bool] = mapped_column(default=True)
+    locale: Mapped[str] = mapped_column(String(10), default="zh-CN")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    department: Mapped[Department | None] = relationship()
+
+
+class Delivery(Base):
+    """One outbox message: a case pushed to a department on one channel, or a text to the
+    caller. Sent by a job after commit; retried with backoff; its id is stable across retries so
+    that receivers can drop duplicates."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("case_id", "recipient", "channel", "topic"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(40), unique=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    # A department code, or "caller".
+    recipient: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[Channel] = mapped_column(String(20))
+    # Why it is sent, unique per case and recipient: "assigned", "assigned-2", "reminder", ...
+    topic: Mapped[str] = mapped_column(String(40))
+    address: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[DeliveryStatus] = mapped_column(String(20), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # The receiver's reference (a Twilio MessageSid, an SMTP message id, an HTTP status).
+    receipt: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+
+    case: Mapped[Case] = relationship(back_populates="deliveries")
+
+
+class LoginAttempt(Base):
+    """A failed sign-in, kept briefly to rate-limit guessing per account and per address."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), index=True)
+    remote_addr: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -10,6 +10,7 @@ from flask import Flask, g
 from twilio.request_validator import RequestValidator
 
 from cases.database import Database
+from console import init_console
 from hotline.celery_app import create_celery
 from hotline.config import CONFIG_DIR, Settings, load_settings
 from hotline.logs import configure_logging
@@ -88,6 +89,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         validator=RequestValidator(settings.twilio_auth_token),
     )
     app.register_blueprint(ivr_blueprint)
+    init_console(app)
 
     @app.teardown_appcontext
     def close_session(_error: BaseException | None) -> None:

@@ -1,5 +1,5 @@
 """`flask --app hotline ...` commands: init, case show, simulate-call, transcribe, models,
-train, classify, eval."""
+train, classify, eval, department set, user add."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from cases import directory, services
-from cases.errors import UnknownCaseError
+from cases import directory, services, staff
+from cases.errors import InvalidInputError, UnknownCaseError
 from cases.models import Call, Case, RecordingStatus, utcnow
 from hotline import Wiring, migrate
 from hotline.config import ALL_LOCALES, CONFIG_DIR, Settings
@@ -49,6 +49,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(train_command)
     app.cli.add_command(classify_command)
     app.cli.add_command(eval_command)
+    app.cli.add_command(department_group)
+    app.cli.add_command(user_group)
 
 
 @click.command("init")
@@ -358,3 +360,79 @@ def _wait_for_recording(wiring: Wiring, number: str, wait: float) -> None:
         )
     click.echo(f"see it with: flask --app hotline case show {number}")
     sys.stdout.flush()
+
+
+@click.group("department", cls=AppGroup)
+def department_group() -> None:
+    """How departments receive their cases."""
+
+
+@department_group.command("set")
+@click.argument("code")
+@click.option("--webhook-url", help="HTTPS endpoint for signed pushes ('' clears it).")
+@click.option("--webhook-secret", help="Secret for the X-Hotline-Signature HMAC.")
+@click.option("--email", help="Address for e-mailed cases ('' clears it).")
+@click.option("--sms", "sms_number", help="Duty officer's mobile for SMS alerts ('' clears it).")
+@click.option("--new-api-key", is_flag=True, help="Issue a new API key (printed once).")
+def department_set(
+    code: str,
+    webhook_url: str | None,
+    webhook_secret: str | None,
+    email: str | None,
+    sms_number: str | None,
+    new_api_key: bool,
+) -> None:
+    """Set how department CODE receives its cases; options not given stay as they are."""
+    wiring = _wiring()
+    try:
+        with wiring.database.session() as session, session.begin():
+            department = staff.set_department_channels(
+                session,
+                code=code,
+                webhook_url=webhook_url,
+                webhook_secret=webhook_secret,
+                email=email,
+                sms_number=sms_number,
+            )
+            key = staff.issue_api_key(session, code=code) if new_api_key else None
+            channels = {str(channel): address for channel, address in department.channels().items()}
+    except InvalidInputError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(json.dumps({"department": code, "channels": channels}, ensure_ascii=False))
+    if key:
+        click.echo(f"API key (shown once; store it in the department's system): {key}")
+
+
+@click.group("user", cls=AppGroup)
+def user_group() -> None:
+    """Staff accounts."""
+
+
+@user_group.command("add")
+@click.argument("username")
+@click.option(
+    "--role",
+    type=click.Choice(["dispatcher", "department", "supervisor", "admin"]),
+    required=True,
+)
+@click.option("--department", "department_code", help="The department, for department staff.")
+def user_add(username: str, role: str, department_code: str | None) -> None:
+    """Add a staff account; the password is read from standard input."""
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    wiring = _wiring()
+    try:
+        with wiring.database.session() as session, session.begin():
+            staff.add_user(
+                session,
+                username=username,
+                password=password,
+                role=role,
+                department_code=department_code,
+            )
+    except InvalidInputError as error:
+        raise click.ClickException(str(error)) from error
+    suffix = f" of {department_code}" if department_code else ""
+    click.echo(f"user {username} added: {role}{suffix}")

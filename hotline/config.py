@@ -48,6 +48,22 @@ class Settings:
     live_stream_limit: int = 8
     classifier_path: Path = Path("instance/classifier.joblib")
     log_level: str = "INFO"
+    # Deliveries to departments: exponential backoff from `delivery_backoff` seconds, capped at
+    # an hour between tries, for `delivery_retry_hours`; then the desk is alerted.
+    delivery_backoff: float = 30.0
+    delivery_retry_hours: float = 24.0
+    delivery_timeout: float = 10.0
+    # How long a case may stay red before it is escalated to leadership.
+    escalation_grace_hours: float = 24.0
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "hotline@localhost"
+    # Failed sign-ins allowed per account and per address in the window, before a pause.
+    login_max_failures: int = 5
+    login_window_seconds: int = 900
 
     @property
     def recordings_dir(self) -> Path:
@@ -146,4 +162,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         live_stream_limit=int(env.get("LIVE_STREAM_LIMIT", 8)),
         classifier_path=Path(env.get("CLASSIFIER_PATH") or instance_path / "classifier.joblib"),
         log_level=env.get("LOG_LEVEL", "INFO"),
+        delivery_backoff=float(env.get("DELIVERY_BACKOFF", 30.0)),
+        delivery_retry_hours=float(env.get("DELIVERY_RETRY_HOURS", 24.0)),
+        delivery_timeout=float(env.get("DELIVERY_TIMEOUT", 10.0)),
+        escalation_grace_hours=float(env.get("ESCALATION_GRACE_HOURS", 24.0)),
+        smtp_host=env.get("SMTP_HOST") or None,
+        smtp_port=int(env.get("SMTP_PORT", 25)),
+        smtp_username=env.get("SMTP_USERNAME") or None,
+        smtp_password=env.get("SMTP_PASSWORD") or None,
+        smtp_starttls=env.get("SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+        mail_from=env.get("MAIL_FROM", "hotline@localhost"),
+        login_max_failures=int(env.get("LOGIN_MAX_FAILURES", 5)),
+        login_window_seconds=int(env.get("LOGIN_WINDOW_SECONDS", 900)),
     )

@@ -12,12 +12,12 @@ from celery import Task, shared_task
 from sqlalchemy import or_, select
 from twilio.base.exceptions import TwilioException
 
-from cases import services
+from cases import lifecycle, services
 from cases.database import Database
-from cases.models import Case, Recording, RecordingStatus, SmsStatus, utcnow
+from cases.models import Case, Category, Recording, RecordingStatus, SmsStatus, utcnow
 from ivr import recordings, sms
 from ivr.prompts import Prompts
-from routing.router import ClassifierMissingError, Router
+from routing.router import ClassifierMissingError, Router, routes_from_categories
 from transcription.audio import AudioError, decode_wav
 from transcription.models import ModelRegistry, ModelUnavailableError
 from transcription.recognizer import Transcript, transcribe
@@ -223,9 +223,10 @@ def route_case(case_id: int) -> str:
         if case.transcript is None or not case.transcript.complete:
             return "no transcript yet"  # the transcript's arrival queues this job again
         text, opened_at, case_number = case.transcript.text, case.opened_at, case.number
+        directory = routes_from_categories(session.scalars(select(Category)))
     extra = {"case_id": case_id, "case_number": case_number}
     try:
-        outcome = ctx.router.outcome(text, opened_at=opened_at)
+        outcome = ctx.router.outcome(text, opened_at=opened_at, directory=directory or None)
     except ClassifierMissingError as error:
         with ctx.database.session() as session, session.begin():
             services.flag_for_review(
@@ -234,7 +235,10 @@ def route_case(case_id: int) -> str:
         log.error("cannot route: %s", error, extra=extra)
         return "flagged"
     with ctx.database.session() as session, session.begin():
-        routed = services.route_case(session, case=session.get_one(Case, case_id), outcome=outcome)
+        case = session.get_one(Case, case_id)
+        routed = services.route_case(session, case=case, outcome=outcome)
+        # The push to the department (and leadership's copy) leaves after this commits.
+        lifecycle.deliver_routed_case(session, case=case)
     log.info(
         "case routed to %s (%s, %s, confidence %.2f)",
         outcome.department,

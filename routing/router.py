@@ -7,14 +7,16 @@ by `flask --app hotline train` (and by `init` when it is missing).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
+from cases.models import Category
 from cases.services import RoutingOutcome
 from routing.classifier import Classifier, train
 from routing.corpus import load_category_examples, load_urgency_examples
-from routing.deadlines import WorkingCalendar, load_calendar
+from routing.deadlines import URGENT_HOURS, WorkingCalendar, compute_deadline, load_calendar
 from routing.decide import DEFAULT_CONFIDENCE_THRESHOLD, Decision, Route, decide, load_directory
 from routing.places import Gazetteer, load_gazetteer
 
@@ -86,20 +88,50 @@ class Router:
                     self._classifier = Classifier.load(self.classifier_path)
         return self._classifier
 
-    def decide(self, text: str, *, opened_at: datetime) -> Decision:
-        """The routing decision for one transcript."""
+    def decide(
+        self, text: str, *, opened_at: datetime, directory: Mapping[str, Route] | None = None
+    ) -> Decision:
+        """The routing decision for one transcript (time limits from `directory` if given: the
+        database's, which admins edit, rather than the shipped file's)."""
         return decide(
             text,
             classifier=self.classifier,
-            directory=self.directory,
+            directory=directory or self.directory,
             gazetteer=self.gazetteer,
             calendar=self.calendar,
             opened_at=opened_at,
             confidence_threshold=self.confidence_threshold,
         )
 
-    def outcome(self, text: str, *, opened_at: datetime) -> RoutingOutcome:
+    def outcome(
+        self, text: str, *, opened_at: datetime, directory: Mapping[str, Route] | None = None
+    ) -> RoutingOutcome:
         """The decision as the plain data a case keeps."""
         return as_outcome(
-            self.decide(text, opened_at=opened_at), version=model_version(self.classifier)
+            self.decide(text, opened_at=opened_at, directory=directory),
+            version=model_version(self.classifier),
         )
+
+    def deadline_for(self, *, category: Category, urgency: str, start: datetime) -> datetime:
+        """The deadline a person's routing gives (triage, a ruling, a reopened case)."""
+        hours: int | None
+        working_days: int | None
+        if urgency != "normal":
+            hours, working_days = URGENT_HOURS, None
+        else:
+            hours, working_days = category.time_limit_hours, category.time_limit_working_days
+        return compute_deadline(
+            opened_at=start, hours=hours, working_days=working_days, calendar=self.calendar
+        )
+
+
+def routes_from_categories(categories: Iterable[Category]) -> dict[str, Route]:
+    """The directory as the database holds it, with the time limits admins have set."""
+    return {
+        category.code: Route(
+            department=category.department_code,
+            hours=category.time_limit_hours,
+            working_days=category.time_limit_working_days,
+        )
+        for category in categories
+    }

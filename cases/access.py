@@ -1,0 +1,85 @@
+"""Who may see and do what: the rules live in the queries, not only in the templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Select, false, or_, select, true
+from sqlalchemy.orm import Session
+
+from cases.errors import NotAllowedError, UnknownCaseError
+from cases.models import Case, Role
+
+DISPATCH_DESK = "hotline_office"
+LEADERSHIP = "leadership"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Someone acting on cases: a signed-in staff member, or a department's own system by API
+    key (role DEPARTMENT, no user). `name` goes into the audit trail."""
+
+    name: str
+    role: Role
+    department_code: str | None = None
+
+    @property
+    def is_desk(self) -> bool:
+        """Dispatchers, and the desk's own staff, run triage and rule on send-backs."""
+        return self.role in (Role.DISPATCHER, Role.ADMIN) or (
+            self.role == Role.DEPARTMENT and self.department_code == DISPATCH_DESK
+        )
+
+    @property
+    def sees_everything(self) -> bool:
+        """The desk, supervisors and admins see every case."""
+        return self.is_desk or self.role == Role.SUPERVISOR
+
+
+SYSTEM = Actor(name="system", role=Role.ADMIN)
+
+
+def visibility(actor: Actor) -> ColumnElement[bool]:
+    """The WHERE clause that limits cases to those the actor may see.
+
+    Department staff see the cases in their inbox and the ones they stay first-responsible for;
+    leadership also sees what was escalated or copied to it as major.
+    """
+    if actor.sees_everything:
+        return true()
+    if actor.role != Role.DEPARTMENT or actor.department_code is None:
+        return false()
+    own = or_(
+        Case.department_code == actor.department_code,
+        Case.responsible_department_code == actor.department_code,
+    )
+    if actor.department_code == LEADERSHIP:
+        return or_(own, Case.escalated_at.is_not(None), Case.major)
+    return own
+
+
+def visible_cases(actor: Actor) -> Select[Case]:
+    """SELECT of the cases the actor may see; add ordering and filters to it."""
+    return select(Case).where(visibility(actor))
+
+
+def get_visible_case(session: Session, *, actor: Actor, number: str) -> Case:
+    """The case with this number if the actor may see it; otherwise UnknownCaseError, so that
+    someone from another department cannot even learn that the number exists."""
+    case = session.scalars(visible_cases(actor).where(Case.number == number)).one_or_none()
+    if case is None:
+        raise UnknownCaseError(number)
+    return case
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise NotAllowedError unless the condition holds."""
+    if not condition:
+        raise NotAllowedError(message)
+
+
+def holds_case(actor: Actor, case: Case) -> bool:
+    """Whether the actor's department currently has the case in its inbox."""
+    if actor.role == Role.ADMIN:
+        return True
+    return actor.role == Role.DEPARTMENT and actor.department_code == case.department_code
