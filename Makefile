@@ -3,6 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.installed
+# Browser tests drive Debian's Chromium through its own driver (a browser download fails here).
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
@@ -21,16 +24,20 @@ $(NODE_INSTALLED): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(INSTALLED) $(NODE_INSTALLED)  ## Install Python and Node dependencies
+$(CHROMEDRIVER):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver \
+		|| ($(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver)
+
+install: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Install Python, Node and browser dependencies
 
 run: $(INSTALLED)  ## Run web and worker on the embedded defaults (SQLite, no servers)
 	$(BIN)/flask --app hotline init
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start web worker
 
-test: $(INSTALLED) $(NODE_INSTALLED)  ## Run the whole test suite (SQLite and the embedded broker)
+test: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Run the whole test suite (SQLite and the embedded broker)
 	$(BIN)/python -m pytest
 
-test-postgres: $(INSTALLED) $(NODE_INSTALLED)  ## The suite again on PostgreSQL and Redis
+test-postgres: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## The suite again on PostgreSQL and Redis
 	DATABASE_URL=$(POSTGRES_URL) BROKER_URL=$(REDIS_URL) $(BIN)/python -m pytest
 
 lint: $(INSTALLED)  ## ruff (check and format) and mypy
