@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from celery import Celery
 from flask import Flask, g
 from twilio.request_validator import RequestValidator
 
+from cases import outbox
 from cases.database import Database
-from console import init_console
+from console import csrf, init_console
 from hotline.celery_app import create_celery
 from hotline.config import CONFIG_DIR, Settings, load_settings
 from hotline.logs import configure_logging
-from ivr import streams
+from ivr import messaging, streams
 from ivr import tasks as ivr_tasks
 from ivr.prompts import Prompts, load_options, load_prompts
 from ivr.twiml import CallFlow, LiveStreaming
 from ivr.views import IVRContext
 from ivr.views import bp as ivr_blueprint
+from routing import tasks as routing_tasks
+from routing.delivery import DeliveryConfig, SMTPConfig
 from routing.router import Router
 from transcription.models import ModelRegistry
 
@@ -53,6 +57,43 @@ def wire(settings: Settings) -> Wiring:
             database=database, settings=settings, prompts=prompts, models=models, router=router
         )
     )
+    routing_tasks.configure(
+        routing_tasks.DeliveryContext(
+            database=database,
+            config=DeliveryConfig(
+                public_base_url=settings.public_base_url,
+                mail_from=settings.mail_from,
+                timeout=settings.delivery_timeout,
+                backoff=settings.delivery_backoff,
+                retry_window=timedelta(hours=settings.delivery_retry_hours),
+                smtp=SMTPConfig(
+                    host=settings.smtp_host,
+                    port=settings.smtp_port,
+                    username=settings.smtp_username,
+                    password=settings.smtp_password,
+                    starttls=settings.smtp_starttls,
+                )
+                if settings.smtp_host
+                else None,
+            ),
+            escalation_grace=timedelta(hours=settings.escalation_grace_hours),
+            render_caller_text=messaging.caller_text_renderer(
+                prompts, default_locale=settings.default_locale
+            ),
+            # Without a Twilio account (or a mock), texts are written to the log instead.
+            send_sms=messaging.twilio_sms_sender(
+                account_sid=settings.twilio_account_sid,
+                auth_token=settings.twilio_auth_token,
+                from_number=settings.twilio_from_number,
+                api_base_url=settings.twilio_api_base_url,
+                timeout=settings.delivery_timeout,
+            )
+            if settings.sms_enabled
+            else None,
+        )
+    )
+    # Each outbox row is sent by a job once the transaction that wrote it has committed.
+    outbox.sent_after_commit(database.sessions, send=routing_tasks.enqueue_delivery)
     return Wiring(settings, database, prompts, models, router, create_celery(settings))
 
 
@@ -89,7 +130,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         validator=RequestValidator(settings.twilio_auth_token),
     )
     app.register_blueprint(ivr_blueprint)
+    app.register_blueprint(messaging.bp)
     init_console(app)
+    # Twilio signs its Messaging webhook; it cannot carry a CSRF token.
+    csrf.exempt(messaging.bp)
 
     @app.teardown_appcontext
     def close_session(_error: BaseException | None) -> None:

@@ -7,7 +7,7 @@ from celery import Celery
 from hotline.config import Settings
 
 # Jobs whose failure would lose work are acknowledged only after they finish.
-TASK_MODULES = ["ivr.tasks"]
+TASK_MODULES = ["ivr.tasks", "routing.tasks"]
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -29,6 +29,18 @@ def create_celery(settings: Settings) -> Celery:
             "requeue-stalled-fetches": {
                 "task": "ivr.requeue_stalled_fetches",
                 "schedule": 120.0,
+            },
+            # Lights, overdue reminders and escalations. A sweep queued while the workers were
+            # down is dropped once the next one is due: running it late adds nothing.
+            "sweep-deadlines": {
+                "task": "routing.sweep_deadlines",
+                "schedule": 60.0,
+                "options": {"expires": 55.0},
+            },
+            "resend-pending-deliveries": {
+                "task": "routing.resend_pending_deliveries",
+                "schedule": 60.0,
+                "options": {"expires": 55.0},
             },
         },
     )

@@ -43,8 +43,19 @@ REQUIRED_KEYS = (
     "goodbye",
     "sms_case_opened",
     "emergency_transfer",
+    # Texts to the caller after the call: outbox messages (sms_<message>) and rating replies.
+    "sms_accepted",
+    "sms_resolved",
+    "sms_rating_thanks",
+    "sms_reopened",
+    "sms_rating_help",
+    "sms_no_case_to_rate",
+    "sms_rating_failed",
     "statuses",
 )
+
+# Every status a case can be in must be readable to a caller on the status path.
+REQUIRED_STATUSES = ("open", "triage", "assigned", "accepted", "sent_back", "resolved", "closed")
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,11 @@ def load_prompts(directory: Path, locales: tuple[str, ...]) -> dict[str, Prompts
         missing = [key for key in REQUIRED_KEYS if key not in texts]
         if missing:
             raise ValueError(f"{path}: missing prompts {', '.join(missing)}")
+        missing_statuses = [
+            status for status in REQUIRED_STATUSES if status not in texts["statuses"]
+        ]
+        if missing_statuses:
+            raise ValueError(f"{path}: `statuses` lacks {', '.join(missing_statuses)}")
         if len(texts["digits"]) != 10:
             raise ValueError(f"{path}: `digits` needs ten words, for 0 to 9")
         prompts[locale] = Prompts(locale=locale, texts=texts)

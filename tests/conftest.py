@@ -138,6 +138,15 @@ def environ(instance_path: Path, twilio_api: FlakyProxy) -> dict[str, str]:
         "RECORDING_FETCH_RETRIES": "4",
         "SMS_BACKOFF": "0.3",
         "SMS_RETRIES": "4",
+        # Deliveries: fast backoff, so a receiver that is down and comes back plays out in
+        # seconds; a short timeout, so a dead one fails fast. The retry window stays a day.
+        "DELIVERY_BACKOFF": "0.2",
+        "DELIVERY_TIMEOUT": "5",
+        # E-mail goes to a local aiosmtpd server on this port (tests.support.receivers
+        # .shared_smtp_receiver starts it in the test process; the worker sends to it too).
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(free_port()),
+        "MAIL_FROM": "hotline@hotline.example.test",
         "LOG_LEVEL": "INFO",
         # Trained once per corpus and scikit-learn version, then shared by later sessions.
         "CLASSIFIER_PATH": str(trained_classifier_path()),
