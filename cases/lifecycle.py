@@ -75,6 +75,7 @@ def _assign(
     department_code: str,
     deadline_at: datetime | None,
     topic: str = "assigned",
+    **extra: object,
 ) -> None:
     """Put the case in a department's inbox with a fresh deadline clock and push it there."""
     now = utcnow()
@@ -86,7 +87,7 @@ def _assign(
     case.light = Light.GREEN
     case.reminded_at = None
     case.sent_back_by_code = None
-    outbox.push_case(session, case=case, department_code=department_code, topic=topic)
+    outbox.push_case(session, case=case, department_code=department_code, topic=topic, **extra)
 
 
 def deliver_routed_case(session: Session, *, case: Case) -> None:
@@ -352,6 +353,9 @@ def rate(
         department_code=department_code,
         deadline_at=reopen_deadline_at,
         topic="reopened",
+        # The department sees why it has the case again.
+        rating=score,
+        previous_reply=case.resolution,
     )
     case.resolved_at = None
     outbox.text_caller(session, case=case, message="reopened")

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -217,8 +218,10 @@ class Case(Base):
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), unique=True)
     status: Mapped[CaseStatus] = mapped_column(String(20), default=CaseStatus.OPEN)
     locale: Mapped[str] = mapped_column(String(10))
-    caller_number: Mapped[str | None] = mapped_column(String(40))
-    department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    # Indexed: a rating text finds the caller's latest case by it.
+    caller_number: Mapped[str | None] = mapped_column(String(40), index=True)
+    # Indexed: every inbox lists a department's cases.
+    department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"), index=True)
     category_code: Mapped[str | None] = mapped_column(ForeignKey("categories.code"))
     urgency: Mapped[str | None] = mapped_column(String(20))
     deadline_at: Mapped[datetime | None]
@@ -329,6 +332,8 @@ class CaseEvent(Base):
     """One entry in a case's audit trail."""
 
     __tablename__ = "case_events"
+    # The disclosure figures scan events by kind and time.
+    __table_args__ = (Index("ix_case_events_kind_created_at", "kind", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
