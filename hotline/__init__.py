@@ -9,6 +9,7 @@ from datetime import timedelta
 from celery import Celery
 from flask import Flask, g
 from twilio.request_validator import RequestValidator
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from cases import outbox
 from cases.database import Database
@@ -130,6 +131,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         validator=RequestValidator(settings.twilio_auth_token),
     )
     app.register_blueprint(ivr_blueprint)
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+        )
     app.register_blueprint(messaging.bp)
     init_console(app)
     # Twilio signs its Messaging webhook; it cannot carry a CSRF token.

@@ -64,6 +64,9 @@ class Settings:
     # Failed sign-ins allowed per account and per address in the window, before a pause.
     login_max_failures: int = 5
     login_window_seconds: int = 900
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe: per-address
+    # throttles need the visitor's address, not the proxy's.
+    trusted_proxies: int = 0
 
     @property
     def recordings_dir(self) -> Path:
@@ -174,4 +177,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mail_from=env.get("MAIL_FROM", "hotline@localhost"),
         login_max_failures=int(env.get("LOGIN_MAX_FAILURES", 5)),
         login_window_seconds=int(env.get("LOGIN_WINDOW_SECONDS", 900)),
+        trusted_proxies=int(env.get("TRUSTED_PROXIES", 0)),
     )
