@@ -1,4 +1,7 @@
-"""Load the default directory of departments and categories from config/directory.toml."""
+"""Load the default directory of departments and categories from config/directory.toml.
+
+Names and departments follow the file on every run; time limits only when a category is new.
+"""
 
 from __future__ import annotations
 
@@ -25,11 +28,15 @@ def load_directory(session: Session, *, path: Path) -> tuple[int, int]:
             raise ValueError(f"category {code}: unknown department {entry['department']!r}")
         if ("hours" in entry) == ("working_days" in entry):
             raise ValueError(f"category {code}: give exactly one of hours or working_days")
-        category = session.get(Category, code) or Category(code=code)
+        category = session.get(Category, code)
+        if category is None:
+            # Time limits are loaded once: afterwards admins own them in the console, and a
+            # deploy (which runs init) must not quietly reset what they set.
+            category = Category(code=code)
+            category.time_limit_hours = entry.get("hours")
+            category.time_limit_working_days = entry.get("working_days")
         category.department_code = entry["department"]
         category.names = {key: entry[key] for key in LOCALE_KEYS if key in entry}
-        category.time_limit_hours = entry.get("hours")
-        category.time_limit_working_days = entry.get("working_days")
         session.add(category)
     session.flush()
     return len(data["departments"]), len(data["categories"])

@@ -80,7 +80,10 @@ def _assign(
     """Put the case in a department's inbox with a fresh deadline clock and push it there."""
     now = utcnow()
     case.department_code = department_code
-    case.status = CaseStatus.TRIAGE if department_code == DISPATCH_DESK else CaseStatus.ASSIGNED
+    # The desk triages what has no category yet; a consultation it answers itself, like any
+    # department.
+    to_triage = department_code == DISPATCH_DESK and case.category_code in (None, "other")
+    case.status = CaseStatus.TRIAGE if to_triage else CaseStatus.ASSIGNED
     case.assigned_at = now
     if deadline_at is not None:
         case.deadline_at = deadline_at
@@ -127,7 +130,16 @@ def accept(session: Session, *, case: Case, actor: Actor) -> Case:
 
 
 def add_note(session: Session, *, case: Case, actor: Actor, text: str) -> Case:
-    """Add a working note to the case's timeline."""
+    """Add a working note to the case's timeline (those working the case only)."""
+    require(
+        actor.is_desk
+        or holds_case(actor, case)
+        or (
+            actor.department_code is not None
+            and actor.department_code == case.responsible_department_code
+        ),
+        "only the department working the case, or the desk, adds notes",
+    )
     add_event(session, case=case, kind="note", actor=actor.name, text=_text(text, "note"))
     return case
 

@@ -1,11 +1,277 @@
-"""Sign-in for staff: Flask-Login sessions, hashed passwords, throttled failures."""
+"""Sign-in for staff: Flask-Login sessions, hashed passwords, throttled failures; and the
+language switch, which works signed in or not."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+import logging
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from werkzeug.wrappers import Response as BaseResponse
+
+from cases import staff
+from cases.access import Actor
+from cases.database import Database
+from cases.models import Role, User, utcnow
+from console import CONSOLE_LOCALES, DEFAULT_LOCALE, LOCALE_SESSION_KEY, console_locale
+from console.forms import LocaleForm, LoginForm, LogoutForm
 
 bp = Blueprint("auth", __name__, url_prefix="/console")
+login_manager = LoginManager()
+log = logging.getLogger("hotline.console")
+
+
+class StaffUser(UserMixin):
+    """The signed-in staff member for one request: a plain copy of the account, so that no
+    database session has to stay open for Flask-Login's sake."""
+
+    def __init__(self, *, user: User) -> None:
+        self.id = user.id
+        self.username = user.username
+        self.role = Role(user.role)
+        self.department_code = user.department_code
+        self.locale = user.locale
+        self.actor: Actor = staff.actor_for(user)
+
+    def get_id(self) -> str:
+        """The id Flask-Login keeps in the session."""
+        return str(self.id)
+
+    @property
+    def is_desk(self) -> bool:
+        """Whether this person works the dispatch desk's queues."""
+        return self.actor.is_desk
+
+    @property
+    def sees_everything(self) -> bool:
+        """Whether every case is open to this person (desk, supervisors, admins)."""
+        return self.actor.sees_everything
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether this person administers departments, staff and time limits."""
+        return self.role == Role.ADMIN
+
+    @property
+    def supervises(self) -> bool:
+        """Whether this person may escalate and issue supervision notices."""
+        return self.is_desk or self.role == Role.SUPERVISOR
+
+
+def database() -> Database:
+    """The process's database."""
+    hotline = current_app.extensions["hotline"]
+    return hotline.database  # type: ignore[no-any-return]
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` if it is a path on this site, else None: `next` must never send a signed-in
+    person to another site (//evil.example, https://evil.example, /\\evil.example)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(character) < 0x20 for character in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> StaffUser | None:
+    """The active account behind a session, read in a short transaction of its own."""
+    try:
+        key = int(user_id)
+    except ValueError:
+        return None
+    with database().session() as db_session, db_session.begin():
+        user = db_session.get(User, key)
+        if user is None or not user.active:
+            return None  # a deactivated account is signed out at its next request
+        return StaffUser(user=user)
 
 
 def init_auth(app: Flask) -> None:
-    """Set up Flask-Login and translations (filled in by the console's sign-in work)."""
+    """Set up Flask-Login: strong session protection, the sign-in page, users loaded early."""
+    login_manager.init_app(app)
+    # A session cookie replayed from another address or browser is dropped.
+    login_manager.session_protection = "strong"
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please sign in to use the console.")
+    login_manager.login_message_category = "info"
+    # The message is a lazy string: make it plain text before it is flashed into the session.
+    login_manager.localize_callback = str
+
+    @app.before_request
+    def load_signed_in_user() -> None:
+        # Load the account before any view opens its transaction: on SQLite one thread cannot
+        # hold two transactions (the write gate), and templates may touch current_user late.
+        if "_user_id" in session:
+            current_user._get_current_object()
+
+    @app.context_processor
+    def chrome_forms() -> dict[str, object]:
+        # Only the console's own pages carry these (each form puts a CSRF token in the session).
+        if request.blueprint not in ("auth", "console"):
+            return {}
+        return {
+            "locale_form": LocaleForm(formdata=None, locale=console_locale()),
+            "logout_form": LogoutForm(formdata=None),
+            "console_locale": console_locale(),
+        }
+
+
+def _login_page(form: LoginForm, *, status: int, error: str | None = None) -> tuple[str, int]:
+    return render_template("console/login.html", form=form, error=error), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> BaseResponse | tuple[str, int]:
+    """Sign in; too many failures for the account or from the address answer 429."""
+    target = safe_next(request.values.get("next"))
+    if current_user.is_authenticated:
+        return redirect(target or url_for("console.home"))
+    form = LoginForm()
+    if not form.is_submitted():
+        form.next.data = target or ""
+        return _login_page(form, status=200)
+    if not form.validate():
+        return _login_page(form, status=400)
+
+    settings = current_app.extensions["hotline"].settings
+    username = (form.username.data or "").strip()
+    remote_addr = request.remote_addr or "unknown"
+    window = timedelta(seconds=settings.login_window_seconds)
+    chosen_locale = session.get(LOCALE_SESSION_KEY)
+    signed_in: StaffUser | None = None
+    with database().session() as db_session, db_session.begin():
+        throttled = staff.is_throttled(
+            db_session,
+            username=username,
+            remote_addr=remote_addr,
+            since=utcnow() - window,
+            limit=settings.login_max_failures,
+        )
+        if not throttled:
+            user = staff.authenticate(
+                db_session,
+                username=username,
+                password=form.password.data or "",
+                remote_addr=remote_addr,
+                window=window,
+                limit=settings.login_max_failures,
+            )
+            if user is not None:
+                # A language picked on the sign-in page is this person's choice from now on.
+                if chosen_locale in CONSOLE_LOCALES:
+                    user.locale = chosen_locale
+                signed_in = StaffUser(user=user)
+
+    if throttled:
+        log.warning(
+            "sign-in refused: too many failures",
+            extra={"username": username, "remote_addr": remote_addr},
+        )
+        minutes = max(1, settings.login_window_seconds // 60)
+        page, status = _login_page(
+            form,
+            status=429,
+            error=_(
+                "Too many failed sign-ins for this account or from this address. "
+                "Wait %(minutes)s minutes, then try again.",
+                minutes=minutes,
+            ),
+        )
+        response = current_app.make_response((page, status))
+        response.headers["Retry-After"] = str(settings.login_window_seconds)
+        return response
+    if signed_in is None:
+        log.info("sign-in failed", extra={"username": username, "remote_addr": remote_addr})
+        return _login_page(form, status=200, error=_("Wrong username or password."))
+
+    # Nothing from before signing in carries over into the signed-in session but the language.
+    session.clear()
+    locale = signed_in.locale if signed_in.locale in CONSOLE_LOCALES else DEFAULT_LOCALE
+    session[LOCALE_SESSION_KEY] = locale
+    login_user(signed_in)
+    log.info("signed in", extra={"username": username, "remote_addr": remote_addr})
+    return redirect(safe_next(form.next.data) or url_for("console.home"))
+
+
+@bp.post("/logout")
+def logout() -> BaseResponse | tuple[str, int]:
+    """Sign out (POST with a token only); the language choice stays."""
+    form = LogoutForm()
+    if not form.validate_on_submit():
+        message = _("Could not sign out: reload the page and try again.")
+        return render_template("console/error.html", message=message, code=400), 400
+    if current_user.is_authenticated:
+        log.info("signed out", extra={"username": current_user.username})
+    locale = session.get(LOCALE_SESSION_KEY)
+    logout_user()
+    session.clear()
+    if locale in CONSOLE_LOCALES:
+        session[LOCALE_SESSION_KEY] = locale
+    flash(_("You have signed out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/locale")
+def set_locale() -> BaseResponse | tuple[str, int]:
+    """Switch the console's language; kept in the session and, signed in, on the account."""
+    form = LocaleForm()
+    if not form.validate_on_submit():
+        message = _("Choose one of: %(locales)s.", locales=", ".join(CONSOLE_LOCALES))
+        return render_template("console/error.html", message=message, code=400), 400
+    locale = form.locale.data
+    session[LOCALE_SESSION_KEY] = locale
+    if current_user.is_authenticated:
+        with database().session() as db_session, db_session.begin():
+            user = db_session.get(User, current_user.id)
+            if user is not None:
+                user.locale = locale
+    fallback = url_for("console.home") if current_user.is_authenticated else url_for("auth.login")
+    return redirect(safe_next(form.next.data) or fallback)
+
+
+def no_store(response: Response) -> Response:
+    """Mark a response that shows a secret or personal data as never to be cached."""
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# The console loads nothing from elsewhere and runs no script, so the policy can be strict;
+# it also keeps the console out of other sites' frames (clickjacking a "resolve" button).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def harden(response: Response) -> Response:
+    """Security headers for every console page; pages with personal data are not cached."""
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "console.static":
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+bp.after_request(harden)

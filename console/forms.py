@@ -1,0 +1,241 @@
+"""The console's forms: every one carries a CSRF token (Flask-WTF), and each case action has
+its own prefix, so that several can share a page with distinct element ids (`resolve-reply`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+)
+
+from cases.lifecycle import MAX_TEXT
+from cases.staff import MIN_PASSWORD_LENGTH
+
+# Time limits an admin may set. The caps catch a slipped key (240 for 24) before it quietly
+# gives a department ten days; a real limit longer than these is a policy change, not a form.
+MAX_LIMIT_HOURS = 720
+MAX_LIMIT_WORKING_DAYS = 60
+
+URGENCY_LABELS = {
+    "normal": _l("Normal"),
+    "urgent": _l("Urgent (2 hours)"),
+    "emergency": _l("Emergency"),
+}
+
+
+def choices(pairs: Iterable[tuple[str, Any]]) -> list[SelectChoice]:
+    """Select options from (value, label) pairs; labels may be lazy translations."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+def _text_field(label: Any) -> TextAreaField:
+    return TextAreaField(label, validators=[DataRequired(), Length(max=MAX_TEXT)])
+
+
+class LoginForm(FlaskForm):
+    """Username and password; `next` is where to go after signing in (local paths only)."""
+
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=80)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+    next = HiddenField()
+
+
+class LogoutForm(FlaskForm):
+    """Signing out is a POST with a token, so another site cannot sign staff out."""
+
+
+class LocaleForm(FlaskForm):
+    """The language switch shown on every page."""
+
+    locale = SelectField(
+        _l("Language"),
+        choices=choices([("zh-CN", "中文"), ("en-US", "English")]),
+        validate_choice=True,
+    )
+    next = HiddenField()
+
+
+class CaseActionForm(FlaskForm):
+    """A form that acts on one case; its prefix names the action in element ids."""
+
+    prefix_name: ClassVar[str] = ""
+    next = HiddenField()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", self.prefix_name)
+        super().__init__(*args, **kwargs)
+
+
+class AcceptForm(CaseActionForm):
+    """Take the case: the department becomes first-responsible for it."""
+
+    prefix_name = "accept"
+
+
+class NoteForm(CaseActionForm):
+    """A working note on the case's timeline."""
+
+    prefix_name = "note"
+    text = _text_field(_l("Note"))
+
+
+class TransferForm(CaseActionForm):
+    """Hand the case to another department, with the reason."""
+
+    prefix_name = "transfer"
+    department = SelectField(_l("To department"), choices=[], validators=[DataRequired()])
+    reason = _text_field(_l("Reason"))
+
+
+class SendBackForm(CaseActionForm):
+    """Return the case to the dispatch desk (退单), with the reason it is not ours."""
+
+    prefix_name = "send-back"
+    reason = _text_field(_l("Reason"))
+
+
+class ResolveForm(CaseActionForm):
+    """The department's reply to the caller; it resolves the case."""
+
+    prefix_name = "resolve"
+    reply = _text_field(_l("Reply to the caller"))
+
+
+class TriageForm(CaseActionForm):
+    """The desk classifies a case; an empty department means the category's own."""
+
+    prefix_name = "triage"
+    category = SelectField(_l("Category"), choices=[])
+    department = SelectField(_l("Department"), choices=[])
+    urgency = SelectField(_l("Urgency"), choices=choices(URGENCY_LABELS.items()), default="normal")
+    note = TextAreaField(_l("Note (optional)"), validators=[Optional(), Length(max=MAX_TEXT)])
+
+
+class RulingForm(CaseActionForm):
+    """The desk's ruling on a sent-back case; an empty category keeps the case's own."""
+
+    prefix_name = "ruling"
+    department = SelectField(_l("Assign to"), choices=[], validators=[DataRequired()])
+    ruling = _text_field(_l("Ruling"))
+    category = SelectField(_l("Category"), choices=[])
+
+
+class EscalateForm(CaseActionForm):
+    """Escalate to leadership (督办), with the reason."""
+
+    prefix_name = "escalate"
+    reason = _text_field(_l("Reason"))
+
+
+class SuperviseForm(CaseActionForm):
+    """A supervision notice to the department holding the case."""
+
+    prefix_name = "supervise"
+    instruction = _text_field(_l("Instruction"))
+
+
+class ChannelsForm(FlaskForm):
+    """How a department receives its cases; an empty field clears that channel, except the
+    secret, which is never shown and stays as it is when left empty."""
+
+    webhook_url = StringField(_l("Webhook URL"), validators=[Optional(), Length(max=2000)])
+    webhook_secret = PasswordField(_l("Webhook secret"), validators=[Optional(), Length(max=200)])
+    email = StringField(
+        _l("E-mail"),
+        validators=[
+            Optional(),
+            Length(max=200),
+            Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("Not an e-mail address.")),
+        ],
+    )
+    sms_number = StringField(
+        _l("Duty officer's mobile"),
+        validators=[
+            Optional(),
+            Regexp(r"^\+?[0-9]{5,20}$", message=_l("Digits only, with an optional leading +.")),
+        ],
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "channels")
+        super().__init__(*args, **kwargs)
+
+
+class ApiKeyForm(FlaskForm):
+    """Issue a new API key for a department (the old one stops working)."""
+
+
+class AddUserForm(FlaskForm):
+    """A new staff account."""
+
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=80)])
+    password = PasswordField(
+        _l("Password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)]
+    )
+    role = SelectField(_l("Role"), choices=[])
+    department = SelectField(_l("Department (department staff only)"), choices=[])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "user")
+        super().__init__(*args, **kwargs)
+
+
+class UserActiveForm(FlaskForm):
+    """Deactivate or reactivate an account."""
+
+
+class TimeLimitForm(FlaskForm):
+    """A category's time limit: hours on the clock or working days, exactly one of them."""
+
+    hours = IntegerField(
+        _l("Hours"),
+        validators=[
+            Optional(),
+            NumberRange(
+                min=1,
+                max=MAX_LIMIT_HOURS,
+                message=_l("Hours must be a whole number from %(min)s to %(max)s."),
+            ),
+        ],
+    )
+    working_days = IntegerField(
+        _l("Working days"),
+        validators=[
+            Optional(),
+            NumberRange(
+                min=1,
+                max=MAX_LIMIT_WORKING_DAYS,
+                message=_l("Working days must be a whole number from %(min)s to %(max)s."),
+            ),
+        ],
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "limit")
+        super().__init__(*args, **kwargs)
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """The fields' own checks, then: exactly one of hours and working days."""
+        if not super().validate(extra_validators):
+            return False
+        if (self.hours.data is None) == (self.working_days.data is None):
+            self.form_errors.append(_l("Give either hours or working days, not both."))
+            return False
+        return True

@@ -1,0 +1,258 @@
+"""Signing in and out, throttling, CSRF, `next` redirects, and the language switch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from cases.models import Case, CaseEvent, CaseStatus, User
+from console import compile_catalogues
+from console.auth import safe_next
+from tests.console.conftest import Account, Console
+from tests.support.factories import make_case
+
+
+def test_sign_in_opens_the_inbox_and_sign_out_ends_the_session(
+    console: Callable[[], Console], make_account: Callable[..., Account]
+) -> None:
+    browser = console()
+    account = make_account("department", "urban_mgmt")
+    assert browser.get("/console/").location.startswith("/console/login")
+
+    response = browser.sign_in(account)
+    assert response.status_code == 302
+    assert response.location == "/console/"
+    inbox = browser.get("/console/")
+    assert inbox.status_code == 200
+    assert account.username in inbox.get_data(as_text=True)
+    # Pages with personal data are never cached, and never framed by another site.
+    assert inbox.headers["Cache-Control"] == "private, no-store"
+    assert "frame-ancestors 'none'" in inbox.headers["Content-Security-Policy"]
+
+    assert browser.get("/console/logout").status_code == 405  # signing out is a POST only
+    response = browser.post("/console/logout")
+    assert response.status_code == 302
+    assert response.location == "/console/login"
+    assert browser.get("/console/").status_code == 302
+
+
+def test_a_wrong_password_signs_nobody_in(
+    console: Callable[[], Console], make_account: Callable[..., Account]
+) -> None:
+    browser = console()
+    account = make_account("dispatcher")
+    response = browser.sign_in(account, password="not-the-password")
+    assert response.status_code == 200
+    assert 'id="login-error"' in response.get_data(as_text=True)
+    assert browser.get("/console/").status_code == 302
+
+    unknown = Account(0, "nobody-such", "dispatcher", None)
+    assert 'id="login-error"' in browser.sign_in(unknown).get_data(as_text=True)
+
+
+def test_a_deactivated_account_cannot_sign_in(
+    console: Callable[[], Console], make_account: Callable[..., Account], database: Any
+) -> None:
+    account = make_account("supervisor")
+    with database.session() as session, session.begin():
+        session.get(User, account.id).active = False
+    response = console().sign_in(account)
+    assert response.status_code == 200
+    assert 'id="login-error"' in response.get_data(as_text=True)
+
+
+def test_failures_on_one_account_throttle_it_from_any_address(
+    app: Flask, console: Callable[[], Console], make_account: Callable[..., Account]
+) -> None:
+    limit = app.extensions["hotline"].settings.login_max_failures
+    account = make_account("department", "water")
+    for _ in range(limit):
+        assert console().sign_in(account, password="wrong-password").status_code == 200
+
+    response = console().sign_in(account)  # the right password, from a fresh address
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == str(
+        app.extensions["hotline"].settings.login_window_seconds
+    )
+    assert 'id="login-error"' in response.get_data(as_text=True)
+
+
+def test_failures_from_one_address_throttle_it_for_every_account(
+    app: Flask, console: Callable[[], Console], make_account: Callable[..., Account]
+) -> None:
+    limit = app.extensions["hotline"].settings.login_max_failures
+    browser = console()
+    for attempt in range(limit):
+        guess = Account(0, f"guess-{attempt}-{browser.address}", "dispatcher", None)
+        assert browser.sign_in(guess).status_code == 200
+
+    victim = make_account("admin")
+    assert browser.sign_in(victim).status_code == 429
+    # The account itself is not locked: from another address it signs in.
+    assert console().sign_in(victim).status_code == 302
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
+    signed_in: Callable[..., Console], database: Any
+) -> None:
+    browser = signed_in("department", "urban_mgmt")
+    with database.session() as session, session.begin():
+        number = make_case(session).number
+
+    response = browser.client.post(f"/console/cases/{number}/accept", data={})
+    assert response.status_code == 400
+    response = browser.client.post(
+        f"/console/cases/{number}/resolve",
+        data={"csrf_token": "forged", "resolve-reply": "done"},
+    )
+    assert response.status_code == 400
+
+    with database.session() as session:
+        case = session.scalars(select(Case).where(Case.number == number)).one()
+        assert case.status == CaseStatus.ASSIGNED
+        kinds = session.scalars(select(CaseEvent.kind).where(CaseEvent.case_id == case.id)).all()
+        assert "accepted" not in kinds and "resolved" not in kinds
+
+    # Nor can another site sign staff out, or sign someone in.
+    assert browser.client.post("/console/logout").status_code == 400
+    assert browser.get("/console/").status_code == 200
+    assert (
+        browser.client.post("/console/login", data={"username": "x", "password": "y"}).status_code
+        == 400
+    )
+
+
+def test_twilio_webhooks_are_exempt_from_csrf_but_still_need_a_signature(app: Flask) -> None:
+    response = app.test_client().post("/ivr/voice", data={"CallSid": "CA" + "0" * 32})
+    assert response.status_code == 403  # refused for the missing Twilio signature, not for CSRF
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/console/cases/123456789", "/console/cases/123456789"),
+        ("/console/?status=all", "/console/?status=all"),
+        ("//evil.example/console/", None),
+        ("https://evil.example/", None),
+        ("http:/evil.example", None),
+        ("/\\evil.example", None),
+        ("javascript:alert(1)", None),
+        ("/console/\r\nLocation: https://evil.example", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_next_must_be_a_path_on_this_site(target: str | None, expected: str | None) -> None:
+    assert safe_next(target) == expected
+
+
+def test_sign_in_follows_next_only_to_local_paths(
+    console: Callable[[], Console], make_account: Callable[..., Account]
+) -> None:
+    account = make_account("dispatcher")
+    browser = console()
+    response = browser.post(
+        "/console/login",
+        {"username": account.username, "password": account.password, "next": "//evil.example/"},
+    )
+    assert response.location == "/console/"
+
+    browser = console()
+    response = browser.post(
+        "/console/login",
+        {"username": account.username, "password": account.password, "next": "/console/triage"},
+    )
+    assert response.location == "/console/triage"
+
+    # A page that needed signing in passes itself along as next, and the form carries it.
+    browser = console()
+    response = browser.get("/console/overdue")
+    assert response.location == "/console/login?next=%2Fconsole%2Foverdue"
+    page = browser.get(response.location).get_data(as_text=True)
+    assert 'name="next" type="hidden" value="/console/overdue"' in page
+
+
+def test_the_console_speaks_chinese_until_switched_and_remembers_the_choice(
+    console: Callable[[], Console], make_account: Callable[..., Account], database: Any
+) -> None:
+    browser = console()
+    page = browser.get("/console/login").get_data(as_text=True)
+    assert '<html lang="zh-CN">' in page
+    assert "<h1>登录</h1>" in page
+    assert 'id="locale-en-US"' in page
+
+    account = make_account("department", "housing")
+    browser.sign_in(account)
+    response = browser.post("/console/locale", {"locale": "en-US", "next": "/console/overdue"})
+    assert response.location == "/console/overdue"
+    page = browser.get("/console/overdue").get_data(as_text=True)
+    assert '<html lang="en-US">' in page
+    assert "<h1>Overdue cases</h1>" in page
+    with database.session() as session:
+        assert session.get(User, account.id).locale == "en-US"
+
+    # A new browser signing in to the same account gets the account's language.
+    other = console()
+    other.sign_in(account)
+    assert "<h1>Overdue cases</h1>" in other.get("/console/overdue").get_data(as_text=True)
+
+    # A language nobody offers is refused, and nothing changes.
+    assert browser.post("/console/locale", {"locale": "fr-FR"}).status_code == 400
+    assert '<html lang="en-US">' in browser.get("/console/").get_data(as_text=True)
+
+
+def test_a_language_chosen_before_signing_in_is_kept_for_the_account(
+    console: Callable[[], Console], make_account: Callable[..., Account], database: Any
+) -> None:
+    account = make_account("supervisor")
+    browser = console()
+    browser.post("/console/locale", {"locale": "en-US"})
+    assert "<h1>Sign in</h1>" in browser.get("/console/login").get_data(as_text=True)
+    browser.sign_in(account)
+    assert '<html lang="en-US">' in browser.get("/console/").get_data(as_text=True)
+    with database.session() as session:
+        assert session.get(User, account.id).locale == "en-US"
+
+
+def test_catalogues_compile_under_the_name_babel_looks_for(tmp_path: Any) -> None:
+    from console import TRANSLATIONS_SOURCE
+
+    written = compile_catalogues(TRANSLATIONS_SOURCE, tmp_path)
+    assert tmp_path / "zh_Hans_CN" / "LC_MESSAGES" / "messages.mo" in written
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_every_console_text_has_a_chinese_translation() -> None:
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.pofile import read_po
+
+    from console import TRANSLATIONS_SOURCE
+
+    console_dir = TRANSLATIONS_SOURCE.parent
+    method_map = [
+        ("auth.py", "python"),
+        ("views.py", "python"),
+        ("forms.py", "python"),
+        ("__init__.py", "python"),
+        ("templates/console/**.html", "jinja2"),
+    ]
+    keywords = {"_": None, "_l": None, "gettext": None, "lazy_gettext": None}
+    texts = {
+        message if isinstance(message, str) else message[0]
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            console_dir, method_map, keywords=keywords
+        )
+    }
+    assert len(texts) > 150
+    with (TRANSLATIONS_SOURCE / "zh_CN" / "LC_MESSAGES" / "messages.po").open("rb") as po:
+        catalog = read_po(po)
+    untranslated = sorted(
+        text for text in texts if not (catalog.get(text) and catalog[text].string)
+    )
+    assert untranslated == [], "run pybabel extract/update and translate (see console/__init__.py)"
+    fuzzy = sorted(message.id for message in catalog if message.id and message.fuzzy)
+    assert fuzzy == []
