@@ -1,0 +1,161 @@
+"""The console in a real browser: Debian's headless Chromium, driven by Selenium, against the
+app served over real HTTP. Screenshots of each step go to test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import select
+
+from cases import lifecycle, staff
+from cases.models import Case, CaseStatus, Department
+from tests.console.conftest import Account
+from tests.support.browser import headless_chromium, screenshot
+from tests.support.factories import make_case
+from tests.support.receivers import make_department
+
+# Far in the past, so these cases head the desk's queues, which are sorted by deadline.
+EARLY = datetime(2001, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    with headless_chromium() as driver:
+        yield driver
+
+
+def wait_for(driver: WebDriver, element_id: str) -> None:
+    """Wait until the element is on the page (after a click's redirect has landed)."""
+    WebDriverWait(driver, 15).until(
+        expected_conditions.presence_of_element_located((By.ID, element_id))
+    )
+
+
+def sign_in(driver: WebDriver, live_server: str, account: Account) -> None:
+    """Sign in through the form, as a person would."""
+    driver.get(f"{live_server}/console/login")
+    driver.find_element(By.ID, "username").send_keys(account.username)
+    driver.find_element(By.ID, "password").send_keys(account.password)
+    driver.find_element(By.ID, "login-submit").click()
+    wait_for(driver, "logout")
+
+
+def read_case(database, number: str) -> Case:  # type: ignore[no-untyped-def]
+    with database.session() as session:
+        case = session.scalars(select(Case).where(Case.number == number)).one()
+        _ = case.events
+        return case
+
+
+def test_department_staff_sign_in_accept_and_resolve_a_case(
+    browser: WebDriver,
+    live_server: str,
+    database,  # type: ignore[no-untyped-def]
+    make_account: Callable[..., Account],
+) -> None:
+    with database.session() as session, session.begin():
+        # A department of this test's own: its inbox holds this one case.
+        code = make_department(session)
+        number = make_case(session, department_code=code).number
+    account = make_account("department", code)
+
+    sign_in(browser, live_server, account)
+    wait_for(browser, f"case-row-{number}")
+    screenshot(browser, "department-1-inbox")
+    browser.find_element(By.CSS_SELECTOR, f"#case-row-{number} .case-link").click()
+
+    wait_for(browser, "accept")
+    screenshot(browser, "department-2-case")
+    browser.find_element(By.ID, "accept").click()
+    wait_for(browser, "resolve-reply")
+    assert read_case(database, number).status == CaseStatus.ACCEPTED
+
+    browser.find_element(By.ID, "resolve-reply").send_keys("路灯已更换，今晚起恢复照明。")
+    screenshot(browser, "department-3-reply")
+    browser.find_element(By.ID, "resolve").click()
+    # The resolve form is gone once the case is resolved and the page reloaded.
+    WebDriverWait(browser, 15).until(lambda driver: not driver.find_elements(By.ID, "resolve"))
+    screenshot(browser, "department-4-resolved")
+
+    case = read_case(database, number)
+    assert case.status == CaseStatus.RESOLVED
+    assert case.resolution == "路灯已更换，今晚起恢复照明。"
+    assert [e.actor for e in case.events if e.kind in ("accepted", "resolved")] == [
+        account.username,
+        account.username,
+    ]
+
+
+def test_a_dispatcher_triages_a_case_and_rules_on_a_send_back(
+    browser: WebDriver,
+    live_server: str,
+    database,  # type: ignore[no-untyped-def]
+    make_account: Callable[..., Account],
+) -> None:
+    with database.session() as session, session.begin():
+        unsure = make_case(
+            session,
+            department_code="hotline_office",
+            category_code="other",
+            text="喂那个书院街道那边晚上黑乎乎的也不知道该找谁",
+            triage=True,
+            opened_at=EARLY,
+            deadline_at=EARLY + timedelta(days=1),
+        ).number
+        returned = make_case(
+            session,
+            department_code="water",
+            category_code="water_supply",
+            opened_at=EARLY,
+            deadline_at=EARLY + timedelta(days=1),
+        )
+        water = staff.department_actor(session.get_one(Department, "water"))
+        lifecycle.send_back(session, case=returned, actor=water, reason="小区内部管道，不归我们")
+        returned_number = returned.number
+    dispatcher = make_account("dispatcher")
+
+    sign_in(browser, live_server, dispatcher)
+    browser.get(f"{live_server}/console/triage")
+    wait_for(browser, f"triage-{unsure}")
+    screenshot(browser, "dispatcher-1-triage-queue")
+    Select(browser.find_element(By.ID, f"triage-{unsure}-category")).select_by_value("streetlight")
+    Select(browser.find_element(By.ID, f"triage-{unsure}-department")).select_by_value("urban_mgmt")
+    Select(browser.find_element(By.ID, f"triage-{unsure}-urgency")).select_by_value("normal")
+    browser.find_element(By.ID, f"triage-{unsure}").click()
+    WebDriverWait(browser, 15).until(
+        lambda driver: not driver.find_elements(By.ID, f"triage-{unsure}")
+    )
+    screenshot(browser, "dispatcher-2-triaged")
+    case = read_case(database, unsure)
+    assert (case.status, case.category_code, case.department_code) == (
+        CaseStatus.ASSIGNED,
+        "streetlight",
+        "urban_mgmt",
+    )
+    assert case.deadline_at is not None and case.deadline_at > datetime.now(UTC)
+
+    browser.get(f"{live_server}/console/sent-back")
+    wait_for(browser, f"ruling-{returned_number}")
+    screenshot(browser, "dispatcher-3-sent-back-queue")
+    Select(browser.find_element(By.ID, f"ruling-{returned_number}-department")).select_by_value(
+        "housing"
+    )
+    browser.find_element(By.ID, f"ruling-{returned_number}-ruling").send_keys(
+        "小区内部供水管道属物业维修范围，由住建局督促物业处理"
+    )
+    browser.find_element(By.ID, f"ruling-{returned_number}").click()
+    WebDriverWait(browser, 15).until(
+        lambda driver: not driver.find_elements(By.ID, f"ruling-{returned_number}")
+    )
+    screenshot(browser, "dispatcher-4-ruled")
+    case = read_case(database, returned_number)
+    assert (case.status, case.department_code) == (CaseStatus.ASSIGNED, "housing")
+    ruling = next(e for e in case.events if e.kind == "ruling")
+    assert ruling.actor == dispatcher.username and ruling.data["upheld"] is True
