@@ -17,7 +17,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from sklearn.metrics import precision_recall_fscore_support as prf
 from sklearn.model_selection import StratifiedKFold
 
-from routing.classifier import DEFAULT_C, build_pipeline
+from routing.classifier import DEFAULT_C, URGENCY_C, ModelKind, build_pipeline
 from routing.corpus import Example, load_category_examples, load_urgency_examples
 from routing.normalise import normalise
 
@@ -57,11 +57,13 @@ def cross_validate(
     *,
     seed: int = 0,
     c: float = DEFAULT_C,
+    model: ModelKind = "svm",
     progress: Callable[[int, int], None] | None = None,
 ) -> Report:
     """Stratified k-fold predictions: every text is predicted by a model that never saw it.
 
-    `progress(done, folds)` is called after each fold, for a progress bar.
+    `model` and `c` pick the model as `routing.classifier.build_pipeline` does (the category
+    model by default). `progress(done, folds)` is called after each fold, for a progress bar.
     """
     texts = [normalise(example.text) for example in examples]
     truth = np.array([example.label for example in examples])
@@ -70,9 +72,9 @@ def cross_validate(
     probabilities = np.zeros((len(texts), len(labels)))
     for done, (train, test) in enumerate(splitter.split(texts, truth), start=1):
         # The vectorisers live inside the pipeline, so each fold fits its own vocabulary and idf.
-        model = build_pipeline(c=c).fit([texts[i] for i in train], truth[train])
-        columns = [labels.index(label) for label in model.classes_]
-        probabilities[np.ix_(test, columns)] = model.predict_proba([texts[i] for i in test])
+        fitted = build_pipeline(c=c, model=model).fit([texts[i] for i in train], truth[train])
+        columns = [labels.index(label) for label in fitted.classes_]
+        probabilities[np.ix_(test, columns)] = fitted.predict_proba([texts[i] for i in test])
         if progress is not None:
             progress(done, folds)
     predicted = np.array(labels)[probabilities.argmax(axis=1)]
@@ -215,7 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         "", "reliability (categories):", format_reliability(reliability(report, examples)), sep="\n"
     )
-    urgency = cross_validate(load_urgency_examples(), folds=args.folds)
+    urgency = cross_validate(
+        load_urgency_examples(), folds=args.folds, model="logistic", c=URGENCY_C
+    )
     print("", "urgency:", format_report(urgency), sep="\n")
     if args.png:
         save_confusion_matrix_png(report, args.png)

@@ -9,6 +9,7 @@ touch another's rows.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -39,6 +40,8 @@ TWILIO_OPENAPI = FIXTURES / "twilio-oai" / "twilio_api_v2010.yaml"
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+# The files whose code shapes the trained classifier.
+MODEL_SOURCES = ("classifier.py", "lexicon.py", "normalise.py", "corpus.py")
 # Deliberately not where the test server listens: signatures must be checked against this.
 PUBLIC_BASE_URL = "https://hotline.example.test"
 
@@ -64,7 +67,13 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.1, what: str = 
 def trained_classifier_path() -> Path:
     """Where the test sessions keep the classifier `flask init` trains when it is missing."""
     digest = corpus_hash([*load_category_examples(), *load_urgency_examples()])[:16]
-    return PROJECT_ROOT / ".cache" / f"classifier-{digest}-sklearn{sklearn.__version__}.joblib"
+    # The model's code matters as much as its corpus: a change to either retrains.
+    code = hashlib.sha256(
+        b"".join((PROJECT_ROOT / "routing" / name).read_bytes() for name in MODEL_SOURCES)
+    ).hexdigest()[:12]
+    return (
+        PROJECT_ROOT / ".cache" / f"classifier-{digest}-{code}-sklearn{sklearn.__version__}.joblib"
+    )
 
 
 def _reset_postgres(url: str) -> None:
