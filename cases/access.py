@@ -63,10 +63,19 @@ def visible_cases(actor: Actor) -> Select[Case]:
     return select(Case).where(visibility(actor))
 
 
-def get_visible_case(session: Session, *, actor: Actor, number: str) -> Case:
+def get_visible_case(
+    session: Session, *, actor: Actor, number: str, for_update: bool = False
+) -> Case:
     """The case with this number if the actor may see it; otherwise UnknownCaseError, so that
-    someone from another department cannot even learn that the number exists."""
-    case = session.scalars(visible_cases(actor).where(Case.number == number)).one_or_none()
+    someone from another department cannot even learn that the number exists.
+
+    `for_update` locks the row until the transaction ends: an action reads the state it
+    changes, and two actions at once (a click and the department's API) must take turns.
+    """
+    query = visible_cases(actor).where(Case.number == number)
+    if for_update:
+        query = query.with_for_update()
+    case = session.scalars(query).one_or_none()
     if case is None:
         raise UnknownCaseError(number)
     return case

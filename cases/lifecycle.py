@@ -45,6 +45,7 @@ MAX_TEXT = 4000
 PRESSING_URGENCIES = ("urgent", "emergency")
 RATINGS = range(1, 6)
 REOPEN_AT_OR_BELOW = 2
+REOPEN_FALLBACK_HOURS = 24
 
 
 def _text(value: str | None, what: str) -> str:
@@ -264,6 +265,8 @@ def triage(
     case.category_code = category_code
     case.urgency = urgency
     case.needs_review = False
+    # A person has routed it: a transcript that arrives later must not route it again.
+    case.routed_at = case.routed_at or utcnow()
     add_event(
         session,
         case=case,
@@ -350,6 +353,12 @@ def rate(
 
     department_code = case.responsible_department_code or case.department_code or DISPATCH_DESK
     case.reopen_count += 1
+    # A new round: overdue again later means escalated again.
+    case.escalated_at = None
+    if reopen_deadline_at is None:
+        # No category to take a time limit from: the shortest one, rather than the old
+        # deadline, which has passed and would turn the case red at once.
+        reopen_deadline_at = now + timedelta(hours=REOPEN_FALLBACK_HOURS)
     add_event(
         session,
         case=case,

@@ -7,6 +7,7 @@ re-sends any that a broker outage left behind.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,17 @@ def mask_number(number: str | None) -> str | None:
     if not number:
         return number
     return "*" * max(len(number) - 4, 0) + number[-4:]
+
+
+# A phone number inside free text, such as a provider's error message.
+# International format, or a long run of digits (dates and codes have short ones).
+_PHONE_IN_TEXT = re.compile(r"\+\d[\d ()-]{5,}\d|\d{7,}")
+
+
+def hide_phone_numbers(text: str) -> str:
+    """Free text (an error from Twilio or a mail server) with any phone number in it masked:
+    it is stored on the case, where department staff read it."""
+    return _PHONE_IN_TEXT.sub(lambda match: mask_number(match.group()) or "", text)
 
 
 def case_snapshot(case: Case) -> dict[str, Any]:

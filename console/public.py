@@ -162,11 +162,10 @@ def _in_page_locale() -> Iterator[None]:
 
 def _lang_url(lang: str) -> str:
     """This page in another language, with its other query arguments kept."""
-    arguments: dict[str, Any] = {
-        **(request.view_args or {}),
-        **request.args.to_dict(),
-        "lang": lang,
-    }
+    # url_for gives arguments starting with "_" a meaning (_external, _method...): a visitor's
+    # query string must not reach them.
+    query = {key: value for key, value in request.args.items() if not key.startswith("_")}
+    arguments: dict[str, Any] = {**(request.view_args or {}), **query, "lang": lang}
     return url_for(request.endpoint or "public.home", **arguments)
 
 
@@ -512,7 +511,7 @@ def percent(value: float | None) -> str:
 
 def _weeks_argument() -> int:
     raw = request.args.get("weeks", str(DISCLOSURE_DEFAULT_WEEKS)).strip()
-    if not raw.isdigit() or not 1 <= int(raw) <= DISCLOSURE_MAX_WEEKS:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= DISCLOSURE_MAX_WEEKS:
         raise InvalidQueryError(
             _l(
                 "The number of weeks must be a whole number from 1 to %(most)d.",

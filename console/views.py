@@ -349,9 +349,23 @@ def _status_filter() -> str:
     return key
 
 
+# Far past any real inbox; it keeps OFFSET within what every database accepts.
+MAX_PAGE = 100_000
+
+
+@bp.app_template_global()
+def page_url(page: int) -> str:
+    """This list at another page, its filters kept (but never url_for's own "_" arguments)."""
+    query = {key: value for key, value in request.args.items() if not key.startswith("_")}
+    return url_for(
+        request.endpoint or ".home", **{**(request.view_args or {}), **query, "page": page}
+    )
+
+
 def _page() -> int:
     raw = request.args.get("page", "1")
-    if not raw.isdigit() or int(raw) < 1:
+    # isascii: str.isdigit() also accepts superscripts, which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
         raise InvalidInputError(_("The page must be a whole number from 1."))
     return int(raw)
 
@@ -410,7 +424,11 @@ def triage_queue() -> str:
                 and_(Case.needs_review, Case.status.in_(ACTIVE_STATUSES)),
             )
         )
-        cases = list(session.scalars(_by_deadline(query).limit(PAGE_SIZE * 4)))
+        # Cases waiting for a category first: a flagged case already with a department (a
+        # failed delivery, say) is worth a look but must not push them off the page.
+        waiting_first = Case.status.not_in((CaseStatus.TRIAGE, CaseStatus.OPEN))
+        query = _by_deadline(query.order_by(waiting_first))
+        cases = list(session.scalars(query.limit(PAGE_SIZE * 4)))
         entries = [
             (row, suggestion(row.case), _triage_form(directory, row.case, formdata=None))
             for row in _rows(cases)
@@ -867,7 +885,7 @@ def act(number: str, name: str) -> Response | tuple[str, int]:
     may, refusal = WHO_MAY[name]
     try:
         with database().session() as session, session.begin():
-            case = get_visible_case(session, actor=who, number=number)
+            case = get_visible_case(session, actor=who, number=number, for_update=True)
             require(may(who, case), str(refusal))
             directory = load_directory(session)
             form = FORM_FACTORIES[name](directory, case)()

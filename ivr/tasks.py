@@ -12,7 +12,7 @@ from celery import Task, shared_task
 from sqlalchemy import or_, select
 from twilio.base.exceptions import TwilioException
 
-from cases import lifecycle, services
+from cases import lifecycle, outbox, services
 from cases.database import Database
 from cases.models import Case, Category, Recording, RecordingStatus, SmsStatus, utcnow
 from ivr import recordings, sms
@@ -292,7 +292,7 @@ def send_case_number_sms(self: Task, case_id: int) -> str:
         )
     except (TwilioException, OSError) as error:
         if self.request.retries >= settings.sms_retries:
-            _record_sms(ctx, case_id, SmsStatus.FAILED, error=str(error))
+            _record_sms(ctx, case_id, SmsStatus.FAILED, error=outbox.hide_phone_numbers(str(error)))
             return SmsStatus.FAILED
         log.warning("SMS failed (%s); retrying", error, extra={"case_number": number})
         countdown = _backoff(settings.sms_backoff, self.request.retries)

@@ -362,18 +362,20 @@ def _after_failure(
     attempt = int(extra["attempt"])
     failed_at = utcnow()
     final = error.permanent or failed_at >= created_at + config.retry_window
+    # Department staff read the error on the case: a provider's message may quote the number.
+    reason = outbox.hide_phone_numbers(str(error))
     with ctx.database.session() as session, session.begin():
         if final:
-            give_up_delivery(session, delivery_row_id=delivery_row_id, error=str(error))
+            give_up_delivery(session, delivery_row_id=delivery_row_id, error=reason)
         else:
-            record_failed_try(session, delivery_row_id=delivery_row_id, error=str(error))
+            record_failed_try(session, delivery_row_id=delivery_row_id, error=reason)
     if final:
         log.error(
             "delivery failed for good (%s); the dispatch desk is alerted",
             error,
             extra={**extra, "permanent": error.permanent},
         )
-        return AttemptResult("failed", attempt=attempt, error=str(error))
+        return AttemptResult("failed", attempt=attempt, error=reason)
     retry_at = next_attempt_at(
         attempts=attempt,
         last_attempt_at=claimed_at,
@@ -383,7 +385,7 @@ def _after_failure(
     )
     retry_in = max((retry_at - failed_at).total_seconds(), 0.0)
     log.warning("delivery failed (%s); retrying in %.1f s", error, retry_in, extra=extra)
-    return AttemptResult("retry", attempt=attempt, retry_in=retry_in, error=str(error))
+    return AttemptResult("retry", attempt=attempt, retry_in=retry_in, error=reason)
 
 
 # --- Jobs --------------------------------------------------------------------------------------

@@ -299,3 +299,59 @@ def test_department_push_is_queued_per_configured_channel(session) -> None:  # t
     )
     assert {d.topic for d in deliveries(session, case, "power")} == {"assigned", "assigned-2"}
     assert session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)).first()
+
+
+def test_a_triaged_case_is_not_routed_again_by_a_late_transcript(session) -> None:  # type: ignore[no-untyped-def]
+    from cases import services
+
+    case = make_case(session, department_code="hotline_office", category_code="other", triage=True)
+    # As if the desk took it while transcription was still running: not yet routed.
+    case.routed_at, case.status = None, CaseStatus.OPEN
+    deadline = datetime(2030, 1, 1, tzinfo=UTC)
+    lifecycle.triage(
+        session,
+        case=case,
+        actor=DISPATCHER,
+        category_code="water_supply",
+        department_code="water",
+        urgency="normal",
+        deadline_at=deadline,
+    )
+    lifecycle.accept(session, case=case, actor=WATER)
+    late = services.RoutingOutcome(
+        category="other",
+        department="hotline_office",
+        urgency="normal",
+        confidence=0.1,
+        place_code=None,
+        deadline=deadline,
+        needs_triage=True,
+        emergency=None,
+        explanation={},
+        model_version="late",
+    )
+    assert services.route_case(session, case=case, outcome=late) is False
+    assert (case.status, case.department_code) == (CaseStatus.ACCEPTED, "water")
+
+
+def test_a_reopened_case_without_a_new_deadline_gets_a_fresh_one(session) -> None:  # type: ignore[no-untyped-def]
+    past = datetime(2020, 1, 1, tzinfo=UTC)
+    case = make_case(session, opened_at=past, deadline_at=past + timedelta(hours=24))
+    lifecycle.resolve(session, case=case, actor=URBAN, reply="done")
+    case.escalated_at = past
+    lifecycle.rate(session, case=case, score=1, message_sid="SM9")
+    assert case.deadline_at is not None and case.deadline_at > datetime.now(UTC)
+    assert case.escalated_at is None  # overdue again later means escalated again
+
+
+def test_phone_numbers_in_provider_errors_are_masked() -> None:
+    from cases.outbox import hide_phone_numbers
+
+    text = "HTTP 400: The 'To' number +8613912345678 is not a valid phone number (21211)"
+    assert hide_phone_numbers(text) == (
+        "HTTP 400: The 'To' number **********5678 is not a valid phone number (21211)"
+    )
+    assert hide_phone_numbers("550 no such user at 2026-11-26 04:00") == (
+        "550 no such user at 2026-11-26 04:00"
+    )
+    assert "05374412345" not in hide_phone_numbers("landline 05374412345 refused")

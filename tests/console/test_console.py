@@ -99,7 +99,11 @@ def test_the_status_filter_shows_finished_cases_only_when_asked(
     response = browser.get("/console/?status=misfiled")
     assert response.status_code == 400
     assert "misfiled" in response.get_data(as_text=True)
-    assert browser.get("/console/?page=0").status_code == 400
+    for page in ("0", "²", "99999999999999999999", "x"):
+        assert browser.get(f"/console/?page={page}").status_code == 400, page
+    # url_for's own arguments in a visitor's query string change none of the links.
+    pager = browser.get("/console/?status=all&_external=1&_method=GET")
+    assert pager.status_code == 200
 
 
 def test_the_case_page_shows_what_the_department_needs_with_the_number_masked(

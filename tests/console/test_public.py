@@ -323,7 +323,15 @@ def test_the_disclosure_page_in_chinese_and_for_one_department(client: FlaskClie
 
 @pytest.mark.parametrize(
     "query",
-    ["weeks=0", "weeks=53", "weeks=abc", "weeks=-1", "department=nowhere", "department=leadership"],
+    [
+        "weeks=0",
+        "weeks=53",
+        "weeks=abc",
+        "weeks=-1",
+        "weeks=²",
+        "department=nowhere",
+        "department=leadership",
+    ],
 )
 def test_the_disclosure_page_refuses_bad_input_clearly(client: FlaskClient, query: str) -> None:
     response = client.get(f"/disclosure?{query}&lang=en-US")
@@ -410,3 +418,10 @@ def test_count_axes_step_in_round_numbers(largest: int, maximum: int, ticks: lis
     axis = public.count_axis(largest)
     assert axis.maximum == maximum
     assert axis.ticks == ticks
+
+
+def test_url_fors_own_arguments_in_the_query_change_no_link(client: FlaskClient) -> None:
+    for page in ("/lookup", "/disclosure", "/"):
+        response = client.get(f"{page}?_method=x&_external=1&lang=en-US")
+        assert response.status_code == 200, page
+        assert "http://localhost" not in response.get_data(as_text=True)

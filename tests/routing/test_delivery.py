@@ -114,7 +114,16 @@ def test_a_signature_verifies_only_with_the_same_secret_body_and_a_fresh_time() 
     assert not verify_signature("another-secret", header, body, now=1_700_000_060)
     assert not verify_signature(SECRET, header, body + b" ", now=1_700_000_060)
     assert not verify_signature(SECRET, header, body, now=1_700_000_000 + 301)  # replayed late
-    for malformed in ("", "v1=abc", "t=1700000000", "t=soon,v1=" + "0" * 64, "garbage"):
+    malformed_headers = (
+        "",
+        "v1=abc",
+        "t=1700000000",
+        "t=soon,v1=" + "0" * 64,
+        "garbage",
+        "t=²,v1=" + "0" * 64,  # a digit to str.isdigit(), not to int()
+        "t=1700000000,v1=é" + "0" * 63,  # compare_digest refuses non-ASCII text
+    )
+    for malformed in malformed_headers:
         assert not verify_signature(SECRET, malformed, body, now=1_700_000_000)
     # While a secret is rotated a sender may sign with both; either match will do.
     rotated = sign("old-secret", body, timestamp=1_700_000_000) + ",v1=" + header.split("v1=")[1]
