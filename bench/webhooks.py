@@ -90,6 +90,7 @@ class Run:
     non_2xx: int
     socket_errors: str
     rows_added: int | None = None
+    cpu_us_per_request: float | None = None  # the server's own CPU (all its processes)
 
 
 class Server:
@@ -126,6 +127,18 @@ class Server:
             except OSError:
                 time.sleep(0.2)
         raise BenchError(f"{self.name} did not start:\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far by the master and its workers (Linux /proc), else None."""
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+            total = 0
+            for pid in [self.proc.pid, *map(int, children.split())]:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        except (OSError, ValueError, IndexError):
+            return None
+        return total / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of gunicorn's output, for error messages."""
@@ -190,7 +203,9 @@ def run_wrk(bench: Bench, server: Server, pool: Path, seconds: int, round_: int)
     threads = bench.args.threads
     flags = f"-t{threads} -c{bench.args.connections} -d{seconds}s --latency".split()
     command = ["wrk", *flags, "-s", str(bench.lua), server.url, "--", str(pool), str(threads)]
+    cpu_before = server.cpu_seconds()
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    cpu_after = server.cpu_seconds()
     rps, total = re.search(r"Requests/sec:\s+([\d.]+)", out), re.search(r"(\d+) requests in", out)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(\w+)$", out, re.MULTILINE)  # Latency Distribution
     if not (rps and p99 and total):
@@ -198,8 +213,12 @@ def run_wrk(bench: Bench, server: Server, pool: Path, seconds: int, round_: int)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     p99_ms = float(p99[1]) * UNIT_MS[p99[2]]
+    cpu = None
+    if cpu_before is not None and cpu_after is not None and int(total[1]):
+        cpu = (cpu_after - cpu_before) / int(total[1]) * 1e6
     return Run(server.name, round_, int(total[1]), float(rps[1]), p99_ms,
-               int(non_2xx[1]) if non_2xx else 0, errors[1] if errors else "")  # fmt: skip
+               int(non_2xx[1]) if non_2xx else 0, errors[1] if errors else "",
+               cpu_us_per_request=cpu)  # fmt: skip
 
 
 def measure(bench: Bench, server: Server, pool: Path, seconds: int, round_: int) -> Run:
@@ -208,7 +227,8 @@ def measure(bench: Bench, server: Server, pool: Path, seconds: int, round_: int)
     run = run_wrk(bench, server, pool, seconds, round_)
     label = f"round {round_}" if round_ else "warm-up"
     errors = f", socket errors: {run.socket_errors}" if run.socket_errors else ""
-    print(f"  {label:8} {server.name:4} {run.rps:9.1f} req/s  p99 {run.p99_ms:7.2f} ms"
+    cpu = f"  cpu {run.cpu_us_per_request:5.0f} us/req" if run.cpu_us_per_request else ""
+    print(f"  {label:8} {server.name:4} {run.rps:9.1f} req/s  p99 {run.p99_ms:7.2f} ms{cpu}"
           f"  ({run.requests} requests{errors})")  # fmt: skip
     if run.non_2xx:
         raise BenchError(
@@ -242,7 +262,17 @@ def report(runs: list[Run], args: argparse.Namespace) -> dict[str, object]:
     print("\nGOALS MET" if all(goals.values()) else "\n*** GOAL MISSED ***")
     rows = sum(r.rows_added or 0 for r in runs)
     print(f"calls rows added by the measured app runs: {rows}")
-    return {"medians": med, "ratio_app_bare_rps": ratio, "goals_met": goals, "rows_added": rows}
+    # Server CPU per request: what neighbours on a shared machine disturb least. Its inverse
+    # ratio is where req/s would settle if the servers had the cores to themselves.
+    cpu = {name: [r.cpu_us_per_request for r in runs if r.server == name] for name in med}
+    cpu_ratio = None
+    if all(values and None not in values for values in cpu.values()):
+        cpu_med = {name: statistics.median(v for v in values if v) for name, values in cpu.items()}
+        cpu_ratio = cpu_med["bare"] / cpu_med["app"]
+        print(f"server CPU per request (median): bare {cpu_med['bare']:.0f} us, "
+              f"app {cpu_med['app']:.0f} us; bare/app {cpu_ratio:.2f}")  # fmt: skip
+    return {"medians": med, "ratio_app_bare_rps": ratio, "goals_met": goals, "rows_added": rows,
+            "ratio_bare_app_cpu_per_request": cpu_ratio}  # fmt: skip
 
 
 def main() -> int:

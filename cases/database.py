@@ -6,12 +6,14 @@ import contextlib
 import fcntl
 import logging
 import os
+import select
 import sqlite3
 import threading
 import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +22,8 @@ log = logging.getLogger("hotline.database")
 GATE_TIMEOUT_SECONDS = 30.0
 # About as often as SQLite's own wal_autocheckpoint (1000 pages) for a few pages a commit.
 CHECKPOINT_EVERY_COMMITS = 250
+# A write not committed by then fails (the caller apologises; a retried webhook is idempotent).
+WRITE_TIMEOUT_SECONDS = 2 * GATE_TIMEOUT_SECONDS
 
 
 class SQLiteWriteGate:
@@ -178,6 +182,201 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+class _Write:
+    """One caller's statement, and what its transaction raised, if it failed."""
+
+    __slots__ = ("error", "parameters", "statement")
+
+    def __init__(self, statement: Executable, parameters: Mapping[str, Any]) -> None:
+        self.statement = statement
+        self.parameters = parameters
+        self.error: BaseException | None = None
+
+
+class _Batch:
+    """The writes that will share one transaction, and a pipe their callers wait on.
+
+    The writer closes the pipe's write end once the transaction has ended, which wakes every
+    caller at once, in the kernel, while the writer itself holds no GIL. Waking them one by
+    one with thread locks cost a context switch each, with the GIL held: the rest of the
+    process stood still meanwhile.
+    """
+
+    __slots__ = ("_read", "_write", "writes")
+
+    def __init__(self) -> None:
+        self.writes: list[_Write] = []
+        self._read, self._write = os.pipe()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for the end of the transaction (False if `timeout` passed first)."""
+        poller = select.poll()
+        poller.register(self._read, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+
+    def finish(self) -> None:
+        """Wake every caller of the batch."""
+        os.close(self._write)
+        self._write = -1
+
+    def __del__(self, _close: Callable[[int], None] = os.close) -> None:
+        # The last waiter is done with it (or a forked child dropped it); `_close` is bound
+        # early, for a batch collected while the interpreter shuts down.
+        for descriptor in (self._read, self._write):
+            if descriptor >= 0:
+                with contextlib.suppress(OSError):
+                    _close(descriptor)
+
+
+class GroupCommit:
+    """Group commit: statements from many threads, committed together by one writer thread.
+
+    `execute` returns only once a transaction holding the statement has committed, and raises
+    what that transaction raised, so a caller sees exactly what its own transaction would have
+    shown. Under load, the writes that arrive while one transaction commits share the next:
+    one BEGIN, one executemany and one COMMIT for them all, one pass through the SQLite write
+    gate (one lock hand-off between processes) and, on PostgreSQL, one flush of the log.
+    A batch that fails is retried one write per transaction, so one bad write fails alone.
+    Statements must be safe to run twice (an INSERT ... ON CONFLICT DO NOTHING is).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self._wake_read = self._wake_write = -1
+        self._reset()
+        _GROUP_COMMITS.add(self)
+
+    def _reset(self) -> None:
+        # Also in a forked child: the parent's writer thread, its lock and its waiters stay behind.
+        for descriptor in (self._wake_read, self._wake_write):
+            if descriptor >= 0:
+                os.close(descriptor)
+        self._lock = threading.Lock()
+        self._pending = _Batch()
+        self._writer: threading.Thread | None = None
+        self._writer_idle = False
+        self._stopping = False
+        # The idle writer waits on this pipe, so a caller wakes it without holding the GIL too.
+        self._wake_read, self._wake_write = os.pipe()
+
+    def execute(self, statement: Executable, parameters: Mapping[str, Any]) -> None:
+        """Run the statement in a committed transaction; return once it has committed."""
+        write = _Write(statement, parameters)
+        with self._lock:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._run, name="group-commit", daemon=True)
+                self._writer.start()
+            batch = self._pending
+            batch.writes.append(write)
+            wake, self._writer_idle = self._writer_idle, False
+        if wake:
+            os.write(self._wake_write, b"\0")
+        if not batch.wait(WRITE_TIMEOUT_SECONDS):
+            raise TimeoutError("the group commit did not commit this write in time")
+        if write.error is not None:
+            raise write.error
+
+    def close(self) -> None:
+        """Stop the writer once no write is pending (a later write starts another)."""
+        with self._lock:
+            writer = self._writer
+            self._stopping = writer is not None
+            wake, self._writer_idle = self._writer_idle, False
+        if wake:
+            os.write(self._wake_write, b"\0")
+        if writer is not None and writer is not threading.current_thread():
+            writer.join(timeout=WRITE_TIMEOUT_SECONDS)
+
+    def _run(self) -> None:
+        # One connection, kept: a pool checkout and return per batch (with PostgreSQL's
+        # pre-ping round trip) cost about as much as the batch's own statements.
+        connection: Connection | None = None
+        try:
+            while True:
+                with self._lock:
+                    batch = self._pending
+                    if batch.writes:
+                        self._pending = _Batch()
+                    elif self._stopping:  # closed, nothing pending: the next write starts anew
+                        self._writer, self._stopping, self._writer_idle = None, False, False
+                        return
+                    else:
+                        self._writer_idle = True
+                if not batch.writes:
+                    os.read(self._wake_read, 64)  # until a caller (or close) writes a byte
+                    continue
+                connection = self._commit(batch, connection)
+        except BaseException as error:
+            # The writer is dying: fail what waits for it, and let the next write start another.
+            with self._lock:
+                if self._writer is threading.current_thread():
+                    self._writer, self._stopping, self._writer_idle = None, False, False
+                stranded, self._pending = self._pending, _Batch()
+            for write in stranded.writes:
+                write.error = error
+            stranded.finish()
+            raise
+        finally:
+            _discard(connection)
+
+    def _commit(self, batch: _Batch, connection: Connection | None) -> Connection | None:
+        """Commit the batch; return the connection to keep (None after a failure)."""
+        writes = batch.writes
+        try:
+            try:
+                connection = connection or self.engine.connect()
+                self._transaction(connection, writes)
+            except Exception as error:
+                _discard(connection)
+                connection = None
+                if len(writes) == 1:
+                    writes[0].error = error
+                else:
+                    for write in writes:  # find the culprit: each alone, in its own transaction
+                        try:
+                            with self.engine.connect() as single:
+                                self._transaction(single, [write])
+                        except Exception as single_error:
+                            write.error = single_error
+        except BaseException as error:  # the process is going down: fail, never strand, callers
+            for write in writes:
+                write.error = write.error or error
+            raise
+        finally:
+            batch.finish()
+        return connection
+
+    @staticmethod
+    def _transaction(connection: Connection, batch: list[_Write]) -> None:
+        with connection.begin():
+            start = 0
+            while start < len(batch):  # consecutive writes of one statement: one executemany
+                statement, end = batch[start].statement, start + 1
+                while end < len(batch) and batch[end].statement is statement:
+                    end += 1
+                connection.execute(statement, [write.parameters for write in batch[start:end]])
+                start = end
+
+
+_GROUP_COMMITS: weakref.WeakSet[GroupCommit] = weakref.WeakSet()
+
+
+def _reset_group_commits_after_fork() -> None:
+    for group_commit in list(_GROUP_COMMITS):
+        group_commit._reset()
+
+
+os.register_at_fork(after_in_child=_reset_group_commits_after_fork)
+
+
+def _discard(connection: Connection | None) -> None:
+    """Close a connection a failure may have left unusable."""
+    if connection is not None:
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
 class Database:
     """An engine and its session factory; one per process and URL."""
 
@@ -185,6 +384,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.group_commit = GroupCommit(self.engine)
 
     def session(self) -> Session:
         """A new session; the caller owns its transaction."""
@@ -192,4 +392,5 @@ class Database:
 
     def dispose(self) -> None:
         """Close pooled connections (after fork, or at the end of tests)."""
+        self.group_commit.close()
         self.engine.dispose()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
 from cases import numbers
+from cases.database import GroupCommit
 from cases.errors import UnknownCallError, UnknownCaseError
 from cases.models import (
     Call,
@@ -74,11 +75,13 @@ def _insert_call_unless_recorded(dialect: str) -> Insert:
     return insert(cast(Table, Call.__table__)).on_conflict_do_nothing(index_elements=["call_sid"])
 
 
-def ensure_call_recorded(connection: Connection, *, caller: CallerInfo) -> None:
+def ensure_call_recorded(connection: Connection | GroupCommit, *, caller: CallerInfo) -> None:
     """Insert the call record unless it exists: one statement, safe to repeat and to race.
 
-    It takes a Core connection, not a Session: this runs on every call's first webhook,
-    where the Session's bookkeeping cost more than the write.
+    It takes a Core connection (its transaction), or the database's group commit (a transaction
+    shared with the other calls arriving at once, committed before this returns), never a
+    Session: this runs on every call's first webhook, where the Session's bookkeeping cost
+    more than the write.
     """
     now = utcnow()
     statement = _insert_call_unless_recorded(connection.dialect.name)

@@ -72,9 +72,13 @@ def db() -> Session:
     return session
 
 
+# What mimetype="text/xml" makes, spelt out: werkzeug no longer derives it for every answer.
+TWIML_CONTENT_TYPE = "text/xml; charset=utf-8"
+
+
 def twiml(response: VoiceResponse | str) -> Response:
     """A TwiML HTTP answer."""
-    return Response(str(response), mimetype="text/xml")
+    return Response(str(response), content_type=TWIML_CONTENT_TYPE)
 
 
 def locale_arg() -> str:
@@ -86,10 +90,13 @@ def locale_arg() -> str:
 @twilio_signed
 def voice() -> Response:
     """The call's entry: record the call, greet, offer the languages."""
-    caller = caller_from_form(request.form)
-    with ivr().database.engine.begin() as connection:
-        services.ensure_call_recorded(connection, caller=caller)
-    return twiml(ivr().flow.welcome_twiml)
+    context = ivr()
+    # A plain dict (first value of each name, as MultiDict.get): werkzeug's MultiDict raises
+    # and catches an HTTP exception for every absent optional key.
+    caller = caller_from_form(request.form.to_dict())
+    # Committed before we answer, in a transaction shared with the calls arriving meanwhile.
+    services.ensure_call_recorded(context.database.group_commit, caller=caller)
+    return twiml(context.flow.welcome_twiml)
 
 
 @bp.post("/language/choice")
