@@ -31,6 +31,11 @@ class Actor:
         )
 
     @property
+    def supervises(self) -> bool:
+        """The desk and supervisors escalate cases and issue supervision notices (督办)."""
+        return self.is_desk or self.role == Role.SUPERVISOR
+
+    @property
     def sees_everything(self) -> bool:
         """The desk, supervisors and admins see every case."""
         return self.is_desk or self.role == Role.SUPERVISOR

@@ -35,7 +35,6 @@ from cases.models import (
     Category,
     Department,
     Light,
-    Role,
     utcnow,
 )
 from cases.services import add_event
@@ -385,10 +384,7 @@ def rate(
 
 def escalate(session: Session, *, case: Case, actor: Actor, reason: str) -> Case:
     """Escalate a case to leadership (督办): overdue, or a major matter."""
-    require(
-        actor.is_desk or actor.role == Role.SUPERVISOR,
-        "only the desk or a supervisor escalates",
-    )
+    require(actor.supervises, "only the desk or a supervisor escalates")
     _expect(case, "escalate", *ACTIVE_STATUSES)
     reason = _text(reason, "reason")
     if case.escalated_at is not None:
@@ -404,10 +400,7 @@ def escalate(session: Session, *, case: Case, actor: Actor, reason: str) -> Case
 
 def supervise(session: Session, *, case: Case, actor: Actor, instruction: str) -> Case:
     """A supervision notice (督办) to the department holding the case."""
-    require(
-        actor.is_desk or actor.role == Role.SUPERVISOR,
-        "only the desk or a supervisor issues supervision notices",
-    )
+    require(actor.supervises, "only the desk or a supervisor issues supervision notices")
     _expect(case, "supervise", *ACTIVE_STATUSES)
     instruction = _text(instruction, "instruction")
     add_event(session, case=case, kind="supervised", actor=actor.name, instruction=instruction)
