@@ -38,7 +38,7 @@ class Actor:
     @property
     def sees_everything(self) -> bool:
         """The desk, supervisors and admins see every case."""
-        return self.is_desk or self.role == Role.SUPERVISOR
+        return self.supervises
 
 
 SYSTEM = Actor(name="system", role=Role.ADMIN)

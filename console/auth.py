@@ -70,7 +70,7 @@ class StaffUser(UserMixin):
     @property
     def supervises(self) -> bool:
         """Whether this person may escalate and issue supervision notices."""
-        return self.is_desk or self.role == Role.SUPERVISOR
+        return self.actor.supervises
 
 
 def database() -> Database:

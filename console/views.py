@@ -568,7 +568,7 @@ def may_note(who: Actor, case: Case) -> bool:
 
 
 def _supervises(who: Actor, case: Case) -> bool:
-    return who.is_desk or who.role == Role.SUPERVISOR
+    return who.supervises
 
 
 def _holds_or_desk(who: Actor, case: Case) -> bool:
