@@ -20,7 +20,8 @@ from pathlib import Path
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, render_template, session
+from flask import Flask, Request, render_template, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import Babel, gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -45,6 +46,22 @@ def select_locale() -> str:
     """Flask-Babel's locale selector: the choice kept in the session (set from the account at
     sign-in). It reads no database, so it is safe to call in the middle of a transaction."""
     return CONSOLE_LOCALES[console_locale()]
+
+
+class CookieSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, opened empty, without building its signer, for a request
+    that brings no session cookie.
+
+    That is every Twilio webhook and API call (neither ever holds our cookie) and a visitor's
+    first page: the signer (a key derivation and a serializer per request) was a tenth of a
+    voice webhook's own work. A session that gets something (a CSRF token, a sign-in) is still
+    signed when it is saved, exactly as before.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def compile_catalogues(source: Path, target: Path) -> list[Path]:
@@ -87,6 +104,7 @@ def init_console(app: Flask) -> None:
         REMEMBER_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=None,
     )
+    app.session_interface = CookieSessionInterface()
     csrf.init_app(app)
     # Twilio and departments' systems cannot hold a CSRF token: Twilio's requests are signed,
     # and the API authenticates every request by key, with no cookie to ride on.

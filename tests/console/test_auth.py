@@ -131,6 +131,23 @@ def test_twilio_webhooks_are_exempt_from_csrf_but_still_need_a_signature(app: Fl
     assert response.status_code == 403  # refused for the missing Twilio signature, not for CSRF
 
 
+def test_a_request_without_the_session_cookie_gets_none_and_a_forged_one_counts_for_nothing(
+    app: Flask, console: Callable[[], Console], make_account: Callable[..., Account]
+) -> None:
+    # Webhooks, API calls and health checks never hold the cookie: none is set on their answers.
+    for answer in (app.test_client().get("/healthz"), app.test_client().post("/ivr/voice")):
+        assert "Set-Cookie" not in answer.headers
+    # A browser still gets its signed session on its first page, and signs in with it.
+    browser = console()
+    assert "Set-Cookie" in browser.client.get("/console/login").headers
+    assert browser.sign_in(make_account("dispatcher")).status_code == 302
+    assert browser.get("/console/").status_code == 200
+    # A cookie that is present goes through the signer: a forged one signs nobody in.
+    forger = app.test_client()
+    forger.set_cookie(app.config["SESSION_COOKIE_NAME"], "eyJfdXNlcl9pZCI6IjEifQ.forged.x")
+    assert forger.get("/console/").status_code == 302
+
+
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
