@@ -228,7 +228,7 @@ def measure(bench: Bench, server: Server, pool: Path, seconds: int, round_: int)
     label = f"round {round_}" if round_ else "warm-up"
     errors = f", socket errors: {run.socket_errors}" if run.socket_errors else ""
     cpu = f"  cpu {run.cpu_us_per_request:5.0f} us/req" if run.cpu_us_per_request else ""
-    print(f"  {label:8} {server.name:4} {run.rps:9.1f} req/s  p99 {run.p99_ms:7.2f} ms{cpu}"
+    print(f"  {label:8} {server.name:8} {run.rps:9.1f} req/s  p99 {run.p99_ms:7.2f} ms{cpu}"
           f"  ({run.requests} requests{errors})")  # fmt: skip
     if run.non_2xx:
         raise BenchError(
@@ -246,9 +246,10 @@ def measure(bench: Bench, server: Server, pool: Path, seconds: int, round_: int)
 
 def report(runs: list[Run], args: argparse.Namespace) -> dict[str, object]:
     """Print the medians and the goals; return them for the JSON file."""
+    names = list(dict.fromkeys(r.server for r in runs))  # bare, app[, no-write]
     med = {name: {"rps": statistics.median(r.rps for r in runs if r.server == name),
                   "p99_ms": statistics.median(r.p99_ms for r in runs if r.server == name)}
-           for name in ("bare", "app")}  # fmt: skip
+           for name in names}  # fmt: skip
     ratio = med["app"]["rps"] / med["bare"]["rps"]
     goals = {"ratio": ratio >= RATIO_GOAL, "app_p99": med["app"]["p99_ms"] < P99_GOAL_MS}
     print(f"\n{'server':8}{'req/s (median)':>16}{'p99 ms (median)':>17}")
@@ -271,6 +272,12 @@ def report(runs: list[Run], args: argparse.Namespace) -> dict[str, object]:
         cpu_ratio = cpu_med["bare"] / cpu_med["app"]
         print(f"server CPU per request (median): bare {cpu_med['bare']:.0f} us, "
               f"app {cpu_med['app']:.0f} us; bare/app {cpu_ratio:.2f}")  # fmt: skip
+        if "no-write" in cpu_med:
+            share = med["no-write"]["rps"] / med["bare"]["rps"]
+            print(f"the app without its call write: {share:.2f} of bare's req/s, "
+                  f"{cpu_med['no-write']:.0f} us CPU per request; so the synchronous write "
+                  f"costs {cpu_med['app'] - cpu_med['no-write']:.0f} us of CPU per request "
+                  "under this load")  # fmt: skip
     return {"medians": med, "ratio_app_bare_rps": ratio, "goals_met": goals, "rows_added": rows,
             "ratio_bare_app_cpu_per_request": cpu_ratio}  # fmt: skip
 
@@ -284,6 +291,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="bare+app pairs, interleaved")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
     parser.add_argument("--requests", type=int, default=20_000, help="minimum pool size per run")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also run the app without its call write (bench/app_without_write.py)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -301,10 +313,10 @@ def main() -> int:
             bench = Bench(args, tmpdir / "replay.lua", engine)
             stack.callback(bench.engine.dispose)
             bench.lua.write_text(LUA)
-            servers = {
-                name: Server(name, target, env, tmpdir)
-                for name, target in (("bare", "bench.bare_app:app"), ("app", "hotline.wsgi:app"))
-            }
+            targets = [("bare", "bench.bare_app:app"), ("app", "hotline.wsgi:app")]
+            if args.breakdown:
+                targets.append(("no-write", "bench.app_without_write:app"))
+            servers = {name: Server(name, target, env, tmpdir) for name, target in targets}
             for server in servers.values():
                 stack.callback(server.stop)
                 server.wait_ready()
@@ -320,7 +332,7 @@ def main() -> int:
             for round_ in range(1, args.rounds + 1):
                 pool = tmpdir / f"pool-{round_}.txt"
                 write_pool(pool, size)  # fresh CallSids, the same bytes for bare and app
-                for server in servers.values():  # bare, app, bare, app: noise hits both
+                for server in servers.values():  # bare, app, bare, app: noise hits all
                     runs.append(measure(bench, server, pool, args.duration, round_))
         except (BenchError, subprocess.CalledProcessError) as error:
             output = f"{getattr(error, 'stdout', '')}{getattr(error, 'stderr', '')}"
