@@ -288,7 +288,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--rounds", type=int, default=2, help="bare+app pairs, interleaved")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of every server")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
     parser.add_argument("--requests", type=int, default=20_000, help="minimum pool size per run")
     parser.add_argument(
