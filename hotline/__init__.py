@@ -19,6 +19,7 @@ from hotline.config import CONFIG_DIR, Settings, load_settings
 from hotline.logs import configure_logging
 from ivr import messaging, streams
 from ivr import tasks as ivr_tasks
+from ivr.entry import VoiceEntry
 from ivr.prompts import Prompts, load_options, load_prompts
 from ivr.twiml import CallFlow, LiveStreaming
 from ivr.views import IVRContext
@@ -135,6 +136,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
         )
+    # Outermost: a plain signed first webhook is answered before any other layer runs.
+    app.wsgi_app = VoiceEntry(app.wsgi_app, app.extensions["ivr"])  # type: ignore[method-assign]
     app.register_blueprint(messaging.bp)
     init_console(app)
     # Twilio signs its Messaging webhook; it cannot carry a CSRF token.

@@ -89,7 +89,11 @@ def locale_arg() -> str:
 @bp.post("/voice")
 @twilio_signed
 def voice() -> Response:
-    """The call's entry: record the call, greet, offer the languages."""
+    """The call's entry: record the call, greet, offer the languages.
+
+    A plain signed request is answered in front of Flask by `ivr.entry.VoiceEntry`, with the
+    same write and the same TwiML; this view answers the rest, and any that lane handed over.
+    """
     context = ivr()
     # A plain dict (first value of each name, as MultiDict.get): werkzeug's MultiDict raises
     # and catches an HTTP exception for every absent optional key.
