@@ -5,15 +5,15 @@ Every call starts here, so this is the webhook a surge of calls (a burst main, a
 first and hardest, and it does little: check the signature, write the call's row, return the
 same welcome for everyone. Under load, the Flask request around that work (request and app
 contexts, the session, routing, the hooks of every blueprint, the form parser) cost about as
-much CPU as the work itself; answering it here about doubles the calls two cores can take in.
+much CPU as the work itself. Answered here, it takes in 1.5-1.9 times the calls it did
+(`bench/webhooks.py`, two cores).
 
 The lane settles only the plain case: a form POST with no query string, each parameter once,
 a valid signature over the URL as we rebuilt it, and every parameter a call needs. Anything
-else, and any error on the way, goes to the Flask view (`ivr.views.voice`), the body put
-back for it, so that one place still answers what is unusual: a forged signature (403, logged), a
-missing parameter (400), a failed write (the apology, after the write is tried again there).
-The write is the same idempotent insert, committed before the answer as in Flask, so a
-request handed over after its write simply finds the row there.
+else, and any error on the way, goes to the Flask view (`ivr.views.voice`) with its body put
+back, so that one place still answers what is unusual: a forged signature (403, logged), a
+missing parameter (400), a failed write (the apology, after the view has tried the write
+again). The write is the same idempotent insert, committed before the answer as in Flask.
 """
 
 from __future__ import annotations
