@@ -18,7 +18,6 @@ again). The write is the same idempotent insert, committed before the answer as 
 
 from __future__ import annotations
 
-import hmac
 import io
 import logging
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from cases import services
+from ivr.signatures import signature_matches
 from ivr.steps import MissingParameterError, caller_from_form
 
 if TYPE_CHECKING:
@@ -61,7 +61,8 @@ class VoiceEntry:
             and environ.get("REQUEST_METHOD") == "POST"
             and not environ.get("QUERY_STRING")
             and environ.get("HTTP_X_TWILIO_SIGNATURE")
-            and environ.get("CONTENT_TYPE", "").startswith(FORM_CONTENT_TYPE)
+            and _mimetype(environ.get("CONTENT_TYPE", "")) == FORM_CONTENT_TYPE
+            and "HTTP_TRANSFER_ENCODING" not in environ
         ):
             body = self._read_body(environ)
             if body is not None and self._answered(body, environ):
@@ -80,7 +81,8 @@ class VoiceEntry:
             return None
         body: bytes = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(body)
-        return body
+        # Fewer bytes than announced: the client went away, or lied; Flask's reader says which.
+        return body if len(body) == length else None
 
     def _answered(self, body: bytes, environ: WSGIEnvironment) -> bool:
         """Check, write and be done (True), or leave the request to Flask (False)."""
@@ -93,7 +95,7 @@ class VoiceEntry:
             return False
         signature = environ["HTTP_X_TWILIO_SIGNATURE"]
         expected = self.context.validator.compute_signature(self.url, form)
-        if not hmac.compare_digest(expected, signature):
+        if not signature_matches(expected, signature):
             return False  # Flask tries the URL's other forms, then refuses and logs it
         try:
             caller = caller_from_form(form)
@@ -111,3 +113,8 @@ class VoiceEntry:
             )
             return False
         return True
+
+
+def _mimetype(content_type: str) -> str:
+    """The media type alone, as werkzeug compares it: `Text/Plain; charset=x` is `text/plain`."""
+    return content_type.partition(";")[0].strip().lower()

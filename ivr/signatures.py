@@ -20,6 +20,12 @@ def public_url_of_request(public_base_url: str) -> str:
     return f"{public_base_url}{request.path}" + (f"?{query}" if query else "")
 
 
+def signature_matches(expected: str, signature: str) -> bool:
+    """A timing-safe comparison that any header value survives (non-ASCII included, where
+    comparing the strings would raise instead of answering no)."""
+    return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
+
+
 def check_twilio_signature(validator: RequestValidator, public_base_url: str) -> bool:
     """Whether the current request carries a valid X-Twilio-Signature."""
     signature = request.headers.get("X-Twilio-Signature", "")
@@ -29,7 +35,7 @@ def check_twilio_signature(validator: RequestValidator, public_base_url: str) ->
     # One HMAC over the URL as we rebuilt it settles nearly every request; the library's full
     # check (two HMACs, with and without the default port) runs only when that one fails.
     expected = validator.compute_signature(url, request.form)
-    return hmac.compare_digest(expected, signature) or bool(
+    return signature_matches(expected, signature) or bool(
         validator.validate(url, request.form, signature)
     )
 

@@ -90,10 +90,11 @@ def test_the_lane_answers_what_the_view_answers_and_writes_the_same_row(
 
 
 def test_a_retried_first_webhook_in_the_lane_writes_one_row(
-    context: IVRContext, lane: Client, lookups: Any
+    context: IVRContext, spy: FlaskSpy, lane: Client, lookups: Any
 ) -> None:
     params = first_webhook()
     answers = [post(lane, urlencode(params), sign(context, params)) for _ in range(3)]
+    assert spy.handed_over == []
     assert [answer.status_code for answer in answers] == [200] * 3
     assert lookups.count_calls(params["CallSid"]) == 1
 
@@ -151,6 +152,31 @@ def test_a_forged_or_incomplete_first_webhook_is_refused_by_the_view(
     assert unclear.status_code == 400
     assert "missing parameter AccountSid" in unclear.get_data(as_text=True)
     assert lookups.count_calls(forged["CallSid"]) == lookups.count_calls(incomplete["CallSid"]) == 0
+
+
+@pytest.mark.parametrize(
+    "refused",
+    ["query string not signed", "not a form", "non-ASCII signature", "shorter than announced"],
+)
+def test_what_the_view_refuses_the_lane_does_not_accept(
+    refused: str, context: IVRContext, spy: FlaskSpy, lane: Client, lookups: Any
+) -> None:
+    params = first_webhook()
+    body, signature = urlencode(params), sign(context, params)
+    path, kwargs = "/ivr/voice", {"content_type": FORM}
+    if refused == "query string not signed":  # signed for the bare URL, sent to another
+        path += "?source=test"
+    elif refused == "not a form":  # a form type by prefix only: werkzeug parses no form
+        kwargs["content_type"] = FORM + "-but-not"
+    elif refused == "non-ASCII signature":
+        signature = "签名" + signature[2:]
+    else:
+        kwargs["environ_overrides"] = {"CONTENT_LENGTH": str(len(body) + 10)}
+    answer = lane.post(path, data=body, headers={"X-Twilio-Signature": signature}, **kwargs)
+    assert spy.handed_over == ["/ivr/voice"]
+    expected = 400 if refused == "shorter than announced" else 403
+    assert answer.status_code == expected, answer.get_data(as_text=True)
+    assert lookups.count_calls(params["CallSid"]) == 0
 
 
 def test_a_write_that_fails_in_the_lane_is_tried_again_by_the_view(
