@@ -21,8 +21,8 @@ def public_url_of_request(public_base_url: str) -> str:
 
 
 def signature_matches(expected: str, signature: str) -> bool:
-    """A timing-safe comparison that any header value survives (non-ASCII included, where
-    comparing the strings would raise instead of answering no)."""
+    """Whether a MAC we were sent is the one we computed, in constant time; any text is a fair
+    answer no (comparing non-ASCII strings would raise instead)."""
     return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
 
 

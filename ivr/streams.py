@@ -26,7 +26,7 @@ from cases.database import Database
 from cases.errors import UnknownCallError
 from cases.models import Transcript as StoredTranscript
 from ivr import tasks
-from ivr.signatures import check_twilio_signature
+from ivr.signatures import check_twilio_signature, signature_matches
 from transcription.models import ModelRegistry, ModelUnavailableError
 from transcription.recognizer import ThreadedStream, Transcript, TranscriptionError
 
@@ -142,7 +142,8 @@ def handle_media_stream(ws: Any) -> None:
             event = message.get("event")
             if event == "start":
                 start = StreamStart.from_message(message)
-                if not hmac.compare_digest(start.token, stream_token(live.secret, start.call_sid)):
+                expected = stream_token(live.secret, start.call_sid)
+                if not signature_matches(expected, start.token):
                     log.warning("media stream with a wrong token", extra=_extra(start))
                     ws.close(reason=1008, message="bad token")
                     return

@@ -136,8 +136,13 @@ def test_an_unsigned_or_forged_stream_upgrade_is_refused_before_the_handshake(
     assert answer.status_code == 403
 
 
+@pytest.mark.parametrize("token", ["another call's", "not ASCII"])
 def test_a_stream_with_another_calls_token_stores_nothing(
-    live_server: str, emulator: TwilioEmulator, lookups
+    token: str,
+    live_server: str,
+    emulator: TwilioEmulator,
+    lookups,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     log = emulator.call([KOREAN, "2"])  # a real call, but no report
     url = PUBLIC_BASE_URL.replace("https://", "wss://") + "/ivr/stream"
@@ -148,7 +153,9 @@ def test_a_stream_with_another_calls_token_stores_nothing(
     start = {
         "callSid": log.call_sid,
         "customParameters": {
-            "token": streams.stream_token("wrong", log.call_sid),
+            "token": streams.stream_token("wrong", log.call_sid)
+            if token == "another call's"
+            else "令牌" * 16,
             "locale": "ko-KR",
         },
     }
@@ -157,6 +164,7 @@ def test_a_stream_with_another_calls_token_stores_nothing(
         for _ in range(100):
             socket.receive(timeout=0.1)
     assert lookups.transcript_of(log.call_sid) is None
+    assert "media stream with a wrong token" in caplog.text  # refused, not crashed
 
 
 def test_past_the_live_capacity_a_call_is_left_to_the_batch_job(
