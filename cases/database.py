@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import logging
@@ -9,6 +10,7 @@ import os
 import select
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,6 +26,11 @@ GATE_TIMEOUT_SECONDS = 30.0
 CHECKPOINT_EVERY_COMMITS = 250
 # A write not committed by then fails (the caller apologises; a retried webhook is idempotent).
 WRITE_TIMEOUT_SECONDS = 2 * GATE_TIMEOUT_SECONDS
+# How long a write queued without a waiter may wait for others to share its transaction.
+WRITE_BEHIND_LINGER_SECONDS = 0.02
+# Queued writes not yet committed, past which `submit` waits like `execute` (backpressure:
+# a database that cannot keep up slows the callers instead of filling memory).
+WRITE_BEHIND_MAX_PENDING = 2000
 
 
 class SQLiteWriteGate:
@@ -160,6 +167,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         **kwargs,
     )
 
+    # A batch of inserts (the group commit's executemany) goes as one multi-row INSERT, as
+    # SQLAlchemy does for psycopg2: pysqlite would step once per row and let go of the GIL
+    # each time, and the writer waited for it again behind busy request threads, so a batch
+    # of a few hundred queued call rows held the write gate for 100-600 ms.
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         # WAL lets readers go on while one writes; NORMAL is durable in WAL mode.
@@ -183,13 +196,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 class _Write:
-    """One caller's statement, and what its transaction raised, if it failed."""
+    """One caller's statement, and what its transaction raised, if it failed.
 
-    __slots__ = ("error", "parameters", "statement")
+    `label` names a write queued without a waiter (`GroupCommit.submit`), for the log if it
+    fails: nobody else will hear of it.
+    """
 
-    def __init__(self, statement: Executable, parameters: Mapping[str, Any]) -> None:
+    __slots__ = ("error", "label", "parameters", "statement")
+
+    def __init__(
+        self, statement: Executable, parameters: Mapping[str, Any], label: str | None = None
+    ) -> None:
         self.statement = statement
         self.parameters = parameters
+        self.label = label
         self.error: BaseException | None = None
 
 
@@ -200,12 +220,17 @@ class _Batch:
     caller at once, in the kernel, while the writer itself holds no GIL. Waking them one by
     one with thread locks cost a context switch each, with the GIL held: the rest of the
     process stood still meanwhile.
+
+    `awaited` says somebody waits on it (`execute`, `flush`), so the writer commits it at
+    once; a batch of queued writes only lingers until `due` for more to share it.
     """
 
-    __slots__ = ("_read", "_write", "writes")
+    __slots__ = ("_read", "_write", "awaited", "due", "writes")
 
     def __init__(self) -> None:
         self.writes: list[_Write] = []
+        self.awaited = False
+        self.due = 0.0
         self._read, self._write = os.pipe()
 
     def wait(self, timeout: float) -> bool:
@@ -238,6 +263,12 @@ class GroupCommit:
     gate (one lock hand-off between processes) and, on PostgreSQL, one flush of the log.
     A batch that fails is retried one write per transaction, so one bad write fails alone.
     Statements must be safe to run twice (an INSERT ... ON CONFLICT DO NOTHING is).
+
+    `submit` is the write-behind: it queues the statement and returns at once. Only a write
+    whose loss something else repairs belongs there (see `cases.services.queue_call_record`).
+    Its transaction starts within `WRITE_BEHIND_LINGER_SECONDS`, sooner when a waiting write
+    joins it; a failure is logged with the write's label. What is queued is committed by
+    `flush`, by `close` and when the process exits; only a process killed outright loses it.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -255,7 +286,10 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._pending = _Batch()
         self._writer: threading.Thread | None = None
-        self._writer_idle = False
+        self._writer_idle = False  # waiting on the wake pipe for a write
+        self._writer_lingering = False  # waiting on it, at most until the batch is due
+        self._committing: _Batch | None = None  # the batch whose transaction is under way
+        self._queued = 0  # writes submitted and not yet committed
         self._stopping = False
         # The idle writer waits on this pipe, so a caller wakes it without holding the GIL too.
         self._wake_read, self._wake_write = os.pipe()
@@ -264,18 +298,66 @@ class GroupCommit:
         """Run the statement in a committed transaction; return once it has committed."""
         write = _Write(statement, parameters)
         with self._lock:
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._run, name="group-commit", daemon=True)
-                self._writer.start()
-            batch = self._pending
-            batch.writes.append(write)
+            batch = self._queue(write)
+            batch.awaited = True
             wake, self._writer_idle = self._writer_idle, False
         if wake:
             os.write(self._wake_write, b"\0")
-        if not batch.wait(WRITE_TIMEOUT_SECONDS):
-            raise TimeoutError("the group commit did not commit this write in time")
+        self._wait(batch)
         if write.error is not None:
             raise write.error
+
+    def submit(self, statement: Executable, parameters: Mapping[str, Any], *, label: str) -> None:
+        """Queue the statement for a transaction soon, and return without waiting for it.
+
+        With `WRITE_BEHIND_MAX_PENDING` writes already queued, it waits like `execute` (and
+        raises like it), so a database that falls behind slows its callers down.
+        """
+        with self._lock:
+            if self._queued >= WRITE_BEHIND_MAX_PENDING:
+                backpressure = True
+            else:
+                backpressure = False
+                self._queued += 1
+                self._queue(_Write(statement, parameters, label))
+                # A lingering writer is woken by its timeout, not by every write that joins.
+                wake = self._writer_idle and not self._writer_lingering
+                if wake:
+                    self._writer_idle = False
+        if backpressure:
+            self.execute(statement, parameters)
+        elif wake:
+            os.write(self._wake_write, b"\0")
+
+    def flush(self) -> None:
+        """Return once every write queued so far has been committed (or has failed)."""
+        with self._lock:
+            # The pending batch is committed after the one under way, so waiting for it is
+            # waiting for both; with none pending, only the one under way is left.
+            batch = self._pending if self._pending.writes else self._committing
+            if batch is None:
+                return
+            batch.awaited = True
+            wake, self._writer_idle = self._writer_idle, False
+        if wake:
+            os.write(self._wake_write, b"\0")
+        self._wait(batch)
+
+    def _queue(self, write: _Write) -> _Batch:
+        # Called with the lock held.
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._run, name="group-commit", daemon=True)
+            self._writer.start()
+        batch = self._pending
+        if not batch.writes:
+            batch.due = time.monotonic() + WRITE_BEHIND_LINGER_SECONDS
+        batch.writes.append(write)
+        return batch
+
+    @staticmethod
+    def _wait(batch: _Batch) -> None:
+        if not batch.wait(WRITE_TIMEOUT_SECONDS):
+            raise TimeoutError("the group commit did not commit this write in time")
 
     def close(self) -> None:
         """Stop the writer once no write is pending (a later write starts another)."""
@@ -294,31 +376,49 @@ class GroupCommit:
         connection: Connection | None = None
         try:
             while True:
+                linger = 0.0
                 with self._lock:
                     batch = self._pending
-                    if batch.writes:
-                        self._pending = _Batch()
+                    if batch.writes and not (batch.awaited or self._stopping):
+                        linger = max(0.0, batch.due - time.monotonic())
+                    if batch.writes and not linger:
+                        self._pending, self._committing = _Batch(), batch
+                    elif batch.writes:  # only queued writes: let more join them
+                        self._writer_idle = self._writer_lingering = True
                     elif self._stopping:  # closed, nothing pending: the next write starts anew
                         self._writer, self._stopping, self._writer_idle = None, False, False
                         return
                     else:
-                        self._writer_idle = True
-                if not batch.writes:
+                        self._writer_idle, self._writer_lingering = True, False
+                if linger:
+                    self._sleep(linger)
+                elif not batch.writes:
                     os.read(self._wake_read, 64)  # until a caller (or close) writes a byte
-                    continue
-                connection = self._commit(batch, connection)
+                else:
+                    connection = self._commit(batch, connection)
         except BaseException as error:
             # The writer is dying: fail what waits for it, and let the next write start another.
             with self._lock:
                 if self._writer is threading.current_thread():
                     self._writer, self._stopping, self._writer_idle = None, False, False
+                    self._writer_lingering = False
                 stranded, self._pending = self._pending, _Batch()
             for write in stranded.writes:
                 write.error = error
+            self._settle_queued(stranded.writes)
             stranded.finish()
             raise
         finally:
             _discard(connection)
+
+    def _sleep(self, seconds: float) -> None:
+        """Linger until the batch is due, or until a waiting caller (or close) wakes us."""
+        poller = select.poll()
+        poller.register(self._wake_read, select.POLLIN)
+        if poller.poll(seconds * 1000):
+            os.read(self._wake_read, 64)
+        with self._lock:
+            self._writer_idle = self._writer_lingering = False
 
     def _commit(self, batch: _Batch, connection: Connection | None) -> Connection | None:
         """Commit the batch; return the connection to keep (None after a failure)."""
@@ -344,8 +444,24 @@ class GroupCommit:
                 write.error = write.error or error
             raise
         finally:
-            batch.finish()
+            try:
+                self._settle_queued(writes)  # before the wake-up: `flush` returns after the log
+            finally:
+                with self._lock:
+                    self._committing = None
+                batch.finish()
         return connection
+
+    def _settle_queued(self, writes: list[_Write]) -> None:
+        """Count the batch's queued writes off, and log those that failed: nobody waits on them."""
+        queued = [write for write in writes if write.label is not None]
+        if not queued:
+            return
+        with self._lock:
+            self._queued -= len(queued)
+        for write in queued:
+            if write.error is not None:
+                log.error("a queued write failed: %s", write.label, exc_info=write.error)
 
     @staticmethod
     def _transaction(connection: Connection, batch: list[_Write]) -> None:
@@ -367,7 +483,18 @@ def _reset_group_commits_after_fork() -> None:
         group_commit._reset()
 
 
+def _close_group_commits_at_exit() -> None:
+    # A worker that exits (gunicorn's graceful stop, a max-requests restart, Ctrl-C) commits
+    # what it queued first. Its writer is a daemon thread, still running while atexit runs.
+    for group_commit in list(_GROUP_COMMITS):
+        try:
+            group_commit.close()
+        except Exception:
+            log.exception("could not commit the queued writes at exit")
+
+
 os.register_at_fork(after_in_child=_reset_group_commits_after_fork)
+atexit.register(_close_group_commits_at_exit)
 
 
 def _discard(connection: Connection | None) -> None:

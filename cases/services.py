@@ -71,8 +71,15 @@ class OpenedCase:
 def _insert_call_unless_recorded(dialect: str) -> Insert:
     # Built once per dialect: compiling a fresh ORM insert for every webhook cost more than
     # the database write itself.
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return insert(cast(Table, Call.__table__)).on_conflict_do_nothing(index_elements=["call_sid"])
+    calls = cast(Table, Call.__table__)
+    if dialect == "postgresql":
+        return postgresql_insert(calls).on_conflict_do_nothing(index_elements=["call_sid"])
+    # SQLite: OR IGNORE rather than ON CONFLICT, because SQLAlchemy sends a batch of such
+    # inserts as one multi-row INSERT (see `cases.database.make_engine`), and it will not with
+    # an ON CONFLICT clause. OR IGNORE would also drop, silently, a row missing a required
+    # value; a call row never is (`_new_call_row` sets every column, `caller_from_form`
+    # requires CallSid and AccountSid), so the only constraint it can meet is its CallSid's.
+    return sqlite_insert(calls).prefix_with("OR IGNORE", dialect="sqlite")
 
 
 def ensure_call_recorded(connection: Connection | GroupCommit, *, caller: CallerInfo) -> None:
@@ -83,24 +90,39 @@ def ensure_call_recorded(connection: Connection | GroupCommit, *, caller: Caller
     Session: this runs on every call's first webhook, where the Session's bookkeeping cost
     more than the write.
     """
-    now = utcnow()
     statement = _insert_call_unless_recorded(connection.dialect.name)
-    connection.execute(
-        statement,
-        {
-            "call_sid": caller.call_sid,
-            "account_sid": caller.account_sid,
-            "from_number": caller.from_number,
-            "to_number": caller.to_number,
-            "caller_id_withheld": caller.caller_id_withheld,
-            "callback_number": None,
-            "locale": None,
-            "details": dict(caller.details),
-            "status": "in-progress",
-            "started_at": now,
-            "updated_at": now,
-        },
-    )
+    connection.execute(statement, _new_call_row(caller))
+
+
+def queue_call_record(group_commit: GroupCommit, *, caller: CallerInfo) -> None:
+    """Insert the call record soon, without waiting: the write-behind of a call's first webhook.
+
+    The row is committed within `WRITE_BEHIND_LINGER_SECONDS` (20 ms), in a transaction shared
+    with the other calls arriving meanwhile, and before the process exits. Losing it would cost
+    nothing the caller said: nobody has spoken yet, every later webhook of the call records the
+    call if its row is missing (`record_call`), and so does the call's status callback
+    (`end_call`). Only a process killed outright in those 20 ms loses a row, and then only of a
+    call that ends unanswered with no status callback configured.
+    """
+    statement = _insert_call_unless_recorded(group_commit.dialect.name)
+    group_commit.submit(statement, _new_call_row(caller), label=f"call {caller.call_sid}")
+
+
+def _new_call_row(caller: CallerInfo) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "call_sid": caller.call_sid,
+        "account_sid": caller.account_sid,
+        "from_number": caller.from_number,
+        "to_number": caller.to_number,
+        "caller_id_withheld": caller.caller_id_withheld,
+        "callback_number": None,
+        "locale": None,
+        "details": dict(caller.details),
+        "status": "in-progress",
+        "started_at": now,
+        "updated_at": now,
+    }
 
 
 def record_call(session: Session, *, caller: CallerInfo) -> Call:
@@ -131,11 +153,15 @@ def set_callback_number(session: Session, *, caller: CallerInfo, number: str) ->
     return call
 
 
-def end_call(session: Session, *, call_sid: str, status: str) -> None:
-    """Record the call's final status, if we know the call."""
-    call = session.scalars(select(Call).where(Call.call_sid == call_sid)).one_or_none()
-    if call is not None:
-        call.status = status
+def end_call(session: Session, *, caller: CallerInfo, status: str) -> Call:
+    """Record the call's final status; a call we have no row for is recorded now.
+
+    The first webhook's row is written behind its answer (`queue_call_record`), so a call
+    can end before its row is there, or without it if that process was killed.
+    """
+    call = record_call(session, caller=caller)
+    call.status = status
+    return call
 
 
 def add_event(

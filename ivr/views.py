@@ -324,9 +324,9 @@ def operator_done() -> Response:
 @twilio_signed
 def call_status() -> Response:
     """The call's status callback: remember how the call ended."""
-    call_sid = caller_from_form(request.form).call_sid
+    caller = caller_from_form(request.form)
     with db().begin():
-        services.end_call(db(), call_sid=call_sid, status=request.form.get("CallStatus", ""))
+        services.end_call(db(), caller=caller, status=request.form.get("CallStatus", ""))
     return twiml(empty())
 
 

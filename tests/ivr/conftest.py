@@ -25,13 +25,22 @@ def prompts() -> dict[str, Prompts]:
 
 
 class Lookups:
-    """Reads the database the way a person checking the outcome would."""
+    """Reads the database the way a person checking the outcome would.
+
+    Each read first commits what the app has queued: the voice entry writes a call's first
+    row behind its answer, within 20 ms (`tests/ivr/test_voice_webhook.py` checks that it does
+    so unprompted), and a test that reads right after the answer must not race that.
+    """
 
     def __init__(self, database) -> None:  # type: ignore[no-untyped-def]
         self.database = database
 
+    def _session(self):  # type: ignore[no-untyped-def]
+        self.database.group_commit.flush()
+        return self.database.session()
+
     def cases_of(self, call_sid: str) -> list[Case]:
-        with self.database.session() as session:
+        with self._session() as session:
             cases = session.scalars(
                 select(Case).join(Call, Case.call_id == Call.id).where(Call.call_sid == call_sid)
             ).all()
@@ -45,11 +54,11 @@ class Lookups:
         return cases[0]
 
     def call(self, call_sid: str) -> Call | None:
-        with self.database.session() as session:
+        with self._session() as session:
             return session.scalars(select(Call).where(Call.call_sid == call_sid)).one_or_none()
 
     def recordings_of(self, call_sid: str) -> list[Recording]:
-        with self.database.session() as session:
+        with self._session() as session:
             return list(
                 session.scalars(
                     select(Recording)
@@ -59,7 +68,7 @@ class Lookups:
             )
 
     def transcript_of(self, call_sid: str) -> Transcript | None:
-        with self.database.session() as session:
+        with self._session() as session:
             return session.scalars(
                 select(Transcript)
                 .join(Call, Transcript.call_id == Call.id)
@@ -67,7 +76,7 @@ class Lookups:
             ).one_or_none()
 
     def count_calls(self, call_sid: str) -> int:
-        with self.database.session() as session:
+        with self._session() as session:
             return int(
                 session.scalar(
                     select(func.count()).select_from(Call).where(Call.call_sid == call_sid)

@@ -173,6 +173,21 @@ def test_the_call_status_callback_records_how_the_call_ended(
     assert call is not None and call.status == "completed"
 
 
+def test_the_call_status_callback_records_a_call_it_has_no_row_for(
+    emulator: TwilioEmulator, lookups
+) -> None:
+    # The first webhook's row is written behind its answer: a worker killed in those 20 ms
+    # loses it, and the call's end must still be on record.
+    call_sid = emulator.new_call_sid()
+    params = {**emulator.base_params(call_sid), "CallStatus": "completed", "CallDuration": "3"}
+    assert emulator.post("/ivr/call-status", params).status_code == 200
+    assert emulator.post("/ivr/call-status", params).status_code == 200  # Twilio retries
+    call = lookups.call(call_sid)
+    assert call is not None
+    assert (call.status, call.from_number) == ("completed", params["From"])
+    assert lookups.count_calls(call_sid) == 1
+
+
 def test_tampered_locale_in_our_own_url_falls_back_to_the_default(
     emulator: TwilioEmulator, prompts
 ) -> None:

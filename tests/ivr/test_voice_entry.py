@@ -12,7 +12,7 @@ import pytest
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import Client
 
-from cases import services
+from cases import database as database_module
 from ivr.entry import MAX_BODY_BYTES, VoiceEntry
 from ivr.views import IVRContext
 
@@ -186,16 +186,20 @@ def test_a_write_that_fails_in_the_lane_is_tried_again_by_the_view(
     lookups: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    write = services.ensure_call_recorded
+    # The lane's write fails only when the queue is full, so the lane waits for its write
+    # (backpressure), and that write fails.
+    monkeypatch.setattr(database_module, "WRITE_BEHIND_MAX_PENDING", 0)
+    group_commit = context.database.group_commit
+    execute = group_commit.execute
     failures: list[str] = []
 
-    def fails_once(*args: Any, caller: Any) -> None:
+    def fails_once(statement: Any, parameters: Any) -> None:
         if not failures:
-            failures.append(caller.call_sid)
+            failures.append(parameters["call_sid"])
             raise RuntimeError("database is locked")
-        write(*args, caller=caller)
+        execute(statement, parameters)
 
-    monkeypatch.setattr(services, "ensure_call_recorded", fails_once)
+    monkeypatch.setattr(group_commit, "execute", fails_once)
     params = first_webhook()
     answer = post(lane, urlencode(params), sign(context, params))
     assert failures == [params["CallSid"]]

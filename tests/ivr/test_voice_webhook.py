@@ -1,10 +1,12 @@
-"""The voice webhook's fast path: its group-committed call row is written before the answer,
-once, whatever the concurrency, and a bad write fails alone."""
+"""The voice webhook's call row: written behind the answer, soon and unprompted, once whatever
+the concurrency; and the group commit it goes through, where a bad write fails alone."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -12,12 +14,14 @@ import pytest
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from cases import database as database_module
 from cases.database import GroupCommit
 from cases.models import Call, utcnow
 from ivr.emulator import TwilioEmulator
+from tests.conftest import wait_until
 
 
-def test_concurrent_first_webhooks_each_find_their_call_written_when_answered(
+def test_concurrent_first_webhooks_each_get_their_call_written(
     emulator: TwilioEmulator, lookups: Any
 ) -> None:
     sids = [emulator.new_call_sid() for _ in range(48)]
@@ -29,6 +33,22 @@ def test_concurrent_first_webhooks_each_find_their_call_written_when_answered(
     with ThreadPoolExecutor(max_workers=16) as pool:
         outcomes = list(pool.map(first_webhook, sids))
     assert outcomes == [(200, 1)] * len(sids)
+
+
+def test_the_first_webhooks_call_row_lands_unprompted_soon_after_the_answer(
+    emulator: TwilioEmulator, database: Any
+) -> None:
+    call_sid = emulator.new_call_sid()
+    assert emulator.post("/ivr/voice", emulator.base_params(call_sid)).status_code == 200
+    answered = time.monotonic()
+
+    def row() -> int:  # read directly: no flush, unlike `lookups`
+        with database.session() as session:
+            return int(session.scalar(select(func.count()).where(Call.call_sid == call_sid)) or 0)
+
+    wait_until(row, timeout=5, what="the queued call row")
+    # Within the linger (20 ms) and one commit; generous, for a busy test machine.
+    assert time.monotonic() - answered < 2
 
 
 def test_a_retried_first_webhook_racing_itself_records_the_call_once(
@@ -48,6 +68,9 @@ def test_when_the_call_cannot_be_written_the_caller_hears_an_apology_and_is_reco
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database is down")
 
+    # A database that cannot take the queued rows fills the queue; from then on the entry
+    # waits for its write (backpressure), and that write fails.
+    monkeypatch.setattr(database_module, "WRITE_BEHIND_MAX_PENDING", 0)
     monkeypatch.setattr(database.group_commit, "execute", broken)
     step = emulator.post("/ivr/voice", emulator.base_params(emulator.new_call_sid()))
     assert step.status_code == 200
@@ -141,3 +164,97 @@ def test_the_call_row_keeps_the_webhooks_non_ascii_details(
     call = lookups.call(call_sid)
     assert call is not None
     assert (call.account_sid, call.details["FromCity"]) == (params["AccountSid"], "曲阜 市")
+
+
+@pytest.fixture
+def group(database: Any) -> Iterator[GroupCommit]:
+    """A group commit of the test's own, whose writer is stopped even if the test fails."""
+    group_commit = GroupCommit(database.engine)
+    yield group_commit
+    group_commit.close()
+
+
+def _count(database: Any, sids: list[str]) -> int:
+    with database.session() as session:
+        return int(session.scalar(select(func.count()).where(Call.call_sid.in_(sids))) or 0)
+
+
+def test_queued_writes_are_committed_when_the_group_commit_closes(
+    database: Any, group: GroupCommit
+) -> None:
+    statement = insert(cast(Table, Call.__table__))
+    sids = [f"CAexit{n}{threading.get_ident()}" for n in range(5)]
+    for sid in sids:
+        group.submit(statement, _call_row(sid), label=f"call {sid}")
+    group.close()  # what a worker does at exit
+    assert _count(database, sids) == 5
+    assert group._queued == 0
+
+
+def test_a_waiting_write_takes_the_queued_ones_along_without_lingering(
+    database: Any, group: GroupCommit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database_module, "WRITE_BEHIND_LINGER_SECONDS", 30.0)
+    statement = insert(cast(Table, Call.__table__))
+    batch_sizes: list[int] = []
+    transaction = GroupCommit._transaction
+
+    def observed(connection: Any, writes: list[Any]) -> None:
+        batch_sizes.append(len(writes))
+        transaction(connection, writes)
+
+    monkeypatch.setattr(GroupCommit, "_transaction", staticmethod(observed))
+    sids = [f"CAlinger{n}{threading.get_ident()}" for n in range(3)]
+    for sid in sids[:2]:
+        group.submit(statement, _call_row(sid), label=f"call {sid}")
+    started = time.monotonic()
+    group.execute(statement, _call_row(sids[2]))  # wakes the lingering writer
+    assert time.monotonic() - started < 10
+    assert batch_sizes == [3]
+    assert _count(database, sids) == 3
+
+
+def test_a_queued_write_that_fails_is_logged_by_its_label_and_fails_alone(
+    database: Any, group: GroupCommit, caplog: pytest.LogCaptureFixture
+) -> None:
+    statement = insert(cast(Table, Call.__table__))
+    good = [f"CAqueued{n}{threading.get_ident()}" for n in range(3)]
+    bad = f"CAqueuedbad{threading.get_ident()}"
+    with caplog.at_level(logging.ERROR, logger="hotline.database"):
+        group.submit(statement, _call_row(good[0]), label=f"call {good[0]}")
+        group.submit(statement, _call_row(bad, None), label=f"call {bad}")  # NOT NULL violated
+        for sid in good[1:]:
+            group.submit(statement, _call_row(sid), label=f"call {sid}")
+        group.flush()
+    assert _count(database, good) == 3
+    assert f"a queued write failed: call {bad}" in caplog.text
+    assert not any(f"a queued write failed: call {sid}" in caplog.text for sid in good)
+
+
+def test_a_full_queue_makes_the_next_write_wait_for_its_commit(
+    database: Any, group: GroupCommit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database_module, "WRITE_BEHIND_MAX_PENDING", 1)
+    statement = insert(cast(Table, Call.__table__))
+    holding, release = threading.Event(), threading.Event()
+    transaction = GroupCommit._transaction
+
+    def held(connection: Any, writes: list[Any]) -> None:
+        holding.set()
+        assert release.wait(10)
+        transaction(connection, writes)
+
+    monkeypatch.setattr(GroupCommit, "_transaction", staticmethod(held))
+    first, second = (f"CAfull{n}{threading.get_ident()}" for n in range(2))
+    group.submit(statement, _call_row(first), label=f"call {first}")  # queued: returns at once
+    assert holding.wait(10)  # its transaction is under way, and held
+    returned = threading.Event()
+    waiter = threading.Thread(
+        target=lambda: (group.submit(statement, _call_row(second), label="second"), returned.set())
+    )
+    waiter.start()
+    assert not returned.wait(0.3)  # the queue is full: the second write waits
+    release.set()
+    waiter.join(10)
+    assert returned.is_set()
+    assert _count(database, [first, second]) == 2
