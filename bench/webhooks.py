@@ -40,8 +40,10 @@ RATIO_GOAL, P99_GOAL_MS, P99_GOAL_CONNECTIONS = 0.5, 50.0, 50
 ROWS_SETTLE_SECONDS = 5.0
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
-# Each wrk thread loads the pool of signed requests and cycles through it from its own offset,
-# so threads never send the same CallSid until the whole pool has been used.
+# Each wrk thread loads the pool of signed requests and cycles through it from its own offset
+# (thread k of n starts k/n of the way in). A thread that sends more than its 1/n share runs
+# into the next thread's CallSids, which the app (rightly) records once: the pool is sized so
+# that one thread alone could send a whole run's requests without reaching another's share.
 LUA = """
 local started, requests, index = 0, {}, 0
 
@@ -297,7 +299,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of every server")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
-    parser.add_argument("--requests", type=int, default=20_000, help="minimum pool size per run")
+    parser.add_argument(
+        "--requests", type=int, default=20_000, help="minimum CallSids per wrk thread per run"
+    )
     parser.add_argument(
         "--breakdown",
         action="store_true",
@@ -329,12 +333,14 @@ def main() -> int:
                 server.wait_ready()
 
             print(f"wrk -t{args.threads} -c{args.connections}, {args.duration}s per run")
-            size, warm = args.requests, {}
+            size, warm = args.threads * args.requests, {}
             for name, server in servers.items():
                 write_pool(tmpdir / "warm.txt", size)
                 warm[name] = measure(bench, server, tmpdir / "warm.txt", args.warmup, 0)
-            # A pool big enough that no CallSid repeats: the bare app's rate bounds the app's.
-            size = max(size, int(2 * warm["bare"].rps * args.duration))
+            # No CallSid repeats even if one wrk thread sent every request of the run, at 1.5
+            # times the fastest warm-up rate (the app can outrun bare in a noisy round).
+            fastest = max(run.rps for run in warm.values())
+            size = args.threads * max(args.requests, int(1.5 * fastest * args.duration))
             runs = []
             for round_ in range(1, args.rounds + 1):
                 pool = tmpdir / f"pool-{round_}.txt"
