@@ -4,6 +4,10 @@ the concurrency; and the group commit it goes through, where a bad write fails a
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -11,14 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import pytest
+import requests
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from cases import database as database_module
 from cases.database import GroupCommit
 from cases.models import Call, utcnow
+from hotline.config import PROJECT_ROOT
 from ivr.emulator import TwilioEmulator
-from tests.conftest import wait_until
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_BASE_URL, free_port, wait_until
 
 
 def test_concurrent_first_webhooks_each_get_their_call_written(
@@ -49,6 +55,42 @@ def test_the_first_webhooks_call_row_lands_unprompted_soon_after_the_answer(
     wait_until(row, timeout=5, what="the queued call row")
     # Within the linger (20 ms) and one commit; generous, for a busy test machine.
     assert time.monotonic() - answered < 2
+
+
+def test_a_graceful_stop_of_gunicorn_commits_the_rows_still_queued(
+    environ: dict[str, str], database: Any, recording_server: Any
+) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1",
+               "--threads", "4", "--no-control-socket", "--bind", f"127.0.0.1:{port}",
+               "tests.support.lingering_app:app"]  # fmt: skip
+    server = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env={**os.environ, **environ}, start_new_session=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(url + "/healthz"), timeout=60, what="gunicorn to serve")
+        twilio = TwilioEmulator(
+            public_base_url=PUBLIC_BASE_URL, app_url=url, auth_token=AUTH_TOKEN,
+            account_sid=ACCOUNT_SID, recordings=recording_server,
+        )  # fmt: skip
+        sids = [twilio.new_call_sid() for _ in range(20)]
+        for sid in sids:
+            assert twilio.post("/ivr/voice", twilio.base_params(sid)).status_code == 200
+        assert _count(database, sids) == 0  # answered, and still queued (the linger is 30 s)
+        server.send_signal(signal.SIGTERM)  # what a deploy or `honcho` does
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert _count(database, sids) == len(sids)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def test_a_retried_first_webhook_racing_itself_records_the_call_once(
