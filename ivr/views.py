@@ -92,7 +92,8 @@ def voice() -> Response:
     """The call's entry: record the call, greet, offer the languages.
 
     A plain signed request is answered in front of Flask by `ivr.entry.VoiceEntry`, with the
-    same write and the same TwiML; this view answers the rest, and any that lane handed over.
+    same TwiML and the same row written behind the answer; this view answers the rest, and any
+    that lane handed over, and commits the row before answering: it is the careful path.
     """
     context = ivr()
     # A plain dict (first value of each name, as MultiDict.get): werkzeug's MultiDict raises

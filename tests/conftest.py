@@ -46,6 +46,18 @@ MODEL_SOURCES = ("classifier.py", "lexicon.py", "normalise.py", "corpus.py")
 PUBLIC_BASE_URL = "https://hotline.example.test"
 
 
+def answers_http(url: str) -> bool:
+    """Whether a server answers at `url`, whatever the status (for waiting on one to start).
+
+    A refused connection and a read that times out (gunicorn's master accepts before its
+    worker has booted) both mean not yet."""
+    try:
+        requests.get(url, timeout=1)
+    except requests.RequestException:
+        return False
+    return True
+
+
 def free_port() -> int:
     """A TCP port nobody is listening on right now."""
     with socket.socket() as sock:
@@ -102,15 +114,7 @@ def prism() -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-
-    def listening() -> bool:
-        try:
-            requests.get(url, timeout=1)
-        except requests.ConnectionError:
-            return False
-        return True
-
-    wait_until(listening, timeout=90, interval=0.5, what="Prism to start")
+    wait_until(lambda: answers_http(url), timeout=90, interval=0.5, what="Prism to start")
     yield url
     process.terminate()
     process.wait(timeout=10)

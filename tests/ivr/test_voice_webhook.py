@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import pytest
-import requests
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -24,7 +23,14 @@ from cases.database import GroupCommit
 from cases.models import Call, utcnow
 from hotline.config import PROJECT_ROOT
 from ivr.emulator import TwilioEmulator
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_BASE_URL, free_port, wait_until
+from tests.conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    PUBLIC_BASE_URL,
+    answers_http,
+    free_port,
+    wait_until,
+)
 
 
 def test_concurrent_first_webhooks_each_get_their_call_written(
@@ -69,7 +75,7 @@ def test_a_graceful_stop_of_gunicorn_commits_the_rows_still_queued(
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(url + "/healthz"), timeout=60, what="gunicorn to serve")
+        wait_until(lambda: answers_http(url + "/healthz"), timeout=60, what="gunicorn to serve")
         twilio = TwilioEmulator(
             public_base_url=PUBLIC_BASE_URL, app_url=url, auth_token=AUTH_TOKEN,
             account_sid=ACCOUNT_SID, recordings=recording_server,
@@ -83,14 +89,8 @@ def test_a_graceful_stop_of_gunicorn_commits_the_rows_still_queued(
     finally:
         if server.poll() is None:
             server.kill()
+            server.wait()
     assert _count(database, sids) == len(sids)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def test_a_retried_first_webhook_racing_itself_records_the_call_once(
