@@ -1,24 +1,35 @@
-"""The real app less one thing: `/ivr/voice` answers without writing its `calls` row.
+"""The real app less one thing: its first webhook's call row is discarded, not written.
 
 Only for `bench/webhooks.py --breakdown`: run beside the real app, it shows what the call's
-write costs under load, apart from everything else the webhook does (Flask, the
-form, the signature check, the TwiML). Never serve it.
+write costs under load, apart from everything else the webhook does (Flask or the voice
+entry's lane, the form, the signature check, the TwiML). The app is built as it is served; only
+its database's group commit is replaced, by one that writes nothing. Never serve it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from cases import services
+from sqlalchemy import Executable
+
+from hotline.db import GroupCommit
+from hotline.wiring import wiring_of
 from hotline.wsgi import app
 
 
-def _write_nothing(*_args: Any, **_kwargs: Any) -> None:
-    """Stands in for `services.ensure_call_recorded` and `services.queue_call_record`."""
+class DiscardingGroupCommit(GroupCommit):
+    """A group commit that takes every write and keeps none."""
+
+    def execute(self, statement: Executable, parameters: Mapping[str, Any]) -> None:
+        """Discard the write."""
+
+    def submit(self, statement: Executable, parameters: Mapping[str, Any], *, label: str) -> None:
+        """Discard the write."""
 
 
-# The lane and the view look them up on the module per call.
-services.ensure_call_recorded = _write_nothing
-services.queue_call_record = _write_nothing
+database = wiring_of(app).database
+database.group_commit.close()
+database.group_commit = DiscardingGroupCommit(database.engine)
 
 __all__ = ["app"]

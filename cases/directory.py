@@ -1,4 +1,5 @@
-"""Load the default directory of departments and categories from config/directory.toml.
+"""Import the directory of departments and categories from config/directory.toml into the
+database.
 
 Names and departments follow the file on every run; time limits only when a category is new.
 """
@@ -10,17 +11,16 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from cases.locales import LOCALES
 from cases.models import Category, Department
 
-LOCALE_KEYS = ("zh-CN", "en-US", "ko-KR")
 
-
-def load_directory(session: Session, *, path: Path) -> tuple[int, int]:
+def import_directory(session: Session, *, path: Path) -> tuple[int, int]:
     """Insert or update every department and category in the file; returns their counts."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     for code, entry in data["departments"].items():
         department = session.get(Department, code) or Department(code=code)
-        department.names = {key: entry[key] for key in LOCALE_KEYS if key in entry}
+        department.names = {key: entry[key] for key in LOCALES if key in entry}
         session.add(department)
     session.flush()
     for code, entry in data["categories"].items():
@@ -36,7 +36,7 @@ def load_directory(session: Session, *, path: Path) -> tuple[int, int]:
             category.time_limit_hours = entry.get("hours")
             category.time_limit_working_days = entry.get("working_days")
         category.department_code = entry["department"]
-        category.names = {key: entry[key] for key in LOCALE_KEYS if key in entry}
+        category.names = {key: entry[key] for key in LOCALES if key in entry}
         session.add(category)
     session.flush()
     return len(data["departments"]), len(data["categories"])

@@ -1,6 +1,12 @@
 """Domain errors; the web and TwiML layers turn them into answers."""
 
 
+def N_(message: str) -> str:
+    """Mark a message for translation where it is shown (gettext_noop): the domain speaks no
+    language of its own, and `pybabel extract` collects what is marked so."""
+    return message
+
+
 class CaseError(Exception):
     """Base class for domain errors."""
 
@@ -28,8 +34,10 @@ class NotAllowedError(CaseError):
 class InvalidTransitionError(CaseError):
     """The case is not in a state that allows this action."""
 
-    def __init__(self, action: str, status: str) -> None:
-        super().__init__(f"cannot {action} a case that is {status}")
+    def __init__(self, action: str, status: str, *, reason: str | None = None) -> None:
+        # The generic refusal; `reason`, where given, says more.
+        self.generic = f"cannot {action} a case that is {status}"
+        super().__init__(reason or self.generic)
         self.action = action
         self.status = status
 

@@ -1,9 +1,12 @@
-"""The case lifecycle after routing: accept, note, transfer, send back, rule, resolve, rate,
-reopen, escalate, supervise, and the deadline sweep.
+"""The case lifecycle after routing: accept, note, transfer, send back, rule, triage, resolve,
+rate (and reopen), escalate, supervise; and the desk's review of a case the machine could not
+finish.
 
-Every function takes an explicit session and keyword arguments, checks who acts (cases.access)
-and what state the case is in, writes the audit trail, and queues its messages in the outbox.
-None of them commits: the request or job that calls them owns the transaction.
+`TRANSITIONS` is the state machine, written once: for each action, the statuses it is taken
+from, who may take it, and the refusal otherwise. The service functions check it first;
+`allowed_actions` answers "which buttons" for the console. Every function takes an explicit
+session and keyword arguments, writes the audit trail, and queues its messages in the outbox;
+none of them commits: the request or job that calls them owns the transaction.
 
 The rules, as the hotline runs them:
 - First-responsible (首问负责): the department that accepts a case stays responsible for it
@@ -12,39 +15,171 @@ The rules, as the hotline runs them:
 - Send-back (退单): a department that does not own the matter returns it unaccepted to the
   dispatch desk, with a reason; the desk rules and assigns it. It never goes straight to another
   department.
-- Deadlines: yellow from 75% of the time limit, red when overdue; red sends one reminder, and
-  after a grace period the case is escalated to leadership (督办).
 - Major and urgent matters are copied to leadership when they are routed.
+- The deadline clock (lights, reminders, escalation) is `cases.clock`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import outbox
-from cases.access import DISPATCH_DESK, LEADERSHIP, Actor, holds_case, require
-from cases.errors import InvalidInputError, InvalidTransitionError
-from cases.models import (
-    ACTIVE_STATUSES,
-    Case,
-    CaseStatus,
-    Category,
-    Department,
-    Light,
-    utcnow,
-)
-from cases.services import add_event
+from cases.access import DISPATCH_DESK, LEADERSHIP, Actor, holds_case
+from cases.errors import N_, InvalidInputError, InvalidTransitionError, NotAllowedError
+from cases.models import ACTIVE_STATUSES, Case, CaseStatus, Category, Department, Light, utcnow
+from cases.timeline import add_event
 
-YELLOW_AT = 0.75
 MAX_TEXT = 4000
 PRESSING_URGENCIES = ("urgent", "emergency")
 RATINGS = range(1, 6)
 REOPEN_AT_OR_BELOW = 2
 REOPEN_FALLBACK_HOURS = 24
+
+
+def works_case(actor: Actor, case: Case) -> bool:
+    """Those working the case: the department holding it, the one still first-responsible for
+    it, and the desk. Supervisors read; they do not write on the case."""
+    return (
+        actor.is_desk
+        or holds_case(actor, case)
+        or (
+            actor.department_code is not None
+            and actor.department_code == case.responsible_department_code
+        )
+    )
+
+
+def _holds_case_or_desk(actor: Actor, case: Case) -> bool:
+    return holds_case(actor, case) or actor.is_desk
+
+
+def _desk(actor: Actor, case: Case) -> bool:
+    return actor.is_desk
+
+
+def _supervises(actor: Actor, case: Case) -> bool:
+    return actor.supervises
+
+
+def _always(case: Case) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One action on a case.
+
+    `verb` names it in refusals ("cannot send back a case that is accepted"); `who` decides who
+    may take it (None: not a staff action; the caller takes it by text); `refusal` is the
+    message otherwise, marked for translation where it is shown; `refusals_by_status` gives a
+    clearer refusal than the generic one for a status it is not taken from; `needed` says
+    whether taking it now would change anything (an escalated case is not escalated again).
+    """
+
+    verb: str
+    statuses: frozenset[CaseStatus]
+    who: Callable[[Actor, Case], bool] | None
+    refusal: str = ""
+    refusals_by_status: Mapping[CaseStatus, str] = field(default_factory=dict)
+    needed: Callable[[Case], bool] = _always
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "accept": Transition(
+        "accept",
+        frozenset({CaseStatus.ASSIGNED}),
+        holds_case,
+        N_("Only the department holding the case can accept it"),
+    ),
+    "note": Transition(
+        "add a note to",
+        frozenset(CaseStatus),
+        works_case,
+        N_("Only those working the case add notes to it"),
+    ),
+    "transfer": Transition(
+        "transfer",
+        frozenset({CaseStatus.ASSIGNED, CaseStatus.ACCEPTED, CaseStatus.TRIAGE}),
+        _holds_case_or_desk,
+        N_("Only the department holding the case or the desk can transfer it"),
+    ),
+    "send_back": Transition(
+        "send back",
+        frozenset({CaseStatus.ASSIGNED}),
+        holds_case,
+        N_("Only the department holding the case can send it back"),
+        refusals_by_status={
+            CaseStatus.ACCEPTED: "cannot send back an accepted case: transfer it, "
+            "you are first-responsible for it"
+        },
+    ),
+    "resolve": Transition(
+        "resolve",
+        frozenset({CaseStatus.ASSIGNED, CaseStatus.ACCEPTED}),
+        holds_case,
+        N_("Only the department holding the case can resolve it"),
+    ),
+    "triage": Transition(
+        "triage",
+        frozenset({CaseStatus.TRIAGE, CaseStatus.OPEN}),
+        _desk,
+        N_("Only the dispatch desk triages cases"),
+    ),
+    "ruling": Transition(
+        "rule on",
+        frozenset({CaseStatus.SENT_BACK}),
+        _desk,
+        N_("Only the dispatch desk rules on send-backs"),
+    ),
+    "escalate": Transition(
+        "escalate",
+        frozenset(ACTIVE_STATUSES),
+        _supervises,
+        N_("Only the desk or a supervisor escalates"),
+        needed=lambda case: case.escalated_at is None,
+    ),
+    "supervise": Transition(
+        "supervise",
+        frozenset(ACTIVE_STATUSES),
+        _supervises,
+        N_("Only the desk or a supervisor issues supervision notices"),
+    ),
+    "rate": Transition("rate", frozenset({CaseStatus.RESOLVED}), None),
+}
+
+
+def allowed_actions(actor: Actor, case: Case) -> frozenset[str]:
+    """The actions the actor may take on the case now: the console's buttons."""
+    return frozenset(
+        name
+        for name, transition in TRANSITIONS.items()
+        if transition.who is not None
+        and transition.who(actor, case)
+        and case.status in transition.statuses
+        and transition.needed(case)
+    )
+
+
+def check_actor(action: str, *, actor: Actor, case: Case) -> None:
+    """NotAllowedError, with the action's refusal, unless the actor may take it on the case."""
+    who = TRANSITIONS[action].who
+    if who is None or not who(actor, case):
+        raise NotAllowedError(TRANSITIONS[action].refusal or f"staff cannot {action} a case")
+
+
+def check_status(action: str, *, case: Case) -> None:
+    """InvalidTransitionError unless the case is in a status the action is taken from."""
+    transition = TRANSITIONS[action]
+    if case.status not in transition.statuses:
+        raise InvalidTransitionError(
+            transition.verb,
+            str(case.status),
+            reason=transition.refusals_by_status.get(CaseStatus(case.status)),
+        )
 
 
 def _text(value: str | None, what: str) -> str:
@@ -61,11 +196,6 @@ def _department(session: Session, code: str | None, *, what: str = "department")
     if department is None:
         raise InvalidInputError(f"unknown {what} {code!r}")
     return department
-
-
-def _expect(case: Case, action: str, *statuses: CaseStatus) -> None:
-    if case.status not in statuses:
-        raise InvalidTransitionError(action, str(case.status))
 
 
 def _assign(
@@ -93,6 +223,16 @@ def _assign(
     outbox.push_case(session, case=case, department_code=department_code, topic=topic, **extra)
 
 
+def flag_for_review(session: Session, *, case: Case, reason: str) -> None:
+    """Send the case to the dispatch desk for a person to look at; it is never dropped."""
+    case.needs_review = True
+    case.review_reason = reason if not case.review_reason else f"{case.review_reason}; {reason}"
+    if case.status == CaseStatus.OPEN:
+        case.status = CaseStatus.TRIAGE
+        case.department_code = DISPATCH_DESK
+    add_event(session, case=case, kind="flagged_for_review", reason=reason)
+
+
 def deliver_routed_case(session: Session, *, case: Case) -> None:
     """After routing: push the case to its department (or the desk) and copy pressing matters
     to leadership. Safe to call twice: the outbox topics make a repeat a no-op."""
@@ -108,10 +248,10 @@ def deliver_routed_case(session: Session, *, case: Case) -> None:
 
 def accept(session: Session, *, case: Case, actor: Actor) -> Case:
     """The department in charge takes the case and becomes first-responsible for it."""
-    require(holds_case(actor, case), "only the department holding the case can accept it")
+    check_actor("accept", actor=actor, case=case)
     if case.status == CaseStatus.ACCEPTED:
         return case  # a repeated accept (a retried API call) changes nothing
-    _expect(case, "accept", CaseStatus.ASSIGNED)
+    check_status("accept", case=case)
     previous = case.responsible_department_code
     case.status = CaseStatus.ACCEPTED
     case.accepted_at = case.accepted_at or utcnow()
@@ -131,15 +271,7 @@ def accept(session: Session, *, case: Case, actor: Actor) -> Case:
 
 def add_note(session: Session, *, case: Case, actor: Actor, text: str) -> Case:
     """Add a working note to the case's timeline (those working the case only)."""
-    require(
-        actor.is_desk
-        or holds_case(actor, case)
-        or (
-            actor.department_code is not None
-            and actor.department_code == case.responsible_department_code
-        ),
-        "only the department working the case, or the desk, adds notes",
-    )
+    check_actor("note", actor=actor, case=case)
     add_event(session, case=case, kind="note", actor=actor.name, text=_text(text, "note"))
     return case
 
@@ -149,11 +281,8 @@ def transfer(
 ) -> Case:
     """Hand the case to another department; the first-responsible one stays so until it
     accepts."""
-    require(
-        holds_case(actor, case) or actor.is_desk,
-        "only the department holding the case or the desk can transfer it",
-    )
-    _expect(case, "transfer", CaseStatus.ASSIGNED, CaseStatus.ACCEPTED, CaseStatus.TRIAGE)
+    check_actor("transfer", actor=actor, case=case)
+    check_status("transfer", case=case)
     reason = _text(reason, "reason")
     target = _department(session, department_code)
     if target.code in (DISPATCH_DESK, LEADERSHIP):
@@ -179,12 +308,8 @@ def transfer(
 
 def send_back(session: Session, *, case: Case, actor: Actor, reason: str) -> Case:
     """Return an unaccepted case to the dispatch desk (退单) with the reason it is not ours."""
-    require(holds_case(actor, case), "only the department holding the case can send it back")
-    if case.status == CaseStatus.ACCEPTED:
-        raise InvalidTransitionError(
-            "send back (transfer it: you are first-responsible)", "accepted"
-        )
-    _expect(case, "send back", CaseStatus.ASSIGNED)
+    check_actor("send_back", actor=actor, case=case)
+    check_status("send_back", case=case)
     reason = _text(reason, "reason")
     sent_by = case.department_code
     add_event(session, case=case, kind="sent_back", actor=actor.name, reason=reason, by=sent_by)
@@ -209,14 +334,14 @@ def rule_on_send_back(
 ) -> Case:
     """The desk's ruling on a send-back: assign the case to the right department (which may be
     the one that sent it back, if its reason did not hold)."""
-    require(actor.is_desk, "only the dispatch desk rules on send-backs")
-    _expect(case, "rule on", CaseStatus.SENT_BACK)
+    check_actor("ruling", actor=actor, case=case)
+    check_status("ruling", case=case)
     ruling = _text(ruling, "ruling")
     target = _department(session, department_code)
     if target.code in (DISPATCH_DESK, LEADERSHIP):
         raise InvalidInputError("a ruling assigns the case to a handling department")
     if category_code is not None:
-        _category(session, category_code)
+        get_category(session, category_code)
         case.category_code = category_code
     sent_by = case.sent_back_by_code
     add_event(
@@ -234,8 +359,9 @@ def rule_on_send_back(
     return case
 
 
-def _category(session: Session, code: str) -> Category:
-    category = session.get(Category, code)
+def get_category(session: Session, code: str | None) -> Category:
+    """The category with this code, or InvalidInputError."""
+    category = session.get(Category, code) if code else None
     if category is None:
         raise InvalidInputError(f"unknown category {code!r}")
     return category
@@ -253,14 +379,23 @@ def triage(
     note: str | None = None,
 ) -> Case:
     """A dispatcher classifies a case the machine could not, and assigns it."""
-    require(actor.is_desk, "only the dispatch desk triages cases")
-    _expect(case, "triage", CaseStatus.TRIAGE, CaseStatus.OPEN)
-    _category(session, category_code)
+    check_actor("triage", actor=actor, case=case)
+    check_status("triage", case=case)
+    get_category(session, category_code)
     target = _department(session, department_code)
     if urgency not in ("normal", *PRESSING_URGENCIES):
         raise InvalidInputError(f"unknown urgency {urgency!r}")
     if target.code == LEADERSHIP:
         raise InvalidInputError("leadership supervises cases; it does not handle them")
+    if target.code == DISPATCH_DESK:
+        # Assigning to the desk would file the case as triage again (`_assign`): it would look
+        # triaged and not be.
+        raise InvalidInputError(
+            N_(
+                "The desk cannot triage a case to itself: "
+                "choose the department that will handle it."
+            )
+        )
     case.category_code = category_code
     case.urgency = urgency
     case.needs_review = False
@@ -286,8 +421,8 @@ def triage(
 
 def resolve(session: Session, *, case: Case, actor: Actor, reply: str) -> Case:
     """The department's answer: the case is resolved and the caller is told and asked to rate."""
-    require(holds_case(actor, case), "only the department holding the case can resolve it")
-    _expect(case, "resolve", CaseStatus.ASSIGNED, CaseStatus.ACCEPTED)
+    check_actor("resolve", actor=actor, case=case)
+    check_status("resolve", case=case)
     reply = _text(reply, "reply")
     if case.status == CaseStatus.ASSIGNED:
         accept(session, case=case, actor=actor)
@@ -305,16 +440,6 @@ def resolve(session: Session, *, case: Case, actor: Actor, reply: str) -> Case:
     )
     outbox.text_caller(session, case=case, message="resolved", reply=reply)
     return case
-
-
-def case_awaiting_rating(session: Session, *, caller_number: str) -> Case | None:
-    """The caller's most recently resolved case, which a rating text refers to."""
-    return session.scalars(
-        select(Case)
-        .where(Case.caller_number == caller_number, Case.status == CaseStatus.RESOLVED)
-        .order_by(Case.resolved_at.desc(), Case.id.desc())
-        .limit(1)
-    ).first()
 
 
 @dataclass(frozen=True)
@@ -337,7 +462,7 @@ def rate(
     with the rating attached; otherwise the case is closed."""
     if score not in RATINGS:
         raise InvalidInputError("a rating is a number from 1 to 5")
-    _expect(case, "rate", CaseStatus.RESOLVED)
+    check_status("rate", case=case)
     now = utcnow()
     case.rating, case.rated_at = score, now
     add_event(
@@ -384,8 +509,8 @@ def rate(
 
 def escalate(session: Session, *, case: Case, actor: Actor, reason: str) -> Case:
     """Escalate a case to leadership (督办): overdue, or a major matter."""
-    require(actor.supervises, "only the desk or a supervisor escalates")
-    _expect(case, "escalate", *ACTIVE_STATUSES)
+    check_actor("escalate", actor=actor, case=case)
+    check_status("escalate", case=case)
     reason = _text(reason, "reason")
     if case.escalated_at is not None:
         return case
@@ -400,8 +525,8 @@ def escalate(session: Session, *, case: Case, actor: Actor, reason: str) -> Case
 
 def supervise(session: Session, *, case: Case, actor: Actor, instruction: str) -> Case:
     """A supervision notice (督办) to the department holding the case."""
-    require(actor.supervises, "only the desk or a supervisor issues supervision notices")
-    _expect(case, "supervise", *ACTIVE_STATUSES)
+    check_actor("supervise", actor=actor, case=case)
+    check_status("supervise", case=case)
     instruction = _text(instruction, "instruction")
     add_event(session, case=case, kind="supervised", actor=actor.name, instruction=instruction)
     if case.department_code:
@@ -413,79 +538,3 @@ def supervise(session: Session, *, case: Case, actor: Actor, instruction: str) -
             instruction=instruction,
         )
     return case
-
-
-@dataclass
-class SweepResult:
-    """What one pass of the deadline sweep changed, by case number."""
-
-    yellow: list[str] = field(default_factory=list)
-    red: list[str] = field(default_factory=list)
-    escalated: list[str] = field(default_factory=list)
-
-
-def light_for(case: Case, *, now: datetime) -> Light:
-    """The light a case should show now: yellow from 75% of its time, red once overdue."""
-    if case.deadline_at is None:
-        return Light.GREEN
-    if now >= case.deadline_at:
-        return Light.RED
-    start = case.assigned_at or case.opened_at
-    total = (case.deadline_at - start).total_seconds()
-    if total <= 0 or (now - start).total_seconds() >= YELLOW_AT * total:
-        return Light.YELLOW
-    return Light.GREEN
-
-
-# Cases whose department is still working on them; a resolved case's clock has stopped.
-SWEPT_STATUSES = (CaseStatus.TRIAGE, CaseStatus.ASSIGNED, CaseStatus.ACCEPTED, CaseStatus.SENT_BACK)
-
-
-def sweep_deadlines(session: Session, *, now: datetime, escalation_grace: timedelta) -> SweepResult:
-    """Set each working case's light; remind on red; escalate after the grace period.
-
-    Runs every minute from beat. It only moves lights forward and acts once per case and
-    deadline, so overlapping runs or a run after downtime do no harm.
-    """
-    result = SweepResult()
-    cases = session.scalars(
-        select(Case)
-        .where(Case.status.in_(SWEPT_STATUSES), Case.deadline_at.is_not(None))
-        .where((Case.light != Light.RED) | Case.escalated_at.is_(None))
-        .with_for_update(skip_locked=True)
-    ).all()
-    for case in cases:
-        light = light_for(case, now=now)
-        if light == Light.YELLOW and case.light == Light.GREEN:
-            case.light = Light.YELLOW
-            add_event(session, case=case, kind="light", light="yellow")
-            result.yellow.append(case.number)
-        if light == Light.RED and case.light != Light.RED:
-            case.light = Light.RED
-            case.reminded_at = now
-            add_event(session, case=case, kind="light", light="red")
-            add_event(session, case=case, kind="overdue_reminder", department=case.department_code)
-            if case.department_code:
-                outbox.push_case(
-                    session, case=case, department_code=case.department_code, topic="overdue"
-                )
-            result.red.append(case.number)
-        assert case.deadline_at is not None
-        if (
-            case.light == Light.RED
-            and case.escalated_at is None
-            and now >= case.deadline_at + escalation_grace
-        ):
-            case.escalated_at = now
-            add_event(
-                session,
-                case=case,
-                kind="escalated",
-                reason=f"overdue by more than {escalation_grace}",
-                automatic=True,
-            )
-            outbox.push_case(
-                session, case=case, department_code=LEADERSHIP, topic="escalated", automatic=True
-            )
-            result.escalated.append(case.number)
-    return result

@@ -179,6 +179,10 @@ class Category(Base):
     time_limit_hours: Mapped[int | None]
     time_limit_working_days: Mapped[int | None]
 
+    def name(self, locale: str) -> str:
+        """The category's name in a locale, falling back to Chinese, then the code."""
+        return str(self.names.get(locale) or self.names.get("zh-CN") or self.code)
+
 
 class Call(Base):
     """One inbound phone call, as Twilio reported it."""

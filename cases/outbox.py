@@ -1,13 +1,13 @@
 """The outbox: messages written in the same transaction as the change they announce.
 
-A job sends each one after the commit (hotline wires `sent_after_commit`), so a message is never
-sent for a change that rolled back, and never lost for one that committed: the deliveries sweep
-re-sends any that a broker outage left behind.
+Writing the row is the domain's part: it shares the change's transaction. Sending it is
+`delivery`'s: a job sends each row after the commit (the shell wires `sent_after_commit`), so a
+message is never sent for a change that rolled back, and never lost for one that committed: the
+deliveries sweep re-sends any that a broker outage left behind.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -16,47 +16,10 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cases.models import Case, Channel, Delivery, Department
+from cases.serialise import case_snapshot
 
 CALLER = "caller"
 _PENDING_KEY = "outbox.new_delivery_ids"
-
-
-def mask_number(number: str | None) -> str | None:
-    """A phone number with all but its last four digits hidden, for department eyes."""
-    if not number:
-        return number
-    return "*" * max(len(number) - 4, 0) + number[-4:]
-
-
-# A phone number inside free text, such as a provider's error message.
-# International format, or a long run of digits (dates and codes have short ones).
-_PHONE_IN_TEXT = re.compile(r"\+\d[\d ()-]{5,}\d|\d{7,}")
-
-
-def hide_phone_numbers(text: str) -> str:
-    """Free text (an error from Twilio or a mail server) with any phone number in it masked:
-    it is stored on the case, where department staff read it."""
-    return _PHONE_IN_TEXT.sub(lambda match: mask_number(match.group()) or "", text)
-
-
-def case_snapshot(case: Case) -> dict[str, Any]:
-    """What a department receives about a case: no unmasked personal data."""
-    transcript = case.transcript
-    return {
-        "number": case.number,
-        "status": str(case.status),
-        "department": case.department_code,
-        "responsible_department": case.responsible_department_code,
-        "category": case.category_code,
-        "urgency": case.urgency,
-        "major": case.major,
-        "place": case.place_code,
-        "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None,
-        "opened_at": case.opened_at.isoformat() if case.opened_at else None,
-        "locale": case.locale,
-        "caller_number": mask_number(case.caller_number),
-        "transcript": transcript.text if transcript is not None else None,
-    }
 
 
 def _free_topic(session: Session, *, case: Case, recipient: str, topic: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from cases.access import Actor
-from cases.errors import InvalidInputError
+from cases.errors import N_, InvalidInputError
 from cases.models import Department, LoginAttempt, Role, User, utcnow
 
 MIN_PASSWORD_LENGTH = 10
@@ -70,6 +70,23 @@ def set_password(session: Session, *, user: User, password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInputError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
     user.password_hash = generate_password_hash(password)
+
+
+def set_active(session: Session, *, actor: Actor, user: User, active: bool) -> None:
+    """Activate or deactivate an account; its sessions end at their next request. Nobody
+    deactivates themselves, and the last active administrator stays active, so that someone
+    can always administer the hotline."""
+    if not active:
+        if user.username == actor.name:
+            raise InvalidInputError(N_("You cannot deactivate yourself."))
+        other_admins = session.scalar(
+            select(func.count(User.id)).where(
+                User.role == Role.ADMIN, User.active, User.id != user.id
+            )
+        )
+        if user.role == Role.ADMIN and not other_admins:
+            raise InvalidInputError(N_("The last active administrator stays active."))
+    user.active = active
 
 
 def is_throttled(

@@ -26,10 +26,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from cases import staff
 from cases.access import Actor
-from cases.database import Database
+from cases.locales import DEFAULT_LOCALE
 from cases.models import Role, User, utcnow
-from console import CONSOLE_LOCALES, DEFAULT_LOCALE, LOCALE_SESSION_KEY, console_locale
 from console.forms import LocaleForm, LoginForm, LogoutForm
+from hotline.web import LOCALE_SESSION_KEY, WEB_LOCALES, session_locale
+from hotline.wiring import current_wiring, db
 
 bp = Blueprint("auth", __name__, url_prefix="/console")
 login_manager = LoginManager()
@@ -73,12 +74,6 @@ class StaffUser(UserMixin):
         return self.actor.supervises
 
 
-def database() -> Database:
-    """The process's database."""
-    hotline = current_app.extensions["hotline"]
-    return hotline.database  # type: ignore[no-any-return]
-
-
 def safe_next(target: str | None) -> str | None:
     """`target` if it is a path on this site, else None: `next` must never send a signed-in
     person to another site (//evil.example, https://evil.example, /\\evil.example)."""
@@ -92,15 +87,15 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-@login_manager.user_loader
+@login_manager.user_loader  # type: ignore[untyped-decorator]  # Flask-Login is untyped
 def load_user(user_id: str) -> StaffUser | None:
     """The active account behind a session, read in a short transaction of its own."""
     try:
         key = int(user_id)
     except ValueError:
         return None
-    with database().session() as db_session, db_session.begin():
-        user = db_session.get(User, key)
+    with db().begin():
+        user = db().get(User, key)
         if user is None or not user.active:
             return None  # a deactivated account is signed out at its next request
         return StaffUser(user=user)
@@ -130,9 +125,9 @@ def init_auth(app: Flask) -> None:
         if request.blueprint not in ("auth", "console"):
             return {}
         return {
-            "locale_form": LocaleForm(formdata=None, locale=console_locale()),
+            "locale_form": LocaleForm(formdata=None, locale=session_locale()),
             "logout_form": LogoutForm(formdata=None),
-            "console_locale": console_locale(),
+            "console_locale": session_locale(),
         }
 
 
@@ -153,13 +148,14 @@ def login() -> BaseResponse | tuple[str, int]:
     if not form.validate():
         return _login_page(form, status=400)
 
-    settings = current_app.extensions["hotline"].settings
+    settings = current_wiring().settings
     username = (form.username.data or "").strip()
     remote_addr = request.remote_addr or "unknown"
     window = timedelta(seconds=settings.login_window_seconds)
     chosen_locale = session.get(LOCALE_SESSION_KEY)
     signed_in: StaffUser | None = None
-    with database().session() as db_session, db_session.begin():
+    db_session = db()
+    with db_session.begin():
         throttled = staff.is_throttled(
             db_session,
             username=username,
@@ -178,7 +174,7 @@ def login() -> BaseResponse | tuple[str, int]:
             )
             if user is not None:
                 # A language picked on the sign-in page is this person's choice from now on.
-                if chosen_locale in CONSOLE_LOCALES:
+                if chosen_locale in WEB_LOCALES:
                     user.locale = chosen_locale
                 signed_in = StaffUser(user=user)
 
@@ -206,7 +202,7 @@ def login() -> BaseResponse | tuple[str, int]:
 
     # Nothing from before signing in carries over into the signed-in session but the language.
     session.clear()
-    locale = signed_in.locale if signed_in.locale in CONSOLE_LOCALES else DEFAULT_LOCALE
+    locale = signed_in.locale if signed_in.locale in WEB_LOCALES else DEFAULT_LOCALE
     session[LOCALE_SESSION_KEY] = locale
     login_user(signed_in)
     log.info("signed in", extra={"username": username, "remote_addr": remote_addr})
@@ -225,7 +221,7 @@ def logout() -> BaseResponse | tuple[str, int]:
     locale = session.get(LOCALE_SESSION_KEY)
     logout_user()
     session.clear()
-    if locale in CONSOLE_LOCALES:
+    if locale in WEB_LOCALES:
         session[LOCALE_SESSION_KEY] = locale
     flash(_("You have signed out."), "info")
     return redirect(url_for("auth.login"))
@@ -236,13 +232,13 @@ def set_locale() -> BaseResponse | tuple[str, int]:
     """Switch the console's language; kept in the session and, signed in, on the account."""
     form = LocaleForm()
     if not form.validate_on_submit():
-        message = _("Choose one of: %(locales)s.", locales=", ".join(CONSOLE_LOCALES))
+        message = _("Choose one of: %(locales)s.", locales=", ".join(WEB_LOCALES))
         return render_template("console/error.html", message=message, code=400), 400
     locale = form.locale.data
     session[LOCALE_SESSION_KEY] = locale
     if current_user.is_authenticated:
-        with database().session() as db_session, db_session.begin():
-            user = db_session.get(User, current_user.id)
+        with db().begin():
+            user = db().get(User, current_user.id)
             if user is not None:
                 user.locale = locale
     fallback = url_for("console.home") if current_user.is_authenticated else url_for("auth.login")

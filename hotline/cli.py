@@ -17,12 +17,14 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from cases import directory, services, staff
+from cases import directory, queries, serialise, staff
 from cases.errors import InvalidInputError, UnknownCaseError
+from cases.locales import LOCALES
 from cases.models import Call, Case, RecordingStatus, utcnow
-from hotline import Wiring, migrate
-from hotline.config import ALL_LOCALES, CONFIG_DIR, Settings
-from ivr.emulator import EmulatorError, Input, RecordingServer, Speak, Step, TwilioEmulator
+from emulator import EmulatorError, Input, RecordingServer, Speak, Step, TwilioEmulator
+from hotline import migrate
+from hotline.config import CONFIG_DIR, Settings
+from hotline.wiring import Wiring, current_wiring
 from routing.classifier import ModelFormatError, ModelVersionError
 from routing.corpus import load_category_examples
 from routing.decide import Decision
@@ -32,11 +34,6 @@ from transcription.audio import AudioError, decode_wav
 from transcription.install import OFFICIAL_INDEX_URL, OFFICIAL_MODELS, InstallError, install_model
 from transcription.models import ModelUnavailableError
 from transcription.recognizer import transcribe
-
-
-def _wiring() -> Wiring:
-    wiring: Wiring = current_app.extensions["hotline"]
-    return wiring
 
 
 def register_commands(app: Flask) -> None:
@@ -57,10 +54,10 @@ def register_commands(app: Flask) -> None:
 @with_appcontext
 def init_command() -> None:
     """Migrate the database and load the default directory; safe to run again."""
-    wiring = _wiring()
+    wiring = current_wiring()
     migrate.upgrade(wiring.settings.database_url)
     with wiring.database.session() as session, session.begin():
-        departments, categories = directory.load_directory(
+        departments, categories = directory.import_directory(
             session, path=CONFIG_DIR / "directory.toml"
         )
     click.echo(f"database ready; directory: {departments} departments, {categories} categories")
@@ -84,7 +81,7 @@ def _train(path: Path) -> None:
 @with_appcontext
 def train_command() -> None:
     """Train the routing classifier on the shipped corpus and save it."""
-    _train(_wiring().settings.classifier_path)
+    _train(current_wiring().settings.classifier_path)
 
 
 @click.command("classify")
@@ -100,7 +97,7 @@ def classify_command(text: str | None, jsonl: TextIO | None) -> None:
     """Classify and route TEXT (or every line of --jsonl): one JSON object per text."""
     if (text is None) == (jsonl is None):
         raise click.UsageError("give either TEXT or --jsonl FILE")
-    router = _wiring().router
+    router = current_wiring().router
     texts = (
         [text] if text is not None else [_line_text(line) for line in jsonl or () if line.strip()]
     )
@@ -159,7 +156,7 @@ def eval_command(folds: int, png: Path | None) -> None:
             examples, folds=folds, progress=lambda done, _total: bar.update(done - bar.pos)
         )
     click.echo(format_report(report))
-    png = png or _wiring().settings.instance_path / "eval" / "confusion.png"
+    png = png or current_wiring().settings.instance_path / "eval" / "confusion.png"
     png.parent.mkdir(parents=True, exist_ok=True)
     save_confusion_matrix_png(report, png)
     click.echo(f"confusion matrix written to {png}")
@@ -174,14 +171,14 @@ def case_group() -> None:
 @click.argument("number")
 def case_show(number: str) -> None:
     """Print a case as JSON: status, recording and call details."""
-    wiring = _wiring()
+    wiring = current_wiring()
     settings: Settings = wiring.settings
     with wiring.database.session() as session:
         try:
-            case = services.get_case(session, number=number)
+            case = queries.get_case(session, number=number)
         except UnknownCaseError as error:
             raise click.ClickException(str(error)) from error
-        data = services.case_as_dict(case)
+        data = serialise.case_record(case)
     for recording in data["recordings"]:
         if recording["storage_path"]:
             recording["file"] = str(settings.recordings_dir / recording["storage_path"])
@@ -190,13 +187,11 @@ def case_show(number: str) -> None:
 
 @click.command("transcribe")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--locale", required=True, type=click.Choice(ALL_LOCALES), help="The language spoken."
-)
+@click.option("--locale", required=True, type=click.Choice(LOCALES), help="The language spoken.")
 @with_appcontext
 def transcribe_command(file: Path, locale: str) -> None:
     """Transcribe a WAV file offline and print JSON: text, words, seconds."""
-    wiring = _wiring()
+    wiring = current_wiring()
     try:
         audio = decode_wav(file.read_bytes())
         transcript = transcribe(audio, wiring.models.get(locale))
@@ -222,7 +217,7 @@ def models_group() -> None:
 )
 def models_install(locale: str, size: str, index_url: str) -> None:
     """Download the official Vosk model for LOCALE, check its checksum, unpack it atomically."""
-    settings: Settings = _wiring().settings
+    settings: Settings = current_wiring().settings
     with click.progressbar(length=1, label=f"downloading the {size} {locale} model") as bar:
 
         def progress(done: int, total: int) -> None:
@@ -278,7 +273,7 @@ def simulate_call_command(
     wav: Path | None, digits: str, from_number: str, app_url: str | None, hangup: bool, wait: float
 ) -> None:
     """Play a whole call against the app as Twilio would; no Twilio account needed."""
-    wiring = _wiring()
+    wiring = current_wiring()
     settings: Settings = wiring.settings
     inputs: list[Input] = [item.strip() or None for item in digits.split(",")]
     if wav is not None:
@@ -346,7 +341,7 @@ def _wait_for_recording(wiring: Wiring, number: str, wait: float) -> None:
     click.echo("waiting for the worker to fetch the recording ...", nl=False)
     while time.monotonic() < deadline:
         with wiring.database.session() as session:
-            case = services.get_case(session, number=number)
+            case = queries.get_case(session, number=number)
             status = case.recordings[0].status if case.recordings else RecordingStatus.PENDING
         if status != RecordingStatus.PENDING:
             break
@@ -383,7 +378,7 @@ def department_set(
     new_api_key: bool,
 ) -> None:
     """Set how department CODE receives its cases; options not given stay as they are."""
-    wiring = _wiring()
+    wiring = current_wiring()
     try:
         with wiring.database.session() as session, session.begin():
             department = staff.set_department_channels(
@@ -422,7 +417,7 @@ def user_add(username: str, role: str, department_code: str | None) -> None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\n")
-    wiring = _wiring()
+    wiring = current_wiring()
     try:
         with wiring.database.session() as session, session.begin():
             staff.add_user(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+
+from cases.locales import LOCALES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "config"
-ALL_LOCALES = ("zh-CN", "en-US", "ko-KR")
 
 # Placeholders used outside production; they let the app and its emulator sign and check
 # requests with no Twilio account. Production refuses to start with them.
@@ -79,6 +81,11 @@ class Settings:
         return self.instance_path / "models"
 
     @property
+    def escalation_grace(self) -> timedelta:
+        """How long a case may stay red before it is escalated to leadership."""
+        return timedelta(hours=self.escalation_grace_hours)
+
+    @property
     def default_locale(self) -> str:
         """The locale used before the caller picks one."""
         return self.enabled_locales[0]
@@ -94,9 +101,9 @@ def _normalise_database_url(url: str) -> str:
 
 def _locales(raw: str) -> tuple[str, ...]:
     locales = tuple(part.strip() for part in raw.split(",") if part.strip())
-    unknown = [locale for locale in locales if locale not in ALL_LOCALES]
+    unknown = [locale for locale in locales if locale not in LOCALES]
     if unknown or not locales:
-        raise ConfigError(f"HOTLINE_ENABLED_LOCALES={raw!r}: choose from {', '.join(ALL_LOCALES)}")
+        raise ConfigError(f"HOTLINE_ENABLED_LOCALES={raw!r}: choose from {', '.join(LOCALES)}")
     return locales
 
 
@@ -146,7 +153,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         twilio_from_number=env.get("TWILIO_FROM_NUMBER") or "+865374412345",
         twilio_api_base_url=api_base.rstrip("/") if api_base else None,
         sms_enabled=sms_enabled,
-        enabled_locales=_locales(env.get("HOTLINE_ENABLED_LOCALES", ",".join(ALL_LOCALES))),
+        enabled_locales=_locales(env.get("HOTLINE_ENABLED_LOCALES", ",".join(LOCALES))),
         vosk_model_paths={
             locale: env[name]
             for locale, name in (

@@ -1,44 +1,34 @@
-"""The voice entry's fast lane: `POST /ivr/voice`, the first request of every call, answered in
-front of Flask.
+"""The first webhook of every call, `POST /ivr/voice`: one function answers it (`answer_call`),
+called by the Flask view and by a lane in front of Flask (`VoiceEntry`).
 
 Every call starts here, so this is the webhook a surge of calls (a burst main, a storm) hits
-first and hardest, and it does little: check the signature, write the call's row, return the
-same welcome for everyone. Under load, the Flask request around that work (request and app
-contexts, the session, routing, the hooks of every blueprint, the form parser) cost about as
-much CPU as the work itself. Answered here, it takes in 1.5-1.9 times the calls it did
-(`bench/webhooks.py`, two cores).
-
-The call's row is written behind the answer (`services.queue_call_record`): queued, and
-committed within 20 ms with the other calls that arrived meanwhile. Waiting for that commit
-cost as much CPU again as all the rest (thread wake-ups and GIL hand-offs around a transaction
-of four rows), and it protected nothing the caller has said: a later webhook of the call, or
-its status callback, records a call whose row is missing.
-
-The lane settles only the plain case: a form POST with no query string, each parameter once,
-a valid signature over the URL as we rebuilt it, and every parameter a call needs. Anything
-else, and any error on the way, goes to the Flask view (`ivr.views.voice`) with its body put
-back, so that one place still answers what is unusual: a forged signature (403, logged), a
-missing parameter (400), a database too far behind to take more queued rows (the view writes
-and waits, and apologises if that fails). The view commits its row before answering: it is
-the careful path, for what is unusual.
+first and hardest, and it does little: check the signature, queue the call's row, return the
+same welcome for everyone. The Flask request around that work (request and app contexts,
+routing, the hooks of every blueprint, the form parser) costs about as much as the work
+itself, so the lane answers the plain case before Flask: a form POST with no query string,
+each parameter once, a valid signature over the URL as we rebuilt it. Anything else, and any
+error on the way, goes to the Flask view with its body put back, which answers what is unusual:
+a forged signature (403, logged), a missing parameter (400), a failed write (an apology that
+still records the caller). `bench/webhooks.py` measures the lane; `bench/README.md` has figures.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from cases import services
+from cases import intake
 from ivr.signatures import signature_matches
 from ivr.steps import MissingParameterError, caller_from_form
+from ivr.twiml import CallFlow
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from ivr.views import IVRContext
+    from hotline.wiring import Wiring
 
 log = logging.getLogger("hotline.ivr")
 
@@ -48,19 +38,26 @@ MAX_BODY_BYTES = 16 * 1024
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
+def answer_call(*, form: Mapping[str, str], writer: intake.WriteBehind, flow: CallFlow) -> str:
+    """A call's first webhook: queue the call's row (written behind the answer) and greet.
+
+    MissingParameterError if the form lacks what Twilio always sends; a write that cannot even
+    be queued raises (the view then apologises and records the caller).
+    """
+    caller = caller_from_form(form)
+    intake.queue_call_record(writer, caller=caller)
+    return flow.welcome_twiml
+
+
 class VoiceEntry:
     """WSGI middleware: answers a plain, signed `POST /ivr/voice` itself and hands every other
     request, and any it cannot settle, to the Flask app."""
 
-    def __init__(self, app: WSGIApplication, context: IVRContext) -> None:
+    def __init__(self, app: WSGIApplication, wiring: Wiring) -> None:
         self.app = app
-        self.context = context
-        self.url = context.flow.public_base_url + VOICE_PATH
-        self.welcome = context.flow.welcome_twiml.encode()
-        self.headers = [
-            ("Content-Type", "text/xml; charset=utf-8"),
-            ("Content-Length", str(len(self.welcome))),
-        ]
+        self.wiring = wiring
+        self.url = wiring.settings.public_base_url + VOICE_PATH
+        self.headers = [("Content-Type", "text/xml; charset=utf-8")]
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if (
@@ -72,9 +69,11 @@ class VoiceEntry:
             and "HTTP_TRANSFER_ENCODING" not in environ
         ):
             body = self._read_body(environ)
-            if body is not None and self._answered(body, environ):
-                start_response("200 OK", list(self.headers))
-                return [self.welcome]
+            answer = self._answer(body, environ) if body is not None else None
+            if answer is not None:
+                encoded = answer.encode()
+                start_response("200 OK", [*self.headers, ("Content-Length", str(len(encoded)))])
+                return [encoded]
         return self.app(environ, start_response)
 
     @staticmethod
@@ -91,35 +90,35 @@ class VoiceEntry:
         # Fewer bytes than announced: the client went away, or lied; Flask's reader says which.
         return body if len(body) == length else None
 
-    def _answered(self, body: bytes, environ: WSGIEnvironment) -> bool:
-        """Check, write and be done (True), or leave the request to Flask (False)."""
+    def _answer(self, body: bytes, environ: WSGIEnvironment) -> str | None:
+        """The answer, having checked the signature and queued the row; None leaves the
+        request to Flask."""
         try:
             pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, errors="strict")
         except (UnicodeError, ValueError):  # non-ASCII bytes or bad escapes: Flask's parser
-            return False
+            return None
         form = dict(pairs)
         if len(form) != len(pairs):  # a repeated parameter: signed as a list, which Flask keeps
-            return False
+            return None
         signature = environ["HTTP_X_TWILIO_SIGNATURE"]
-        expected = self.context.validator.compute_signature(self.url, form)
+        expected = self.wiring.twilio_validator.compute_signature(self.url, form)
         if not signature_matches(expected, signature):
-            return False  # Flask tries the URL's other forms, then refuses and logs it
+            return None  # Flask tries the URL's other forms, then refuses and logs it
         try:
-            caller = caller_from_form(form)
-        except MissingParameterError:
-            return False
-        try:
-            # Looked up on the module at each call (the benchmark's breakdown swaps it out).
-            # It raises only when the queue is full and the write it then waits for fails.
-            services.queue_call_record(self.context.database.group_commit, caller=caller)
-        except Exception:  # the view writes again, and apologises if that fails too
-            log.warning(
-                "the voice entry could not write the call; the view tries again",
-                exc_info=True,
-                extra={"call_sid": caller.call_sid},
+            return answer_call(
+                form=form,
+                writer=self.wiring.database.group_commit,
+                flow=self.wiring.call_flow,
             )
-            return False
-        return True
+        except MissingParameterError:
+            return None
+        except Exception:  # the view tries again, and apologises if that fails too
+            log.warning(
+                "the voice entry could not answer; the view tries again",
+                exc_info=True,
+                extra={"call_sid": form.get("CallSid", "")},
+            )
+            return None
 
 
 def _mimetype(content_type: str) -> str:

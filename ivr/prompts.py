@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from routing.emergency import load_emergency_numbers
+
 # Deadlines are read to callers in the city's own time.
 CITY_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
@@ -140,5 +142,6 @@ def load_options(path: Path) -> IVROptions:
         record_max_length=int(data["record_max_length"]),
         record_silence_timeout=int(data["record_silence_timeout"]),
         emergency_check_wait=float(data["emergency_check_wait"]),
-        emergency_numbers=dict(data["emergency_numbers"]),
+        # Routing reads and checks them: one loader for the numbers calls are put through to.
+        emergency_numbers=load_emergency_numbers(path),
     )

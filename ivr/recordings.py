@@ -51,7 +51,8 @@ def download(url: str, *, auth: tuple[str, str], max_bytes: int) -> FetchedRecor
         declared = int(response.headers.get("Content-Length") or 0)
         if declared > max_bytes:
             raise RecordingRejectedError(f"recording of {declared} bytes exceeds the cap", b"")
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         for chunk in response.iter_content(64 * 1024):
             size += len(chunk)
             if size > max_bytes:

@@ -8,8 +8,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import abort, current_app, request
+from flask import abort, request
 from twilio.request_validator import RequestValidator
+
+from hotline.wiring import current_wiring
 
 log = logging.getLogger("hotline.ivr")
 
@@ -45,8 +47,8 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ivr = current_app.extensions["ivr"]
-        if not check_twilio_signature(ivr.validator, ivr.flow.public_base_url):
+        wiring = current_wiring()
+        if not check_twilio_signature(wiring.twilio_validator, wiring.settings.public_base_url):
             log.warning(
                 "rejected request with a missing or invalid Twilio signature",
                 extra={"path": request.path, "call_sid": request.form.get("CallSid", "")},

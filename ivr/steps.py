@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cases.services import CallerInfo, RecordingReport
+from cases.intake import CallerInfo, RecordingReport
 
 # Parameters kept on the call record as its details (the rest are per-step or duplicates).
 CALL_DETAIL_KEYS = (

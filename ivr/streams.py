@@ -15,19 +15,20 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from flask import abort, current_app
+from flask import abort
 from simple_websocket import ConnectionClosed
 from sqlalchemy.orm import Session
 
-from cases import services
-from cases.database import Database
+from cases import intake
 from cases.errors import UnknownCallError
 from cases.models import Transcript as StoredTranscript
+from hotline.wiring import Wiring, current_wiring
 from ivr import tasks
 from ivr.signatures import check_twilio_signature, signature_matches
-from transcription.models import ModelRegistry, ModelUnavailableError
+from routing import tasks as routing_tasks
+from transcription.models import LoadedModel, ModelUnavailableError
 from transcription.recognizer import ThreadedStream, Transcript, TranscriptionError
 
 log = logging.getLogger("hotline.ivr.streams")
@@ -76,23 +77,34 @@ def websocket_base_url(public_base_url: str) -> str:
     return "ws://" + public_base_url.removeprefix("http://")
 
 
-@dataclass(frozen=True)
+def stream_url(public_base_url: str) -> str:
+    """The wss:// URL the TwiML points the stream at."""
+    return websocket_base_url(public_base_url) + STREAM_PATH
+
+
+class LiveRecognizer(Protocol):
+    """A call's live recognizer: audio in as it arrives, the transcript out at the end
+    (`transcription.recognizer.ThreadedStream`)."""
+
+    def put_mulaw(self, payload: bytes) -> None:
+        """Take the next μ-law frame; never blocks the socket."""
+
+    def close(self, timeout: float | None = 60.0) -> Transcript:
+        """The transcript of all that was put; TranscriptionError if decoding failed."""
+
+
+@dataclass
 class LiveTranscription:
-    """What the stream handler needs, wired by the app factory."""
+    """Where live streams connect, and how many this process decodes at once.
 
-    database: Database
-    models: ModelRegistry
-    secret: str
-    public_base_url: str
-    # Past this many live decodes in one process every stream would fall behind together
-    # (two cores keep about ten in real time); further calls are left to the batch job.
+    Past `max_streams` live decodes in one process every stream would fall behind together;
+    further calls are left to the batch job. `open_recognizer` starts a call's recognizer on
+    its locale's model (tests give it a recognizer of their own).
+    """
+
+    url: str
     max_streams: int
-    # Called with the case's id once its complete live transcript is stored (routing follows).
-    on_complete_transcript: Callable[[int], None]
-
-    def stream_url(self) -> str:
-        """The wss:// URL the TwiML points the stream at."""
-        return websocket_base_url(self.public_base_url) + STREAM_PATH
+    open_recognizer: Callable[[LoadedModel], LiveRecognizer] = ThreadedStream
 
 
 @dataclass(frozen=True)
@@ -119,18 +131,18 @@ class StreamStart:
 
 def check_stream_signature() -> None:
     """Refuse the WebSocket upgrade (403, before the handshake) unless Twilio signed it."""
-    live: LiveTranscription = current_app.extensions["ivr.live"]
-    validator = current_app.extensions["ivr"].validator
-    if not check_twilio_signature(validator, websocket_base_url(live.public_base_url)):
+    wiring = current_wiring()
+    base = websocket_base_url(wiring.settings.public_base_url)
+    if not check_twilio_signature(wiring.twilio_validator, base):
         log.warning("rejected a media stream with a missing or invalid signature")
         abort(403)
 
 
 def handle_media_stream(ws: Any) -> None:
     """Feed one call's audio to its recognizer; store the transcript when the stream ends."""
-    live: LiveTranscription = current_app.extensions["ivr.live"]
+    wiring = current_wiring()
     start: StreamStart | None = None
-    stream: ThreadedStream | None = None
+    stream: LiveRecognizer | None = None
     complete = False
     try:
         while True:
@@ -142,12 +154,12 @@ def handle_media_stream(ws: Any) -> None:
             event = message.get("event")
             if event == "start":
                 start = StreamStart.from_message(message)
-                expected = stream_token(live.secret, start.call_sid)
+                expected = stream_token(wiring.settings.secret_key, start.call_sid)
                 if not signature_matches(expected, start.token):
                     log.warning("media stream with a wrong token", extra=_extra(start))
                     ws.close(reason=1008, message="bad token")
                     return
-                stream = _open_stream(live, start)
+                stream = _open_stream(wiring, start)
             elif event == "media" and stream is not None:
                 stream.put_mulaw(base64.b64decode(message["media"]["payload"]))
             elif event == "stop":
@@ -160,14 +172,15 @@ def handle_media_stream(ws: Any) -> None:
     finally:
         if start is not None and stream is not None:
             try:
-                _finish(live, start, stream, complete=complete)
+                _finish(wiring, start, stream, complete=complete)
             finally:
                 _free_decoder_slot()
 
 
-def _open_stream(live: LiveTranscription, start: StreamStart) -> ThreadedStream | None:
+def _open_stream(wiring: Wiring, start: StreamStart) -> LiveRecognizer | None:
+    live = wiring.live
     try:
-        model = live.models.get(start.locale)
+        model = wiring.models.get(start.locale)
     except ModelUnavailableError as error:
         # The batch job meets the same gap and sends the case to the desk for listening.
         log.warning("no live transcription: %s", error, extra=_extra(start))
@@ -180,22 +193,20 @@ def _open_stream(live: LiveTranscription, start: StreamStart) -> ThreadedStream 
         )
         return None
     try:
-        return ThreadedStream(model)
+        return live.open_recognizer(model)
     except BaseException:
         _free_decoder_slot()
         raise
 
 
-def _finish(
-    live: LiveTranscription, start: StreamStart, stream: ThreadedStream, *, complete: bool
-) -> None:
+def _finish(wiring: Wiring, start: StreamStart, stream: LiveRecognizer, *, complete: bool) -> None:
     try:
         transcript = stream.close(timeout=FINISH_TIMEOUT_SECONDS)
     except TranscriptionError:
         # Only this call's stream failed; the recording is still fetched and transcribed.
         log.exception("live transcription failed; the batch job will do it", extra=_extra(start))
         return
-    with live.database.session() as session, session.begin():
+    with wiring.database.session() as session, session.begin():
         stored = _store(session, start, transcript, complete=complete)
     log.info(
         ("live transcript stored" if complete else "partial live transcript stored")
@@ -204,17 +215,17 @@ def _finish(
         extra={**_extra(start), "seconds": round(transcript.duration_seconds, 2)},
     )
     if stored and stored.complete and stored.case_id is not None:
-        live.on_complete_transcript(stored.case_id)
+        tasks.enqueue(routing_tasks.route_case, stored.case_id)
 
 
 def _store(
     session: Session, start: StreamStart, transcript: Transcript, *, complete: bool
 ) -> StoredTranscript | None:
     try:
-        call = services.get_call(session, call_sid=start.call_sid)
+        call = intake.get_call(session, call_sid=start.call_sid)
     except UnknownCallError:
         return None
-    return services.store_transcript(
+    return intake.store_transcript(
         session,
         call=call,
         source="live",

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, request
 from flask_sock import Sock
-from sqlalchemy.orm import Session
-from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
-from cases import services
-from cases.database import Database
+from cases import intake, queries
 from cases.errors import UnknownCaseError
 from cases.models import SmsStatus
+from delivery import tasks as delivery_tasks
+from hotline.wiring import close_request_session, current_wiring, db
 from ivr import menus, streams, tasks
+from ivr.entry import answer_call
 from ivr.menus import MenuChoice
 from ivr.signatures import twilio_signed
 from ivr.steps import (
@@ -30,6 +29,7 @@ from ivr.steps import (
     int_arg,
 )
 from ivr.twiml import CallFlow, empty
+from routing import tasks as routing_tasks
 from routing.emergency import find_emergency
 
 log = logging.getLogger("hotline.ivr")
@@ -49,27 +49,9 @@ def signed_stream_upgrade() -> None:
         streams.check_stream_signature()
 
 
-@dataclass(frozen=True)
-class IVRContext:
-    """What the webhooks need, wired by the app factory."""
-
-    flow: CallFlow
-    database: Database
-    validator: RequestValidator
-
-
-def ivr() -> IVRContext:
-    """This app's IVR context."""
-    context: IVRContext = current_app.extensions["ivr"]
-    return context
-
-
-def db() -> Session:
-    """The request's session; the app factory closes it at teardown."""
-    if "db_session" not in g:
-        g.db_session = ivr().database.session()
-    session: Session = g.db_session
-    return session
+def call_flow() -> CallFlow:
+    """The call flow's TwiML, as the shell wired it."""
+    return current_wiring().call_flow
 
 
 # What mimetype="text/xml" makes, spelt out: werkzeug no longer derives it for every answer.
@@ -83,32 +65,28 @@ def twiml(response: VoiceResponse | str) -> Response:
 
 def locale_arg() -> str:
     """The caller's locale, carried in our own URLs so that every step is stateless."""
-    return menus.locale_or_default(request.args.get("lang"), enabled=ivr().flow.locales)
+    return menus.locale_or_default(request.args.get("lang"), enabled=call_flow().locales)
 
 
 @bp.post("/voice")
 @twilio_signed
 def voice() -> Response:
-    """The call's entry: record the call, greet, offer the languages.
-
-    A plain signed request is answered in front of Flask by `ivr.entry.VoiceEntry`, with the
-    same TwiML and the same row written behind the answer; this view answers the rest, and any
-    that lane handed over, and commits the row before answering: it is the careful path.
-    """
-    context = ivr()
+    """The call's entry: record the call, greet, offer the languages (`ivr.entry.answer_call`;
+    a plain signed request is answered by the same function in front of Flask)."""
+    wiring = current_wiring()
     # A plain dict (first value of each name, as MultiDict.get): werkzeug's MultiDict raises
     # and catches an HTTP exception for every absent optional key.
-    caller = caller_from_form(request.form.to_dict())
-    # Committed before we answer, in a transaction shared with the calls arriving meanwhile.
-    services.ensure_call_recorded(context.database.group_commit, caller=caller)
-    return twiml(context.flow.welcome_twiml)
+    answer = answer_call(
+        form=request.form.to_dict(), writer=wiring.database.group_commit, flow=wiring.call_flow
+    )
+    return twiml(answer)
 
 
 @bp.post("/language/choice")
 @twilio_signed
 def language_choice() -> Response:
     """The language menu's answer: no key is Mandarin; an invalid key repeats the menu."""
-    flow = ivr().flow
+    flow = call_flow()
     caller = caller_from_form(request.form)
     misses = int_arg(request.args, "miss")
     locale = menus.choose_language(digits_from_form(request.form), enabled=flow.locales)
@@ -117,7 +95,7 @@ def language_choice() -> Response:
             return twiml(flow.goodbye(flow.locales[0], "menu_goodbye"))
         return twiml(flow.language_menu(misses=misses + 1))
     with db().begin():
-        services.choose_locale(db(), caller=caller, locale=locale)
+        intake.choose_locale(db(), caller=caller, locale=locale)
     return twiml(flow.main_menu(locale, misses=0, greet=locale != flow.locales[0]))
 
 
@@ -125,14 +103,14 @@ def language_choice() -> Response:
 @twilio_signed
 def main_menu() -> Response:
     """The main menu again (after hearing a status)."""
-    return twiml(ivr().flow.main_menu(locale_arg(), misses=0))
+    return twiml(call_flow().main_menu(locale_arg(), misses=0))
 
 
 @bp.post("/menu/choice")
 @twilio_signed
 def main_menu_choice() -> Response:
     """The main menu's answer; a missing or invalid key repeats it, three misses end the call."""
-    flow, locale = ivr().flow, locale_arg()
+    flow, locale = call_flow(), locale_arg()
     caller = caller_from_form(request.form)
     choice = menus.choose_from_main_menu(digits_from_form(request.form))
     if choice is None:
@@ -155,8 +133,8 @@ def callback_number() -> Response:
     """A withheld caller's callback number (or none, if they skipped); then the report."""
     caller = caller_from_form(request.form)
     with db().begin():
-        services.set_callback_number(db(), caller=caller, number=digits_from_form(request.form))
-    return twiml(ivr().flow.record_report(locale_arg(), attempt=0, call_sid=caller.call_sid))
+        intake.set_callback_number(db(), caller=caller, number=digits_from_form(request.form))
+    return twiml(call_flow().record_report(locale_arg(), attempt=0, call_sid=caller.call_sid))
 
 
 @bp.post("/report")
@@ -164,14 +142,14 @@ def callback_number() -> Response:
 def report() -> Response:
     """The report prompt again, after a first recording in which nothing was heard."""
     attempt = int_arg(request.args, "attempt", limit=1)
-    return twiml(ivr().flow.record_report(locale_arg(), attempt=attempt))
+    return twiml(call_flow().record_report(locale_arg(), attempt=attempt))
 
 
 @bp.post("/recorded")
 @twilio_signed
 def recorded() -> Response:
     """The recording ended: open the case in this request and read its number back."""
-    flow, locale = ivr().flow, locale_arg()
+    flow, locale = call_flow(), locale_arg()
     step = RecordedStep.from_form(request.form)
     if step.report is None:
         if step.hung_up:
@@ -186,7 +164,7 @@ def recorded() -> Response:
         # The caller hung up instead of pressing #: they never heard a case number, so no case
         # is opened, but the audio is kept with the call for the dispatch desk.
         with db().begin():
-            recording = services.keep_abandoned_recording(
+            recording = intake.keep_abandoned_recording(
                 db(), caller=step.caller, report=step.report
             )
             recording_id = recording.id
@@ -195,7 +173,7 @@ def recorded() -> Response:
         return twiml(empty())
 
     with db().begin():
-        opened = services.open_case_from_recording(
+        opened = intake.open_case_from_recording(
             db(), caller=step.caller, locale=locale, report=step.report
         )
         case_id, recording_id = opened.case.id, opened.recording.id
@@ -206,9 +184,9 @@ def recorded() -> Response:
     if opened.created:
         tasks.enqueue(tasks.fetch_recording, recording_id)
         if sms_follows:
-            tasks.enqueue(tasks.send_case_number_sms, case_id)
+            tasks.enqueue(delivery_tasks.send_case_number_text, case_id)
         if transcribed:  # the live stream finished before this request: route now
-            tasks.enqueue(tasks.route_case, case_id)
+            tasks.enqueue(routing_tasks.route_case, case_id)
     log.info(
         "case opened" if opened.created else "case number repeated for a retried webhook",
         extra={"call_sid": step.caller.call_sid, "case_number": case_number},
@@ -224,7 +202,7 @@ def recorded() -> Response:
 def report_check() -> Response:
     """Read the live transcript as soon as the recording ends: an emergency is put through to
     119, 120 or 110 at once (the case is kept); anything else hears its case number."""
-    flow, locale = ivr().flow, locale_arg()
+    flow, locale = call_flow(), locale_arg()
     call_sid = caller_from_form(request.form).call_sid
     number, sms_follows = request.args.get("case", ""), request.args.get("sms") == "1"
     text = _wait_for_live_transcript(call_sid, seconds=flow.options.emergency_check_wait)
@@ -233,10 +211,10 @@ def report_check() -> Response:
         return twiml(flow.case_opened(locale, case_number=number, sms_follows=sms_follows))
     service_number = flow.options.emergency_numbers[emergency.kind]
     with db().begin():
-        case = services.get_case(db(), number=number)
+        case = queries.get_case(db(), number=number)
         if case.call is None or case.call.call_sid != call_sid:
             raise UnknownCaseError(number)  # a case number from another call: not ours to act on
-        services.record_emergency_transfer(
+        intake.record_emergency_transfer(
             db(), case=case, kind=emergency.kind, number=service_number
         )
     log.warning(
@@ -258,8 +236,8 @@ def _wait_for_live_transcript(call_sid: str, *, seconds: float) -> str | None:
     # request does; its transcript lands within a second or so.
     deadline = time.monotonic() + seconds
     while True:
-        with ivr().database.session() as session:
-            transcript = services.transcript_of_call(session, call_sid=call_sid)
+        with db().begin():
+            transcript = intake.transcript_of_call(db(), call_sid=call_sid)
             if transcript is not None:
                 return transcript.text
         if time.monotonic() >= deadline:
@@ -273,7 +251,7 @@ def recording_status() -> Response:
     """Twilio's word that a recording is ready (or failed): fetch it, or flag its case."""
     step = RecordingStatusStep.from_form(request.form)
     with db().begin():
-        recording_id = services.note_recording_status(
+        recording_id = intake.note_recording_status(
             db(), recording_sid=step.recording_sid, status=step.status
         )
     if recording_id is not None:
@@ -285,10 +263,10 @@ def recording_status() -> Response:
 @twilio_signed
 def status_lookup() -> Response:
     """Read back the status of the case the caller keyed; an unknown number may be tried again."""
-    flow, locale = ivr().flow, locale_arg()
+    flow, locale = call_flow(), locale_arg()
     number = digits_from_form(request.form)
     with db().begin():
-        case = services.find_case(db(), number=number) if number else None
+        case = queries.find_case(db(), number=number) if number else None
         if case is not None:
             department = case.department.name(locale) if case.department else None
             return twiml(
@@ -310,7 +288,7 @@ def status_lookup() -> Response:
 @twilio_signed
 def operator_done() -> Response:
     """After ringing the operators: if nobody answered, offer a recording instead."""
-    flow, locale = ivr().flow, locale_arg()
+    flow, locale = call_flow(), locale_arg()
     if request.form.get("DialCallStatus") == "completed":
         response = VoiceResponse()
         response.hangup()
@@ -327,7 +305,7 @@ def call_status() -> Response:
     """The call's status callback: remember how the call ended."""
     caller = caller_from_form(request.form)
     with db().begin():
-        services.end_call(db(), caller=caller, status=request.form.get("CallStatus", ""))
+        intake.end_call(db(), caller=caller, status=request.form.get("CallStatus", ""))
     return twiml(empty())
 
 
@@ -343,7 +321,7 @@ def fallback() -> Response:
             "error_url": request.form.get("ErrorUrl", ""),
         },
     )
-    return twiml(ivr().flow.apology_and_record(locale_arg()))
+    return twiml(call_flow().apology_and_record(locale_arg()))
 
 
 @bp.errorhandler(MissingParameterError)
@@ -357,12 +335,10 @@ def unexpected_error(error: Exception) -> Any:
     """Never an error page to a caller: apologise, and keep the caller's words if we can."""
     if isinstance(error, HTTPException):
         return error
-    broken_session = g.pop("db_session", None)
-    if broken_session is not None:
-        broken_session.close()
+    close_request_session()
     form = request.form
     extra = {"call_sid": form.get("CallSid", ""), "path": request.path}
-    flow = ivr().flow
+    flow = call_flow()
     if request.path.endswith("/recorded"):
         # Saving the report itself failed. Twilio still holds the audio: log where it is.
         log.exception(

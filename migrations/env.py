@@ -1,15 +1,18 @@
 """Alembic environment: the URL comes from the app's settings, the metadata from cases.models."""
 
-from alembic import context
+from typing import Literal
 
-from cases.database import make_engine
+from alembic import context
+from alembic.autogenerate.api import AutogenContext
+
 from cases.models import Base, UTCDateTime
+from hotline.db import make_engine
 
 config = context.config
 target_metadata = Base.metadata
 
 
-def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | Literal[False]:
     """Render our UTCDateTime as its storage type, so revisions never import model code."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
@@ -26,6 +29,8 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     """Run the migrations on a live connection (SQLite gets batch mode for ALTERs)."""
     url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL: run migrations through `flask --app hotline init`")
     engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(

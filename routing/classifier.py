@@ -50,6 +50,9 @@ from routing.corpus import Example, corpus_hash
 from routing.normalise import normalise
 
 MAGIC = b"DO-IT-NOW-ROUTING-MODEL\n"
+# Bump when a code change makes artefacts saved before it wrong (the features, the pipeline, the
+# file layout): `Classifier.load` then refuses them, and the test suite's cached model, keyed by
+# the training data and this number, is retrained. A change of data needs no bump.
 FORMAT_VERSION = 1
 # Words of Latin letters or Hangul syllables; Han text is covered by the character n-grams.
 WORD_PATTERN = r"[a-z][a-z']+|[\uac00-\ud7a3]+"

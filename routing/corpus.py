@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from routing.lexicon import DEFAULT_LEXICON_PATH, load_lexicon
 from routing.normalise import normalise
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "config" / "corpus"
@@ -93,6 +94,24 @@ def corpus_hash(examples: Iterable[Example]) -> str:
     digest = hashlib.sha256()
     for example in examples:
         digest.update(f"{example.label}\t{example.locale}\t{example.text}\n".encode())
+    return digest.hexdigest()
+
+
+def training_data_digest(
+    *,
+    categories: Path = CATEGORY_DIR,
+    urgency: Path = URGENCY_PATH,
+    lexicon: Path = DEFAULT_LEXICON_PATH,
+) -> str:
+    """A SHA-256 over all a model is trained from: the category and urgency examples and the
+    lexicon's topics (as loaded, so reworded comments change nothing).
+
+    With `routing.classifier.FORMAT_VERSION` and the scikit-learn version it identifies a trained
+    artefact; the test suite keys its cached classifier by it."""
+    digest = hashlib.sha256()
+    examples = [*load_category_examples(categories), *load_urgency_examples(urgency)]
+    digest.update(corpus_hash(examples).encode())
+    digest.update(json.dumps(load_lexicon(lexicon), ensure_ascii=False).encode())
     return digest.hexdigest()
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from routing.classifier import Classifier
 from routing.deadlines import URGENT_HOURS, WorkingCalendar, compute_deadline
-from routing.emergency import EMERGENCY_NUMBERS, find_emergency, find_urgent
+from routing.emergency import find_emergency, find_urgent
 from routing.places import Gazetteer, Place, extract_place
 
 DEFAULT_DIRECTORY_PATH = Path(__file__).resolve().parent.parent / "config" / "directory.toml"
@@ -89,10 +89,12 @@ def decide(
     directory: Mapping[str, Route],
     gazetteer: Gazetteer,
     calendar: WorkingCalendar,
+    emergency_numbers: Mapping[str, str],
     opened_at: datetime,
     confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
 ) -> Decision:
-    """Classify a transcript and route it: department, urgency, place and deadline."""
+    """Classify a transcript and route it: department, urgency, place and deadline (and for an
+    emergency, the number from `emergency_numbers` it is put through to)."""
     prediction = classifier.predict(text)
     place = extract_place(text, gazetteer)
     explanation: dict[str, Any] = {
@@ -119,7 +121,7 @@ def decide(
             "rule": emergency.rule,
             "matched": emergency.matched,
             "kind": emergency.kind,
-            "number": EMERGENCY_NUMBERS[emergency.kind],
+            "number": emergency_numbers[emergency.kind],
         }
     elif urgent is not None:
         urgency = "urgent"

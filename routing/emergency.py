@@ -1,6 +1,7 @@
 """Emergency and urgent rules in Mandarin, English and Korean, guarded against negation.
 
-Kinds decide the number the call is transferred to (`EMERGENCY_NUMBERS`):
+Kinds decide the number the call is transferred to (`load_emergency_numbers` reads them from
+config/ivr.toml's [emergency_numbers] table):
 - `fire` → 119: fire, smoke from a building, someone trapped by fire, and gas leaks (in China
   the fire service answers gas leaks and rescues, e.g. a person fallen into a shaft);
 - `medical` → 120: someone unconscious, not breathing, collapsed, bleeding heavily, poisoned;
@@ -20,15 +21,61 @@ match of any rule still fires.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from routing.normalise import normalise
 
 EmergencyKind = Literal["fire", "medical", "police"]
 
-EMERGENCY_NUMBERS: dict[str, str] = {"fire": "119", "medical": "120", "police": "110"}
 _KINDS: dict[str, EmergencyKind] = {"fire": "fire", "medical": "medical", "police": "police"}
+DEFAULT_IVR_PATH = Path(__file__).resolve().parent.parent / "config" / "ivr.toml"
+
+
+class EmergencyNumbersError(ValueError):
+    """The emergency numbers are missing or malformed; the message names the file and line."""
+
+
+def load_emergency_numbers(path: Path = DEFAULT_IVR_PATH) -> dict[str, str]:
+    """Kind → the number its calls are put through to, from the [emergency_numbers] table of a
+    file such as config/ivr.toml: exactly fire, medical and police, each a string of digits."""
+    raw = path.read_text(encoding="utf-8")
+    try:
+        data: dict[str, Any] = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as error:
+        raise EmergencyNumbersError(f"{path}: {error}") from error
+    # Where the table is set: its [emergency_numbers] header (or an inline or dotted key).
+    table_at = re.search(
+        r"^[ \t]*(?:\[[ \t]*emergency_numbers[ \t]*\]|emergency_numbers[ \t]*[.=])", raw, re.M
+    )
+
+    def fail(kind: str | None, message: str) -> EmergencyNumbersError:
+        # Named at the line of the kind's `key = ` in the table, else at the table's own line.
+        found = table_at
+        if table_at and kind is not None:
+            table_end = re.compile(r"^[ \t]*\[", re.M).search(raw, table_at.end())
+            key = re.compile(rf"^[ \t]*{re.escape(kind)}[ \t]*=", re.M)
+            end = table_end.start() if table_end else len(raw)
+            found = key.search(raw, table_at.end(), end) or table_at
+        if found is None:
+            return EmergencyNumbersError(f"{path}: {message}")
+        line = raw.count("\n", 0, found.start()) + 1
+        return EmergencyNumbersError(f"{path}:{line}: {message}")
+
+    table = data.get("emergency_numbers")
+    if not isinstance(table, dict):
+        raise fail(None, "needs an [emergency_numbers] table: fire, medical and police")
+    for kind, number in table.items():
+        if kind not in _KINDS:
+            raise fail(kind, f"unknown emergency kind {kind!r}: fire, medical or police")
+        if not isinstance(number, str) or not re.fullmatch(r"[0-9]+", number):
+            raise fail(kind, f"{kind} = {number!r} is not a string of digits")
+    missing = [kind for kind in _KINDS if kind not in table]
+    if missing:
+        raise fail(None, f"[emergency_numbers] lacks {', '.join(missing)}")
+    return {kind: table[kind] for kind in _KINDS}
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
+from cases.intake import RoutingOutcome
 from cases.models import Category
-from cases.services import RoutingOutcome
 from routing.classifier import Classifier, train
 from routing.corpus import load_category_examples, load_urgency_examples
 from routing.deadlines import URGENT_HOURS, WorkingCalendar, compute_deadline, load_calendar
 from routing.decide import DEFAULT_CONFIDENCE_THRESHOLD, Decision, Route, decide, load_directory
+from routing.emergency import load_emergency_numbers
 from routing.places import Gazetteer, load_gazetteer
 
 
@@ -71,6 +72,7 @@ class Router:
         self.directory: dict[str, Route] = load_directory()
         self.gazetteer: Gazetteer = load_gazetteer()
         self.calendar: WorkingCalendar = load_calendar()
+        self.emergency_numbers: dict[str, str] = load_emergency_numbers()
         self._classifier: Classifier | None = None
         self._lock = threading.Lock()
 
@@ -99,6 +101,7 @@ class Router:
             directory=directory or self.directory,
             gazetteer=self.gazetteer,
             calendar=self.calendar,
+            emergency_numbers=self.emergency_numbers,
             opened_at=opened_at,
             confidence_threshold=self.confidence_threshold,
         )

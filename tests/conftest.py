@@ -9,7 +9,6 @@ touch another's rows.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -18,21 +17,27 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal, TypeVar
 
 import pytest
 import requests
 import sklearn
+from flask import Flask
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
+from emulator import RecordingServer, TwilioEmulator
 from hotline import create_app
 from hotline.config import PROJECT_ROOT
+from hotline.db import Database
+from hotline.wiring import Wiring, wiring_of
 from ivr import streams
-from ivr.emulator import RecordingServer, TwilioEmulator
-from routing.corpus import corpus_hash, load_category_examples, load_urgency_examples
 from tests.support.flaky_proxy import FlakyProxy
+
+# Fixtures that tests in several folders use: calls and their look-ups, staff accounts.
+pytest_plugins = ["tests.support.calls", "tests.support.staff"]
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 AUDIO = FIXTURES / "audio"
@@ -40,10 +45,10 @@ TWILIO_OPENAPI = FIXTURES / "twilio-oai" / "twilio_api_v2010.yaml"
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-# The files whose code shapes the trained classifier.
-MODEL_SOURCES = ("classifier.py", "lexicon.py", "normalise.py", "corpus.py")
 # Deliberately not where the test server listens: signatures must be checked against this.
 PUBLIC_BASE_URL = "https://hotline.example.test"
+
+T = TypeVar("T")
 
 
 def answers_http(url: str) -> bool:
@@ -65,7 +70,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate, *, timeout: float, interval: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_until(
+    predicate: Callable[[], T | Literal[False] | None],
+    *,
+    timeout: float,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> T:
     """Poll until `predicate()` returns something truthy; fail the test after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,14 +89,14 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.1, what: str = 
 
 def trained_classifier_path() -> Path:
     """Where the test sessions keep the classifier `flask init` trains when it is missing."""
-    digest = corpus_hash([*load_category_examples(), *load_urgency_examples()])[:16]
-    # The model's code matters as much as its corpus: a change to either retrains.
-    code = hashlib.sha256(
-        b"".join((PROJECT_ROOT / "routing" / name).read_bytes() for name in MODEL_SOURCES)
-    ).hexdigest()[:12]
-    return (
-        PROJECT_ROOT / ".cache" / f"classifier-{digest}-{code}-sklearn{sklearn.__version__}.joblib"
-    )
+    # Keyed by what the model is trained from (corpus and lexicon), not by the code that trains
+    # it: a code change that makes old artefacts wrong bumps FORMAT_VERSION.
+    from routing.classifier import FORMAT_VERSION
+    from routing.corpus import training_data_digest
+
+    digest = training_data_digest()[:16]
+    name = f"classifier-{digest}-format{FORMAT_VERSION}-sklearn{sklearn.__version__}.joblib"
+    return PROJECT_ROOT / ".cache" / name
 
 
 def _reset_postgres(url: str) -> None:
@@ -172,7 +183,7 @@ def environ(instance_path: Path, twilio_api: FlakyProxy) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def app(environ: dict[str, str]):  # type: ignore[no-untyped-def]
+def app(environ: dict[str, str]) -> Iterator[Flask]:
     """The app, migrated and with the default directory loaded (by `flask init`)."""
     application = create_app(environ)
     result = application.test_cli_runner().invoke(args=["init"])
@@ -182,12 +193,18 @@ def app(environ: dict[str, str]):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def database(app):  # type: ignore[no-untyped-def]
-    return app.extensions["hotline"].database
+def wiring(app: Flask) -> Wiring:
+    """What the session's app wired: its settings, database, router, senders..."""
+    return wiring_of(app)
 
 
 @pytest.fixture(scope="session")
-def live_server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def database(wiring: Wiring) -> Database:
+    return wiring.database
+
+
+@pytest.fixture(scope="session")
+def live_server(app: Flask) -> Iterator[str]:
     """The app served over real HTTP on a free port, threaded like gunicorn's gthread workers."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -217,7 +234,9 @@ def emulator(live_server: str, recording_server: RecordingServer) -> TwilioEmula
 
 
 @pytest.fixture(scope="session")
-def celery_worker(environ: dict[str, str], app, tmp_path_factory) -> Iterator[Path]:  # type: ignore[no-untyped-def]
+def celery_worker(
+    environ: dict[str, str], app: Flask, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
     """A real Celery worker process (threads pool) on the session's database and broker."""
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {**os.environ, **environ}

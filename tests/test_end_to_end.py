@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
+from flask import Flask
 from sqlalchemy import select
 
-from cases import lifecycle, services, staff
+from cases import lifecycle, serialise, staff
 from cases.access import Actor
 from cases.models import Call, Case, CaseStatus, Category, Department, Role, utcnow
-from ivr.emulator import Speak, TwilioEmulator
+from emulator import RecordingServer, Speak, TwilioEmulator
+from hotline.db import Database
+from hotline.wiring import wiring_of
 from tests.conftest import ACCOUNT_SID, AUDIO, AUTH_TOKEN, PUBLIC_BASE_URL, wait_until
-from tests.support.receivers import WebhookReceiver, new_caller_number
+from tests.support.flaky_proxy import FlakyProxy
+from tests.support.receivers import ReceivedPush, WebhookReceiver, new_caller_number
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 
@@ -27,7 +32,7 @@ COPIES_ONLY = ("leadership",)
 
 
 @pytest.fixture
-def receiver(database) -> Iterator[WebhookReceiver]:  # type: ignore[no-untyped-def]
+def receiver(database: Database) -> Iterator[WebhookReceiver]:
     """A department system's endpoint, configured on every handling department (wherever
     routing sends the case, the push comes here) and unconfigured afterwards."""
     with WebhookReceiver(secret=SECRET) as receiver:
@@ -51,7 +56,7 @@ def receiver(database) -> Iterator[WebhookReceiver]:  # type: ignore[no-untyped-
                     )
 
 
-def read_case(database, number: str) -> Case:  # type: ignore[no-untyped-def]
+def read_case(database: Database, number: str) -> Case:
     with database.session() as session:
         case = session.scalars(select(Case).where(Case.number == number)).one()
         _ = case.events, case.deliveries, case.transcript, case.call, case.recordings
@@ -59,11 +64,11 @@ def read_case(database, number: str) -> Case:  # type: ignore[no-untyped-def]
 
 
 def test_a_call_is_routed_pushed_resolved_through_the_api_texted_and_rated(
-    app,  # type: ignore[no-untyped-def]
-    database,
+    app: Flask,
+    database: Database,
     live_server: str,
-    recording_server,
-    twilio_api,
+    recording_server: RecordingServer,
+    twilio_api: FlakyProxy,
     receiver: WebhookReceiver,
 ) -> None:
     caller = new_caller_number()
@@ -107,7 +112,7 @@ def test_a_call_is_routed_pushed_resolved_through_the_api_texted_and_rated(
                 category_code="streetlight",
                 department_code="urban_mgmt",
                 urgency="normal",
-                deadline_at=app.extensions["hotline"].router.deadline_for(
+                deadline_at=wiring_of(app).router.deadline_for(
                     category=session.get_one(Category, "streetlight"),
                     urgency="normal",
                     start=utcnow(),
@@ -119,7 +124,7 @@ def test_a_call_is_routed_pushed_resolved_through_the_api_texted_and_rated(
     assert holder is not None
 
     # 2. The push reaches the department's receiver, signed with its secret.
-    def pushed_to_holder() -> list[object]:
+    def pushed_to_holder() -> list[ReceivedPush]:
         return [
             push
             for push in receiver.accepted_for(number)
@@ -148,7 +153,7 @@ def test_a_call_is_routed_pushed_resolved_through_the_api_texted_and_rated(
     assert read_case(database, number).status == CaseStatus.RESOLVED
 
     # 4. The caller's text with the reply reaches Twilio (Prism, from Twilio's OpenAPI file).
-    def reply_texted() -> list[dict[str, object]]:
+    def reply_texted() -> list[dict[str, Any]]:
         return [m for m in twilio_api.messages_to(caller) if REPLY in str(m["form"].get("Body"))]
 
     (text,) = wait_until(reply_texted, timeout=60, what="the resolution text to the caller")
@@ -172,7 +177,7 @@ def test_a_call_is_routed_pushed_resolved_through_the_api_texted_and_rated(
     case = read_case(database, number)
     assert (case.status, case.rating) == (CaseStatus.CLOSED, 5)
 
-    timeline = services.case_as_dict(case)["events"]
+    timeline = serialise.case_record(case)["events"]
     print(f"\nTimeline of case {number}:")
     for event in timeline:
         print(f"  {event['at']}  {event['kind']:<22} {event['actor']:<20} {event['data']}")

@@ -13,14 +13,13 @@ import importlib.util
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import vosk
 
-LOCALES = ("zh-CN", "en-US", "ko-KR")
 DEFAULT_SAMPLE_RATE = 16000  # Kaldi's own default when mfcc.conf names none
 # Written by install.install_model into the model folder: the official name of what it installed.
 INSTALL_RECORD = "install.json"
@@ -108,18 +107,23 @@ class LoadedModel:
 
 
 class ModelRegistry:
-    """Finds each locale's model and loads it once per process, on first use."""
+    """Finds each locale's model and loads it once per process, on first use; `locales` are
+    the ones the hotline speaks."""
 
-    def __init__(self, paths: Mapping[str, str | Path], models_dir: Path) -> None:
+    def __init__(
+        self, paths: Mapping[str, str | Path], models_dir: Path, *, locales: Sequence[str]
+    ) -> None:
+        self.locales = tuple(locales)
         self._paths = {locale: Path(path) for locale, path in paths.items()}
         self._models_dir = Path(models_dir)
         self._loaded: dict[str, LoadedModel] = {}
-        self._locks = {locale: threading.Lock() for locale in LOCALES}
+        self._locks = {locale: threading.Lock() for locale in self.locales}
 
     def resolve(self, locale: str) -> Path:
         """The folder of a locale's model, without loading it; ModelUnavailableError if none."""
-        if locale not in LOCALES:
-            raise ModelUnavailableError(locale, f"unsupported locale (known: {', '.join(LOCALES)})")
+        if locale not in self.locales:
+            known = ", ".join(self.locales)
+            raise ModelUnavailableError(locale, f"unsupported locale (known: {known})")
         explicit = self._paths.get(locale)
         if explicit is not None:
             # Named explicitly: falling back to another model would hide the mistake.
@@ -147,7 +151,7 @@ class ModelRegistry:
     def available(self) -> dict[str, Path]:
         """The locales that have a model, and where each one is."""
         found = {}
-        for locale in LOCALES:
+        for locale in self.locales:
             try:
                 found[locale] = self.resolve(locale)
             except ModelUnavailableError:

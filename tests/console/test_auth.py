@@ -10,10 +10,11 @@ from flask import Flask
 from sqlalchemy import select
 
 from cases.models import Case, CaseEvent, CaseStatus, User
-from console import compile_catalogues
 from console.auth import safe_next
-from tests.console.conftest import Account, Console
+from hotline.web import compile_catalogues
+from hotline.wiring import wiring_of
 from tests.support.factories import make_case
+from tests.support.staff import Account, Console
 
 
 def test_sign_in_opens_the_inbox_and_sign_out_ends_the_session(
@@ -68,23 +69,21 @@ def test_a_deactivated_account_cannot_sign_in(
 def test_failures_on_one_account_throttle_it_from_any_address(
     app: Flask, console: Callable[[], Console], make_account: Callable[..., Account]
 ) -> None:
-    limit = app.extensions["hotline"].settings.login_max_failures
+    limit = wiring_of(app).settings.login_max_failures
     account = make_account("department", "water")
     for _ in range(limit):
         assert console().sign_in(account, password="wrong-password").status_code == 200
 
     response = console().sign_in(account)  # the right password, from a fresh address
     assert response.status_code == 429
-    assert response.headers["Retry-After"] == str(
-        app.extensions["hotline"].settings.login_window_seconds
-    )
+    assert response.headers["Retry-After"] == str(wiring_of(app).settings.login_window_seconds)
     assert 'id="login-error"' in response.get_data(as_text=True)
 
 
 def test_failures_from_one_address_throttle_it_for_every_account(
     app: Flask, console: Callable[[], Console], make_account: Callable[..., Account]
 ) -> None:
-    limit = app.extensions["hotline"].settings.login_max_failures
+    limit = wiring_of(app).settings.login_max_failures
     browser = console()
     for attempt in range(limit):
         guess = Account(0, f"guess-{attempt}-{browser.address}", "dispatcher", None)
@@ -236,32 +235,34 @@ def test_a_language_chosen_before_signing_in_is_kept_for_the_account(
 
 
 def test_catalogues_compile_under_the_name_babel_looks_for(tmp_path: Any) -> None:
-    from console import TRANSLATIONS_SOURCE
+    from hotline.web import TRANSLATIONS_SOURCE
 
     written = compile_catalogues(TRANSLATIONS_SOURCE, tmp_path)
     assert tmp_path / "zh_Hans_CN" / "LC_MESSAGES" / "messages.mo" in written
     assert not list(tmp_path.rglob("*.part"))
 
 
-def test_every_console_text_has_a_chinese_translation() -> None:
+def test_every_web_text_has_a_chinese_translation() -> None:
     from babel.messages.extract import extract_from_dir
     from babel.messages.pofile import read_po
 
-    from console import TRANSLATIONS_SOURCE
+    from hotline.config import PROJECT_ROOT
+    from hotline.web import TRANSLATIONS_SOURCE
 
-    console_dir = TRANSLATIONS_SOURCE.parent
+    # What babel.cfg extracts: the console, the public site, and the domain's marked refusals.
     method_map = [
-        ("auth.py", "python"),
-        ("views.py", "python"),
-        ("forms.py", "python"),
-        ("__init__.py", "python"),
-        ("templates/console/**.html", "jinja2"),
+        ("console/**.py", "python"),
+        ("public_site/**.py", "python"),
+        ("cases/**.py", "python"),
+        ("hotline/**.py", "python"),
+        ("console/templates/**.html", "jinja2"),
+        ("public_site/templates/**.html", "jinja2"),
     ]
-    keywords = {"_": None, "_l": None, "gettext": None, "lazy_gettext": None}
+    keywords = {"_": None, "_l": None, "gettext": None, "lazy_gettext": None, "N_": None}
     texts = {
         message if isinstance(message, str) else message[0]
         for _file, _line, message, _comments, _context in extract_from_dir(
-            console_dir, method_map, keywords=keywords
+            PROJECT_ROOT, method_map, keywords=keywords
         )
     }
     assert len(texts) > 150
@@ -270,6 +271,6 @@ def test_every_console_text_has_a_chinese_translation() -> None:
     untranslated = sorted(
         text for text in texts if not (catalog.get(text) and catalog[text].string)
     )
-    assert untranslated == [], "run pybabel extract/update and translate (see console/__init__.py)"
+    assert untranslated == [], "run pybabel extract/update and translate (see hotline/web.py)"
     fuzzy = sorted(message.id for message in catalog if message.id and message.fuzzy)
     assert fuzzy == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from flask import Flask
@@ -21,8 +21,10 @@ from werkzeug.routing import Rule
 from cases import lifecycle
 from cases.access import SYSTEM
 from cases.models import Case, CaseEvent, Delivery, utcnow
-from tests.console.conftest import Account, Console, store_recording
+from hotline.db import Database
+from hotline.wiring import wiring_of
 from tests.support.factories import make_case
+from tests.support.staff import Account, Console, store_recording
 
 OWN = "urban_mgmt"
 OTHER = "water"
@@ -63,8 +65,8 @@ class OtherCase:
 
 
 @pytest.fixture
-def other_case(app: Flask, database: Any, make_account: Callable[..., Account]) -> OtherCase:
-    recordings_dir = app.extensions["hotline"].settings.recordings_dir
+def other_case(app: Flask, database: Database, make_account: Callable[..., Account]) -> OtherCase:
+    recordings_dir = wiring_of(app).settings.recordings_dir
     with database.session() as session, session.begin():
         case = make_case(
             session,
@@ -101,10 +103,10 @@ def url_for_rule(rule: Rule, case: OtherCase) -> str:
             values[argument] = OTHER
         else:
             pytest.fail(f"{rule.rule}: teach the authorisation matrix about <{argument}>")
-    return rule.build(values, append_unknown=False)[1]
+    return cast(tuple[str, str], rule.build(values, append_unknown=False))[1]
 
 
-def snapshot(database: Any, number: str) -> tuple[Any, ...]:
+def snapshot(database: Database, number: str) -> tuple[Any, ...]:
     """What any action would change."""
     with database.session() as session:
         case = session.scalars(select(Case).where(Case.number == number)).one()
@@ -132,7 +134,7 @@ def test_the_matrix_covers_every_kind_of_route(app: Flask) -> None:
 
 def test_another_departments_case_is_out_of_reach_on_every_console_route(
     app: Flask,
-    database: Any,
+    database: Database,
     other_case: OtherCase,
     signed_in: Callable[..., Console],
 ) -> None:

@@ -16,10 +16,11 @@ from sqlalchemy import select
 
 from cases import lifecycle, staff
 from cases.models import Case, CaseStatus, Department
-from tests.console.conftest import Account
+from hotline.db import Database
 from tests.support.browser import headless_chromium, screenshot
 from tests.support.factories import make_case
 from tests.support.receivers import make_department
+from tests.support.staff import Account
 
 # Far in the past, so these cases head the desk's queues, which are sorted by deadline.
 EARLY = datetime(2001, 1, 1, tzinfo=UTC)
@@ -47,7 +48,7 @@ def sign_in(driver: WebDriver, live_server: str, account: Account) -> None:
     wait_for(driver, "logout")
 
 
-def read_case(database, number: str) -> Case:  # type: ignore[no-untyped-def]
+def read_case(database: Database, number: str) -> Case:
     with database.session() as session:
         case = session.scalars(select(Case).where(Case.number == number)).one()
         _ = case.events
@@ -57,7 +58,7 @@ def read_case(database, number: str) -> Case:  # type: ignore[no-untyped-def]
 def test_department_staff_sign_in_accept_and_resolve_a_case(
     browser: WebDriver,
     live_server: str,
-    database,  # type: ignore[no-untyped-def]
+    database: Database,
     make_account: Callable[..., Account],
 ) -> None:
     with database.session() as session, session.begin():
@@ -96,7 +97,7 @@ def test_department_staff_sign_in_accept_and_resolve_a_case(
 def test_a_dispatcher_triages_a_case_and_rules_on_a_send_back(
     browser: WebDriver,
     live_server: str,
-    database,  # type: ignore[no-untyped-def]
+    database: Database,
     make_account: Callable[..., Account],
 ) -> None:
     with database.session() as session, session.begin():

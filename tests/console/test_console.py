@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from flask import Flask
@@ -27,15 +27,17 @@ from cases.models import (
     User,
     utcnow,
 )
-from cases.outbox import mask_number
-from tests.console.conftest import Account, Console, store_recording
+from cases.privacy import mask_number
+from hotline.db import Database
+from hotline.wiring import wiring_of
 from tests.support.factories import make_case
+from tests.support.staff import Account, Console, store_recording
 
 # A department few other tests route to, so that inbox order is this test's own cases.
 QUIET = "education"
 
 
-def load(database: Any, number: str) -> Case:
+def load(database: Database, number: str) -> Case:
     """The case as committed, with what the assertions read."""
     with database.session() as session:
         case = session.scalars(select(Case).where(Case.number == number)).one()
@@ -166,7 +168,7 @@ def test_deliveries_are_shown_on_the_case_with_their_state(
 def test_the_recording_streams_with_range_support_to_those_who_see_the_case(
     app: Flask, signed_in: Callable[..., Console], database: Any
 ) -> None:
-    recordings_dir = app.extensions["hotline"].settings.recordings_dir
+    recordings_dir = wiring_of(app).settings.recordings_dir
     with database.session() as session, session.begin():
         case = make_case(session)
         recording = store_recording(session, case=case, recordings_dir=recordings_dir)
@@ -297,7 +299,7 @@ def test_send_back_goes_to_the_desk_and_the_ruling_assigns_it_with_a_fresh_deadl
     )
     with database.session() as session:
         category = session.get(Category, "road_facility")
-        router = app.extensions["hotline"].router
+        router = wiring_of(app).router
         earliest = router.deadline_for(category=category, urgency="normal", start=before)
         latest = router.deadline_for(category=category, urgency="normal", start=after)
     assert case.deadline_at is not None and earliest <= case.deadline_at <= latest
@@ -579,7 +581,9 @@ def test_an_api_key_is_shown_once_and_works(
     response = admin.post("/console/admin/departments/market/api-key")
     assert response.status_code == 200
     assert "no-store" in response.headers["Cache-Control"]
-    key = re.search(r'id="api-key">([^<]+)<', response.get_data(as_text=True)).group(1)
+    key = cast(
+        re.Match[str], re.search(r'id="api-key">([^<]+)<', response.get_data(as_text=True))
+    ).group(1)
     with database.session() as session:
         department = staff.department_for_api_key(session, key=key)
         assert department is not None and department.code == "market"

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from hotline.config import PROJECT_ROOT
 from tests.conftest import AUDIO
@@ -27,7 +28,7 @@ def flask(
     )
 
 
-def test_init_is_idempotent(environ: dict[str, str], app) -> None:  # type: ignore[no-untyped-def]
+def test_init_is_idempotent(environ: dict[str, str], app: Flask) -> None:
     for _ in range(2):
         result = flask(environ, "init")
         assert result.returncode == 0, result.stderr
@@ -35,7 +36,7 @@ def test_init_is_idempotent(environ: dict[str, str], app) -> None:  # type: igno
 
 
 @pytest.mark.usefixtures("celery_worker")
-def test_simulate_call_then_case_show(environ: dict[str, str], app) -> None:  # type: ignore[no-untyped-def]
+def test_simulate_call_then_case_show(environ: dict[str, str], app: Flask) -> None:
     wav = AUDIO / "ko_streetlight.wav"
     call = flask(environ, "simulate-call", "--wav", str(wav), "--digits", "3,1", "--wait", "60")
     assert call.returncode == 0, call.stdout + call.stderr
@@ -59,7 +60,7 @@ def test_simulate_call_then_case_show(environ: dict[str, str], app) -> None:  # 
     assert kinds[0] == "opened" and "recording_stored" in kinds
 
 
-def test_case_show_of_an_unknown_number_fails_clearly(environ: dict[str, str], app) -> None:  # type: ignore[no-untyped-def]
+def test_case_show_of_an_unknown_number_fails_clearly(environ: dict[str, str], app: Flask) -> None:
     result = flask(environ, "case", "show", "000000000")
     assert result.returncode != 0
     assert "no case with number '000000000'" in result.stderr
@@ -77,10 +78,10 @@ def test_case_show_of_an_unknown_number_fails_clearly(environ: dict[str, str], a
 )
 def test_transcribe_rejects_bad_audio_clearly(
     environ: dict[str, str],
-    app,
+    app: Flask,
     tmp_path: Path,
     content: bytes,
-    message: str,  # type: ignore[no-untyped-def]
+    message: str,
 ) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(content)
@@ -89,7 +90,7 @@ def test_transcribe_rejects_bad_audio_clearly(
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_transcribe_prints_text_words_and_seconds(environ: dict[str, str], app) -> None:  # type: ignore[no-untyped-def]
+def test_transcribe_prints_text_words_and_seconds(environ: dict[str, str], app: Flask) -> None:
     result = flask(environ, "transcribe", str(AUDIO / "ko_water.wav"), "--locale", "ko-KR")
     assert result.returncode == 0, result.stderr
     transcript = json.loads(result.stdout)
@@ -98,15 +99,17 @@ def test_transcribe_prints_text_words_and_seconds(environ: dict[str, str], app) 
     assert transcript["model"] == "vosk-model-small-ko-0.22"
 
 
-def test_transcribe_without_a_model_says_how_to_get_one(environ: dict[str, str], app) -> None:  # type: ignore[no-untyped-def]
+def test_transcribe_without_a_model_says_how_to_get_one(
+    environ: dict[str, str], app: Flask
+) -> None:
     result = flask(environ, "transcribe", str(AUDIO / "zh_manhole.wav"), "--locale", "zh-CN")
     assert result.returncode != 0
     assert "flask --app hotline models install zh-CN" in result.stderr
 
 
 def test_models_install_shows_progress_and_unpacks(
-    environ: dict[str, str], app, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    environ: dict[str, str], app: Flask, tmp_path: Path
+) -> None:
     from tests.transcription.test_install import ModelSite, model_zip
 
     archive = model_zip()

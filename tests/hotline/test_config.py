@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hotline.config import ConfigError, load_settings
@@ -15,7 +17,7 @@ PRODUCTION_SECRETS = {
 }
 
 
-def test_defaults_need_no_servers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_defaults_need_no_servers(tmp_path: Path) -> None:
     settings = load_settings({"HOTLINE_INSTANCE_PATH": str(tmp_path)})
     assert settings.database_url == f"sqlite:///{tmp_path / 'hotline.sqlite'}"
     assert settings.broker_url.startswith("sqla+sqlite:///")

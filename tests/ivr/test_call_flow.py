@@ -4,42 +4,43 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 from sqlalchemy import select
 
 from cases import numbers
-from cases.models import Case, CaseStatus, SmsStatus
-from hotline.config import ALL_LOCALES, CONFIG_DIR
-from ivr.emulator import DialOutcome, Speak, TwilioEmulator
-from ivr.prompts import load_options
-from tests.ivr.conftest import LANGUAGE_KEY, SPEECH, VOICE
+from cases.locales import LOCALES
+from cases.models import Call, Case, CaseStatus, SmsStatus
+from emulator import CallLog, DialOutcome, Speak, Step, TwilioEmulator
+from hotline.config import CONFIG_DIR
+from hotline.db import Database
+from ivr.prompts import Prompts, load_options
+from tests.support.calls import LANGUAGE_KEY, SPEECH, VOICE, Lookups
 
-LOCALES = pytest.mark.parametrize("locale", ALL_LOCALES)
+EACH_LOCALE = pytest.mark.parametrize("locale", LOCALES)
 
 
-def answers_to(log, path: str) -> list:  # type: ignore[no-untyped-def]
+def answers_to(log: CallLog, path: str) -> list[Step]:
     """The app's answers to the requests made to `path`, in call order."""
     return [step for step in log.steps if path in step.url]
 
 
 def test_greeting_warns_of_emergencies_and_offers_each_language_in_its_own_voice(
-    emulator: TwilioEmulator, prompts
+    emulator: TwilioEmulator, prompts: dict[str, Prompts]
 ) -> None:
     log = emulator.call([])  # the caller listens, then hangs up at the language menu
     greeting, *options = log.steps[0].said
     assert greeting.text == prompts["zh-CN"].text("greeting")
     assert "一一零" in greeting.text and "一一九" in greeting.text and "一二零" in greeting.text
-    assert [(s.language, s.voice) for s in options] == [VOICE[loc] for loc in ALL_LOCALES]
-    assert [s.text for s in options] == [
-        prompts[loc].text("language_option") for loc in ALL_LOCALES
-    ]
+    assert [(s.language, s.voice) for s in options] == [VOICE[loc] for loc in LOCALES]
+    assert [s.text for s in options] == [prompts[loc].text("language_option") for loc in LOCALES]
     assert log.ended_by == "caller-hangup"
 
 
-@LOCALES
+@EACH_LOCALE
 def test_report_opens_a_case_and_reads_its_number_back_digit_by_digit(
-    locale: str, emulator: TwilioEmulator, lookups, prompts
+    locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     log = emulator.call([LANGUAGE_KEY[locale], "1", Speak(SPEECH)])
 
@@ -51,7 +52,7 @@ def test_report_opens_a_case_and_reads_its_number_back_digit_by_digit(
     assert case.caller_number == emulator.from_number
     assert case.events[0].kind == "opened"  # (a worker may already have added more)
     assert case.recordings[0].recording_sid == log.recordings[0]["RecordingSid"]
-    assert case.call.locale == locale
+    assert cast(Call, case.call).locale == locale
 
     record = answers_to(log, "/ivr/menu/choice")[0].twiml.find("Record")
     assert record is not None
@@ -77,7 +78,7 @@ def test_report_opens_a_case_and_reads_its_number_back_digit_by_digit(
     assert log.ended_by == "hangup-verb"
 
 
-@LOCALES
+@EACH_LOCALE
 def test_every_prompt_after_the_language_choice_is_in_that_language(
     locale: str, emulator: TwilioEmulator
 ) -> None:
@@ -86,28 +87,32 @@ def test_every_prompt_after_the_language_choice_is_in_that_language(
     assert after_choice and all((s.language, s.voice) == VOICE[locale] for s in after_choice)
 
 
-def test_no_key_at_the_language_menu_means_mandarin(emulator: TwilioEmulator, lookups) -> None:
+def test_no_key_at_the_language_menu_means_mandarin(
+    emulator: TwilioEmulator, lookups: Lookups
+) -> None:
     log = emulator.call([None, "1", Speak(SPEECH)])
     assert lookups.case_of(log.call_sid).locale == "zh-CN"
 
 
-def test_an_invalid_language_key_repeats_the_menu(emulator: TwilioEmulator, prompts) -> None:
+def test_an_invalid_language_key_repeats_the_menu(
+    emulator: TwilioEmulator, prompts: dict[str, Prompts]
+) -> None:
     log = emulator.call(["9", "2"])
     assert log.steps[1].said[0].text == prompts["zh-CN"].text("menu_invalid")
     assert log.steps[2].said[-1].text == prompts["en-US"].text("main_menu")
 
 
 def test_three_invalid_language_keys_end_the_call_politely(
-    emulator: TwilioEmulator, prompts
+    emulator: TwilioEmulator, prompts: dict[str, Prompts]
 ) -> None:
     log = emulator.call(["9", "8", "7"])
     assert log.said[-1].text == prompts["zh-CN"].text("menu_goodbye")
     assert log.ended_by == "hangup-verb"
 
 
-@LOCALES
+@EACH_LOCALE
 def test_invalid_or_missing_main_menu_keys_repeat_it_and_three_misses_end_the_call(
-    locale: str, emulator: TwilioEmulator, lookups, prompts
+    locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     log = emulator.call([LANGUAGE_KEY[locale], "9", None, "5"])
     texts = [spoken.text for spoken in log.said]
@@ -118,23 +123,31 @@ def test_invalid_or_missing_main_menu_keys_repeat_it_and_three_misses_end_the_ca
     assert lookups.cases_of(log.call_sid) == []
 
 
-@LOCALES
+@EACH_LOCALE
 def test_a_miss_then_a_valid_key_still_reaches_the_report(
-    locale: str, emulator: TwilioEmulator, lookups
+    locale: str, emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
     log = emulator.call([LANGUAGE_KEY[locale], "4", "1", Speak(SPEECH)])
     assert lookups.case_of(log.call_sid).locale == locale
 
 
-@LOCALES
+@EACH_LOCALE
 def test_status_reads_back_status_department_and_deadline(
-    locale: str, emulator: TwilioEmulator, lookups, database, prompts
+    locale: str,
+    emulator: TwilioEmulator,
+    lookups: Lookups,
+    database: Database,
+    prompts: dict[str, Prompts],
 ) -> None:
     opened = lookups.case_of(emulator.call([LANGUAGE_KEY[locale], "1", Speak(SPEECH)]).call_sid)
     deadline = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
     with database.session() as session, session.begin():
         case = session.scalars(select(Case).where(Case.number == opened.number)).one()
-        case.status, case.department_code, case.deadline_at = "assigned", "water", deadline
+        case.status, case.department_code, case.deadline_at = (
+            cast(CaseStatus, "assigned"),
+            "water",
+            deadline,
+        )
         case.routed_at = deadline  # routed by hand: the routing job must leave it be
 
     log = emulator.call([LANGUAGE_KEY[locale], "2", opened.number])
@@ -150,9 +163,9 @@ def test_status_reads_back_status_department_and_deadline(
     assert log.said[-1].text == prompts[locale].text("main_menu")
 
 
-@LOCALES
+@EACH_LOCALE
 def test_status_of_a_fresh_case_says_it_is_being_dispatched(
-    locale: str, emulator: TwilioEmulator, lookups, prompts
+    locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     opened = lookups.case_of(emulator.call([LANGUAGE_KEY[locale], "1", Speak(SPEECH)]).call_sid)
     log = emulator.call([LANGUAGE_KEY[locale], "2", opened.number + "#"])
@@ -161,9 +174,9 @@ def test_status_of_a_fresh_case_says_it_is_being_dispatched(
     assert any(prompts[locale].status(status) in said for status in ("open", "triage", "assigned"))
 
 
-@LOCALES
+@EACH_LOCALE
 def test_unknown_case_number_lets_the_caller_try_once_more(
-    locale: str, emulator: TwilioEmulator, lookups, prompts
+    locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     opened = lookups.case_of(emulator.call([LANGUAGE_KEY[locale], "1", Speak(SPEECH)]).call_sid)
     wrong = opened.number[:-1] + str((int(opened.number[-1]) + 1) % 10)  # one key off
@@ -175,17 +188,19 @@ def test_unknown_case_number_lets_the_caller_try_once_more(
     assert prompts[locale].digits(opened.number) in second.said[0].text
 
 
-@LOCALES
+@EACH_LOCALE
 def test_unknown_case_number_twice_ends_the_call(
-    locale: str, emulator: TwilioEmulator, prompts
+    locale: str, emulator: TwilioEmulator, prompts: dict[str, Prompts]
 ) -> None:
     log = emulator.call([LANGUAGE_KEY[locale], "2", "123456789", "999"])
     assert log.said[-1].text == prompts[locale].text("status_unknown_goodbye")
     assert log.ended_by == "hangup-verb"
 
 
-@LOCALES
-def test_operator_rings_the_on_duty_numbers(locale: str, emulator: TwilioEmulator, prompts) -> None:
+@EACH_LOCALE
+def test_operator_rings_the_on_duty_numbers(
+    locale: str, emulator: TwilioEmulator, prompts: dict[str, Prompts]
+) -> None:
     options = load_options(CONFIG_DIR / "ivr.toml")
     log = emulator.call([LANGUAGE_KEY[locale], "0", DialOutcome("completed", duration=60)])
     assert log.dialed == [list(options.operator_numbers)]
@@ -195,18 +210,18 @@ def test_operator_rings_the_on_duty_numbers(locale: str, emulator: TwilioEmulato
     assert log.ended_by == "hangup-verb"
 
 
-@LOCALES
+@EACH_LOCALE
 def test_when_no_operator_answers_the_caller_can_record_instead(
-    locale: str, emulator: TwilioEmulator, lookups, prompts
+    locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     log = emulator.call([LANGUAGE_KEY[locale], "0", DialOutcome("no-answer"), Speak(SPEECH)])
     assert prompts[locale].text("operator_unavailable") in [s.text for s in log.said]
     assert lookups.case_of(log.call_sid).locale == locale
 
 
-@LOCALES
+@EACH_LOCALE
 def test_withheld_caller_id_is_asked_for_a_callback_number(
-    locale: str, emulator: TwilioEmulator, lookups, prompts
+    locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     emulator.from_number = "anonymous"
     log = emulator.call([LANGUAGE_KEY[locale], "1", "13912345678#", Speak(SPEECH)])
@@ -215,12 +230,12 @@ def test_withheld_caller_id_is_asked_for_a_callback_number(
     case = lookups.case_of(log.call_sid)
     assert case.caller_number == "13912345678"
     assert case.sms_status in (SmsStatus.PENDING, SmsStatus.SENT)  # a text is due, or went
-    assert case.call.caller_id_withheld
+    assert cast(Call, case.call).caller_id_withheld
 
 
-@LOCALES
+@EACH_LOCALE
 def test_withheld_caller_who_skips_the_callback_number_still_reports(
-    locale: str, emulator: TwilioEmulator, lookups, prompts
+    locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     emulator.from_number = ""
     log = emulator.call([LANGUAGE_KEY[locale], "1", "#", Speak(SPEECH)])
@@ -230,18 +245,18 @@ def test_withheld_caller_who_skips_the_callback_number_still_reports(
     assert log.said[-1].text == prompts[locale].text("no_sms")
 
 
-@LOCALES
+@EACH_LOCALE
 def test_a_silent_recording_is_reprompted_once(
-    locale: str, emulator: TwilioEmulator, lookups, prompts
+    locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     log = emulator.call([LANGUAGE_KEY[locale], "1", Speak(None), Speak(SPEECH)])
     assert prompts[locale].text("report_silent_retry") in [s.text for s in log.said]
     assert lookups.case_of(log.call_sid).locale == locale
 
 
-@LOCALES
+@EACH_LOCALE
 def test_two_silent_recordings_end_the_call_without_a_case(
-    locale: str, emulator: TwilioEmulator, lookups, prompts
+    locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     log = emulator.call([LANGUAGE_KEY[locale], "1", Speak(None), Speak(None)])
     assert log.said[-1].text == prompts[locale].text("report_nothing_heard")
@@ -249,7 +264,7 @@ def test_two_silent_recordings_end_the_call_without_a_case(
 
 
 def test_a_hang_up_during_recording_opens_no_case_but_keeps_the_audio(
-    emulator: TwilioEmulator, lookups
+    emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
     log = emulator.call(["1", "1", Speak(SPEECH, end="hangup")])
     assert log.ended_by == "caller-hangup"
@@ -258,14 +273,16 @@ def test_a_hang_up_during_recording_opens_no_case_but_keeps_the_audio(
     assert kept.case_id is None and kept.recording_sid == log.recordings[0]["RecordingSid"]
 
 
-def test_a_hang_up_before_saying_anything_keeps_nothing(emulator: TwilioEmulator, lookups) -> None:
+def test_a_hang_up_before_saying_anything_keeps_nothing(
+    emulator: TwilioEmulator, lookups: Lookups
+) -> None:
     log = emulator.call(["1", "1", Speak(None, end="hangup")])
     assert lookups.cases_of(log.call_sid) == []
     assert lookups.recordings_of(log.call_sid) == []
 
 
 def test_a_repeated_record_action_gives_the_same_number_and_one_case(
-    emulator: TwilioEmulator, lookups
+    emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
     log = emulator.call(["2", "1", Speak(SPEECH)])
     (recorded,) = answers_to(log, "/ivr/recorded")
@@ -278,7 +295,7 @@ def test_a_repeated_record_action_gives_the_same_number_and_one_case(
 
 
 def test_a_repeated_voice_webhook_gives_the_same_answer_and_one_call(
-    emulator: TwilioEmulator, lookups
+    emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
     log = emulator.call([])
     replay = emulator.replay(log.steps[0])
@@ -286,8 +303,8 @@ def test_a_repeated_voice_webhook_gives_the_same_answer_and_one_call(
     assert lookups.count_calls(log.call_sid) == 1
 
 
-def test_call_details_are_kept(emulator: TwilioEmulator, lookups) -> None:
+def test_call_details_are_kept(emulator: TwilioEmulator, lookups: Lookups) -> None:
     log = emulator.call(["1", "1", Speak(SPEECH)], extra_params={"FromCity": "QUFU"})
-    call = lookups.case_of(log.call_sid).call
+    call = cast(Call, lookups.case_of(log.call_sid).call)
     assert call.from_number == emulator.from_number and call.to_number == emulator.to_number
     assert call.details["FromCity"] == "QUFU" and call.details["Direction"] == "inbound"

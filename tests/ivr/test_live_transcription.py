@@ -3,21 +3,26 @@ with the batch job on a real Celery worker filling in whatever the live path mis
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 import simple_websocket
+from flask import Flask
 from twilio.request_validator import RequestValidator
 
+from cases import models
+from emulator import Speak, TwilioEmulator
+from hotline.wiring import Wiring, wiring_of
 from ivr import streams
-from ivr.emulator import Speak, TwilioEmulator
+from ivr.prompts import Prompts
 from tests.conftest import AUDIO, AUTH_TOKEN, PUBLIC_BASE_URL, wait_until
+from tests.support.calls import Lookups
 from transcription.audio import decode_wav
+from transcription.models import LoadedModel
 from transcription.quality import character_error_rate
-from transcription.recognizer import ThreadedStream, transcribe
+from transcription.recognizer import Transcript, TranscriptionError, transcribe
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 
@@ -29,13 +34,15 @@ def wav(name: str) -> bytes:
     return (AUDIO / f"{name}.wav").read_bytes()
 
 
-def batch_text(app, name: str) -> str:  # type: ignore[no-untyped-def]
-    model = app.extensions["hotline"].models.get("ko-KR")
+def batch_text(app: Flask, name: str) -> str:
+    model = wiring_of(app).models.get("ko-KR")
     return transcribe(decode_wav(wav(name)), model).text
 
 
-def settled_transcript(lookups, call_sid: str, *, source: str | None = None):  # type: ignore[no-untyped-def]
-    def done():  # type: ignore[no-untyped-def]
+def settled_transcript(
+    lookups: Lookups, call_sid: str, *, source: str | None = None
+) -> models.Transcript:
+    def done() -> models.Transcript | None:
         transcript = lookups.transcript_of(call_sid)
         if transcript and transcript.complete and (source is None or transcript.source == source):
             return transcript
@@ -45,7 +52,7 @@ def settled_transcript(lookups, call_sid: str, *, source: str | None = None):  #
 
 
 def test_the_report_is_streamed_live_and_its_transcript_stored_at_stop(
-    emulator: TwilioEmulator, lookups, app
+    emulator: TwilioEmulator, lookups: Lookups, app: Flask
 ) -> None:
     # Twilio is slow to serve the file here, so the live path is first, as it is in life.
     log = emulator.call([KOREAN, "1", Speak(wav("ko_streetlight"), not_found_first=4)])
@@ -73,7 +80,7 @@ def test_locales_without_a_model_are_not_streamed(emulator: TwilioEmulator) -> N
 
 
 def test_a_dropped_socket_leaves_a_partial_text_that_the_batch_job_replaces(
-    emulator: TwilioEmulator, lookups
+    emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
     log = emulator.call([KOREAN, "1", Speak(wav("ko_road"), drop_stream=True)])
 
@@ -83,17 +90,28 @@ def test_a_dropped_socket_leaves_a_partial_text_that_the_batch_job_replaces(
     assert transcript.case_id == case.id and not case.needs_review
 
 
-def test_a_recognizer_failure_during_a_live_call_loses_no_case(
-    emulator: TwilioEmulator, lookups, monkeypatch: pytest.MonkeyPatch, prompts
-) -> None:
-    class BrokenRecognizerStream(ThreadedStream):
-        def _decode(self, model, input_rate, chunk_seconds):  # type: ignore[no-untyped-def]
-            # The recognizer dies in this call's worker thread, a few frames in.
-            for _ in range(10):
-                self._queue.get()
-            raise RuntimeError("recognizer failed mid-call")
+class BrokenRecognizer:
+    """A live recognizer (`ivr.streams.LiveRecognizer`) whose decoding dies a few frames in,
+    as a real one reports it: at the end, as a TranscriptionError."""
 
-    monkeypatch.setattr(streams, "ThreadedStream", BrokenRecognizerStream)
+    def __init__(self, model: LoadedModel) -> None:
+        self.frames = 0
+
+    def put_mulaw(self, payload: bytes) -> None:
+        self.frames += 1
+
+    def close(self, timeout: float | None = 60.0) -> Transcript:
+        raise TranscriptionError(f"recognizer failed mid-call, after {min(self.frames, 10)} frames")
+
+
+def test_a_recognizer_failure_during_a_live_call_loses_no_case(
+    emulator: TwilioEmulator,
+    lookups: Lookups,
+    wiring: Wiring,
+    monkeypatch: pytest.MonkeyPatch,
+    prompts: dict[str, Prompts],
+) -> None:
+    monkeypatch.setattr(wiring.live, "open_recognizer", BrokenRecognizer)
     log = emulator.call([KOREAN, "1", Speak(wav("ko_noise"))])
 
     assert log.said[-1].text == prompts["ko-KR"].text("sms_will_follow")  # the call went on
@@ -103,7 +121,7 @@ def test_a_recognizer_failure_during_a_live_call_loses_no_case(
 
 
 def test_several_calls_at_once_keep_their_texts_apart(
-    emulator: TwilioEmulator, lookups, app
+    emulator: TwilioEmulator, lookups: Lookups, app: Flask
 ) -> None:
     references = {name: batch_text(app, name) for name in FIXTURES}
 
@@ -141,7 +159,7 @@ def test_a_stream_with_another_calls_token_stores_nothing(
     token: str,
     live_server: str,
     emulator: TwilioEmulator,
-    lookups,
+    lookups: Lookups,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     log = emulator.call([KOREAN, "2"])  # a real call, but no report
@@ -168,10 +186,9 @@ def test_a_stream_with_another_calls_token_stores_nothing(
 
 
 def test_past_the_live_capacity_a_call_is_left_to_the_batch_job(
-    emulator: TwilioEmulator, lookups, app, monkeypatch: pytest.MonkeyPatch
+    emulator: TwilioEmulator, lookups: Lookups, wiring: Wiring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    full = dataclasses.replace(app.extensions["ivr.live"], max_streams=0)
-    monkeypatch.setitem(app.extensions, "ivr.live", full)
+    monkeypatch.setattr(wiring.live, "max_streams", 0)
 
     log = emulator.call([KOREAN, "1", Speak(wav("ko_parking"))])
 

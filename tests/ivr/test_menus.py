@@ -5,7 +5,7 @@ from __future__ import annotations
 from hotline.config import CONFIG_DIR
 from ivr import menus
 from ivr.menus import MenuChoice
-from ivr.prompts import load_options
+from ivr.prompts import Prompts, load_options
 from ivr.twiml import CallFlow
 
 ALL = ("zh-CN", "en-US", "ko-KR")
@@ -25,7 +25,7 @@ def test_main_menu_keys() -> None:
     assert all(menus.choose_from_main_menu(key) is None for key in ["", "3", "9", "11"])
 
 
-def test_with_one_locale_the_language_menu_is_skipped(prompts) -> None:  # type: ignore[no-untyped-def]
+def test_with_one_locale_the_language_menu_is_skipped(prompts: dict[str, Prompts]) -> None:
     flow = CallFlow(
         prompts={"en-US": prompts["en-US"]},
         options=load_options(CONFIG_DIR / "ivr.toml"),
@@ -38,7 +38,7 @@ def test_with_one_locale_the_language_menu_is_skipped(prompts) -> None:  # type:
     assert "/ivr/language" not in twiml and "/ivr/menu/choice?lang=en-US" in twiml
 
 
-def test_digits_are_read_one_by_one_in_each_locale(prompts) -> None:  # type: ignore[no-untyped-def]
+def test_digits_are_read_one_by_one_in_each_locale(prompts: dict[str, Prompts]) -> None:
     assert prompts["zh-CN"].digits("107") == "幺，零，七"
     assert prompts["en-US"].digits("107") == "one, zero, seven"
     assert prompts["ko-KR"].digits("107") == "일, 공, 칠"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 import xml.etree.ElementTree as ET
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -19,9 +20,10 @@ from cases.models import (
     Light,
     utcnow,
 )
-from ivr.emulator import Step, TwilioEmulator
-from ivr.messaging import RatingText, parse_rating
+from emulator import Step, TwilioEmulator
+from hotline.db import Database
 from ivr.prompts import Prompts
+from ivr.sms import RatingText, parse_rating
 from tests.conftest import ACCOUNT_SID
 from tests.support.factories import make_case
 from tests.support.receivers import make_department, new_caller_number
@@ -30,7 +32,7 @@ SMS_PATH = "/ivr/sms"
 
 
 def resolved_case(
-    database,  # type: ignore[no-untyped-def]
+    database: Database,
     *,
     caller: str,
     locale: str = "zh-CN",
@@ -55,14 +57,14 @@ def resolved_case(
     return case
 
 
-def reload(database, number: str) -> Case:  # type: ignore[no-untyped-def]
+def reload(database: Database, number: str) -> Case:
     with database.session() as session:
         case = session.scalars(select(Case).where(Case.number == number)).one()
         _ = case.events, case.deliveries
         return case
 
 
-def text_in(emulator: TwilioEmulator, *, caller: str, body: str, **options) -> Step:  # type: ignore[no-untyped-def]
+def text_in(emulator: TwilioEmulator, *, caller: str, body: str, **options: Any) -> Step:
     """Post an incoming text as Twilio's Messaging webhook does (signed, unless told not to)."""
     message_sid = "SM" + uuid.uuid4().hex
     params = {
@@ -113,7 +115,7 @@ def test_what_reads_as_a_rating(body: str, expected: RatingText | None) -> None:
 
 def test_a_high_rating_closes_the_case_and_thanks_the_caller(
     emulator: TwilioEmulator,
-    database,  # type: ignore[no-untyped-def]
+    database: Database,
     prompts: dict[str, Prompts],
 ) -> None:
     caller = new_caller_number()
@@ -137,7 +139,7 @@ def test_a_high_rating_closes_the_case_and_thanks_the_caller(
 
 def test_a_low_rating_reopens_the_case_to_its_responsible_department(
     emulator: TwilioEmulator,
-    database,  # type: ignore[no-untyped-def]
+    database: Database,
     prompts: dict[str, Prompts],
 ) -> None:
     caller = new_caller_number()
@@ -167,7 +169,7 @@ def test_a_low_rating_reopens_the_case_to_its_responsible_department(
 
 def test_a_retried_text_gets_the_same_answer_and_rates_once(
     emulator: TwilioEmulator,
-    database,  # type: ignore[no-untyped-def]
+    database: Database,
 ) -> None:
     caller = new_caller_number()
     number = resolved_case(database, caller=caller).number
@@ -184,7 +186,7 @@ def test_a_retried_text_gets_the_same_answer_and_rates_once(
 
 def test_a_forged_or_unsigned_text_is_refused_and_changes_nothing(
     emulator: TwilioEmulator,
-    database,  # type: ignore[no-untyped-def]
+    database: Database,
 ) -> None:
     caller = new_caller_number()
     number = resolved_case(database, caller=caller).number
@@ -202,7 +204,7 @@ def test_a_forged_or_unsigned_text_is_refused_and_changes_nothing(
 def test_anything_else_gets_help_in_the_callers_language(
     body: str,
     emulator: TwilioEmulator,
-    database,  # type: ignore[no-untyped-def]
+    database: Database,
     prompts: dict[str, Prompts],
 ) -> None:
     caller = new_caller_number()
@@ -217,7 +219,7 @@ def test_anything_else_gets_help_in_the_callers_language(
 
 def test_a_rating_with_a_case_number_rates_that_case(
     emulator: TwilioEmulator,
-    database,  # type: ignore[no-untyped-def]
+    database: Database,
     prompts: dict[str, Prompts],
 ) -> None:
     caller = new_caller_number()
@@ -233,7 +235,7 @@ def test_a_rating_with_a_case_number_rates_that_case(
 
 def test_no_case_to_rate_is_said_and_nobody_elses_case_is_touched(
     emulator: TwilioEmulator,
-    database,  # type: ignore[no-untyped-def]
+    database: Database,
     prompts: dict[str, Prompts],
 ) -> None:
     someone = new_caller_number()
@@ -252,7 +254,7 @@ def test_no_case_to_rate_is_said_and_nobody_elses_case_is_touched(
 
 def test_a_text_after_the_case_is_closed_says_nothing_is_waiting(
     emulator: TwilioEmulator,
-    database,  # type: ignore[no-untyped-def]
+    database: Database,
     prompts: dict[str, Prompts],
 ) -> None:
     caller = new_caller_number()
@@ -277,7 +279,7 @@ def test_a_text_without_its_message_sid_is_a_bad_request(emulator: TwilioEmulato
 def test_the_ivr_status_path_reads_the_state_the_feedback_left(
     status: str,
     emulator: TwilioEmulator,
-    database,  # type: ignore[no-untyped-def]
+    database: Database,
     prompts: dict[str, Prompts],
 ) -> None:
     caller = new_caller_number()

@@ -4,27 +4,33 @@ and an emergency heard in a live call put straight through to 119."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
+from flask import Flask
 
-from cases import services
-from cases.models import Case, CaseStatus
-from cases.services import CallerInfo, RecordingReport, TranscriptText
-from ivr import streams, tasks
-from ivr.emulator import Speak, TwilioEmulator
+from cases import intake
+from cases.intake import CallerInfo, RecordingReport, TranscriptText
+from cases.models import Call, Case, CaseStatus
+from emulator import Speak, TwilioEmulator
+from hotline.db import Database
+from hotline.wiring import Wiring
+from ivr.prompts import Prompts
+from routing import tasks
 from tests.conftest import AUDIO, wait_until
-from tests.ivr.conftest import VOICE
-from transcription.recognizer import ThreadedStream, Transcript
+from tests.support.calls import VOICE, Lookups
+from transcription.models import LoadedModel
+from transcription.recognizer import Transcript
 
 
 def case_with_transcript(
-    database, emulator: TwilioEmulator, text: str, *, locale: str = "zh-CN"
-) -> int:  # type: ignore[no-untyped-def]
+    database: Database, emulator: TwilioEmulator, text: str, *, locale: str = "zh-CN"
+) -> int:
     """A case opened from a call, with `text` as its complete transcript."""
     call_sid = emulator.new_call_sid()
     caller = CallerInfo(call_sid, emulator.account_sid, "+8613900000000", "+865374412345", {})
     with database.session() as session, session.begin():
-        opened = services.open_case_from_recording(
+        opened = intake.open_case_from_recording(
             session,
             caller=caller,
             locale=locale,
@@ -32,9 +38,9 @@ def case_with_transcript(
                 url=f"https://example.test/{call_sid}", recording_sid=None, duration=9
             ),
         )
-        services.store_transcript(
+        intake.store_transcript(
             session,
-            call=opened.case.call,
+            call=cast(Call, opened.case.call),
             source="batch",
             complete=True,
             result=TranscriptText(text, [], 9.0, "vosk 0.3.45", "test", 0.1),
@@ -42,7 +48,7 @@ def case_with_transcript(
         return opened.case.id
 
 
-def routed(database, case_id: int) -> Case:  # type: ignore[no-untyped-def]
+def routed(database: Database, case_id: int) -> Case:
     with database.session() as session:
         case = session.get_one(Case, case_id)
         _ = case.events
@@ -50,7 +56,7 @@ def routed(database, case_id: int) -> Case:  # type: ignore[no-untyped-def]
 
 
 def test_a_transcript_is_routed_to_its_department_with_deadline_and_explanation(
-    database, emulator: TwilioEmulator
+    database: Database, emulator: TwilioEmulator
 ) -> None:
     case_id = case_with_transcript(
         database, emulator, "喂你好我们书院街道春秋路那边有个路灯不亮了好几天了晚上黑乎乎的"
@@ -69,11 +75,11 @@ def test_a_transcript_is_routed_to_its_department_with_deadline_and_explanation(
     event = case.events[-1]
     assert event.kind == "routed"
     assert event.data["explanation"]["top"][0][0] == "streetlight"
-    assert event.data["model_version"] and case.routing["confidence"] >= 0.35
+    assert event.data["model_version"] and cast(dict[str, Any], case.routing)["confidence"] >= 0.35
 
 
 def test_facilities_in_the_development_zone_go_to_the_zone(
-    database, emulator: TwilioEmulator
+    database: Database, emulator: TwilioEmulator
 ) -> None:
     case_id = case_with_transcript(
         database, emulator, "开发区那条路上的井盖丢了好大一个洞晚上很危险"
@@ -83,20 +89,25 @@ def test_facilities_in_the_development_zone_go_to_the_zone(
     assert case.department_code == "dev_zone" and case.category_code == "road_facility"
     assert case.urgency == "urgent"  # a missing cover: hours matter
     assert case.deadline_at == case.opened_at + timedelta(hours=2)
-    assert case.routing["explanation"]["override"] == "dev_zone"
+    assert cast(dict[str, Any], case.routing)["explanation"]["override"] == "dev_zone"
 
 
 def test_low_confidence_goes_to_the_dispatch_desk_for_triage(
-    database, emulator: TwilioEmulator
+    database: Database, emulator: TwilioEmulator
 ) -> None:
     case_id = case_with_transcript(database, emulator, "嗯 那个 就是 喂 喂 听得到吗")
     tasks.route_case.apply(args=[case_id]).get()
     case = routed(database, case_id)
     assert (case.department_code, case.status) == ("hotline_office", CaseStatus.TRIAGE)
-    assert case.routing["needs_triage"] and case.routing["explanation"]["triage"]
+    assert (
+        cast(dict[str, Any], case.routing)["needs_triage"]
+        and cast(dict[str, Any], case.routing)["explanation"]["triage"]
+    )
 
 
-def test_a_decision_is_kept_whatever_runs_again(database, emulator: TwilioEmulator, app) -> None:  # type: ignore[no-untyped-def]
+def test_a_decision_is_kept_whatever_runs_again(
+    database: Database, emulator: TwilioEmulator, app: Flask
+) -> None:
     case_id = case_with_transcript(database, emulator, "公司老板拖欠我们工资三个月了一分钱都没发")
     tasks.route_case.apply(args=[case_id]).get()
     before = routed(database, case_id)
@@ -110,11 +121,11 @@ def test_a_decision_is_kept_whatever_runs_again(database, emulator: TwilioEmulat
 
 @pytest.mark.usefixtures("celery_worker")
 def test_a_live_call_is_transcribed_and_routed_by_the_worker(
-    emulator: TwilioEmulator, lookups
+    emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
     log = emulator.call(["3", "1", Speak((AUDIO / "ko_water.wav").read_bytes())])
 
-    def routed_case():  # type: ignore[no-untyped-def]
+    def routed_case() -> Case | None:
         case = lookups.case_of(log.call_sid)
         return case if case.routed_at is not None else None
 
@@ -124,21 +135,32 @@ def test_a_live_call_is_transcribed_and_routed_by_the_worker(
     assert "routed" in [event.kind for event in case.events]
 
 
+class HeardFire:
+    """A live recognizer (`ivr.streams.LiveRecognizer`) that hears a report of a fire."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model_name, self.frames = model.name, 0
+
+    def put_mulaw(self, payload: bytes) -> None:
+        self.frames += 1
+
+    def close(self, timeout: float | None = 60.0) -> Transcript:
+        words = "우리 집에 불이 났어요 빨리 와 주세요"
+        return Transcript(words, (), self.frames * 0.02, "vosk 0.3.45", self.model_name, 0.01)
+
+
 def test_an_emergency_heard_in_a_live_call_is_put_through_to_119(
-    emulator: TwilioEmulator, lookups, prompts, monkeypatch: pytest.MonkeyPatch
+    emulator: TwilioEmulator,
+    lookups: Lookups,
+    prompts: dict[str, Prompts],
+    wiring: Wiring,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The only model here (small Korean) cannot make out espeak-ng's synthetic Korean well
-    # enough to hear "fire": this fake of our stream interface stands in for what a caller's
-    # real voice would give. Everything else is real: the socket, the stop, the store, the check.
-    class HeardFire(ThreadedStream):
-        def _decode(self, model, input_rate, chunk_seconds):  # type: ignore[no-untyped-def]
-            frames = 0
-            while self._queue.get() is not None:
-                frames += 1
-            words = "우리 집에 불이 났어요 빨리 와 주세요"
-            return Transcript(words, (), frames * 0.02, "vosk 0.3.45", model.name, 0.01)
-
-    monkeypatch.setattr(streams, "ThreadedStream", HeardFire)
+    # enough to hear "fire": this fake of our recognizer interface stands in for what a
+    # caller's real voice would give. Everything else is real: the socket, the stop, the
+    # store, the check.
+    monkeypatch.setattr(wiring.live, "open_recognizer", HeardFire)
     log = emulator.call(["3", "1", Speak((AUDIO / "ko_streetlight.wav").read_bytes())])
 
     transfer = next(step for step in log.steps if "/ivr/report/check" in step.url)
@@ -151,7 +173,7 @@ def test_an_emergency_heard_in_a_live_call_is_put_through_to_119(
 
 
 def test_a_live_call_without_an_emergency_hears_its_number(
-    emulator: TwilioEmulator, lookups, prompts
+    emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     log = emulator.call(["3", "1", Speak((AUDIO / "ko_garbage.wav").read_bytes())])
     check = next(step for step in log.steps if "/ivr/report/check" in step.url)

@@ -7,13 +7,14 @@ import pytest
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
+from cases import intake
 from cases.models import CaseStatus
-from ivr import views
-from ivr.emulator import Speak, TwilioEmulator
+from emulator import Speak, TwilioEmulator
+from ivr.prompts import Prompts
 from ivr.signatures import check_twilio_signature
 from ivr.twiml import CallFlow
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
-from tests.ivr.conftest import SPEECH
+from tests.support.calls import SPEECH, Lookups
 
 IVR_PATHS = [
     "/ivr/voice",
@@ -65,7 +66,7 @@ def test_twilios_published_signature_vector_validates_against_the_rebuilt_url() 
 @pytest.mark.parametrize("path", IVR_PATHS)
 @pytest.mark.parametrize("how", ["missing", "forged", "other-url"])
 def test_unsigned_or_forged_requests_get_403_and_write_nothing(
-    path: str, how: str, emulator: TwilioEmulator, lookups
+    path: str, how: str, emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
     call_sid = emulator.new_call_sid()
     params = recorded_params(emulator, call_sid)
@@ -81,7 +82,9 @@ def test_unsigned_or_forged_requests_get_403_and_write_nothing(
     assert lookups.recordings_of(call_sid) == []
 
 
-def test_a_signature_for_other_parameters_is_rejected(emulator: TwilioEmulator, lookups) -> None:
+def test_a_signature_for_other_parameters_is_rejected(
+    emulator: TwilioEmulator, lookups: Lookups
+) -> None:
     call_sid = emulator.new_call_sid()
     params = recorded_params(emulator, call_sid)
     signed = emulator.post("/ivr/voice", params)
@@ -97,7 +100,7 @@ def test_a_signature_for_other_parameters_is_rejected(emulator: TwilioEmulator, 
 
 @pytest.mark.parametrize("missing", ["CallSid", "AccountSid"])
 def test_a_webhook_without_callsid_or_accountsid_is_a_clear_400_and_writes_nothing(
-    missing: str, emulator: TwilioEmulator, lookups
+    missing: str, emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
     call_sid = emulator.new_call_sid()
     params = recorded_params(emulator, call_sid)
@@ -115,7 +118,10 @@ def test_recording_status_without_a_recording_sid_is_a_clear_400(emulator: Twili
 
 
 def test_an_internal_error_apologises_and_still_records_the_caller(
-    emulator: TwilioEmulator, lookups, prompts, monkeypatch: pytest.MonkeyPatch
+    emulator: TwilioEmulator,
+    lookups: Lookups,
+    prompts: dict[str, Prompts],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def broken(self: CallFlow, *args: object, **kwargs: object) -> None:
         raise RuntimeError("prompt store unavailable")
@@ -132,12 +138,16 @@ def test_an_internal_error_apologises_and_still_records_the_caller(
 
 
 def test_when_saving_the_report_fails_the_caller_hears_so_and_the_url_is_logged(
-    emulator: TwilioEmulator, lookups, prompts, monkeypatch: pytest.MonkeyPatch, caplog
+    emulator: TwilioEmulator,
+    lookups: Lookups,
+    prompts: dict[str, Prompts],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database is down")
 
-    monkeypatch.setattr(views.services, "open_case_from_recording", broken)
+    monkeypatch.setattr(intake, "open_case_from_recording", broken)
     log = emulator.call(["1", "1", Speak(SPEECH)])
 
     assert log.said[-1].text == prompts["zh-CN"].text("recording_not_saved")
@@ -148,7 +158,7 @@ def test_when_saving_the_report_fails_the_caller_hears_so_and_the_url_is_logged(
 
 
 def test_the_fallback_url_apologises_and_records(
-    emulator: TwilioEmulator, lookups, prompts
+    emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     call_sid = emulator.new_call_sid()
     params = {
@@ -164,7 +174,7 @@ def test_the_fallback_url_apologises_and_records(
 
 
 def test_the_call_status_callback_records_how_the_call_ended(
-    emulator: TwilioEmulator, lookups
+    emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
     log = emulator.call(["1", "1", Speak(SPEECH)])
     params = {**emulator.base_params(log.call_sid), "CallStatus": "completed", "CallDuration": "42"}
@@ -174,7 +184,7 @@ def test_the_call_status_callback_records_how_the_call_ended(
 
 
 def test_the_call_status_callback_records_a_call_it_has_no_row_for(
-    emulator: TwilioEmulator, lookups
+    emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
     # The first webhook's row is written behind its answer: a worker killed in those 20 ms
     # loses it, and the call's end must still be on record.
@@ -189,7 +199,7 @@ def test_the_call_status_callback_records_a_call_it_has_no_row_for(
 
 
 def test_tampered_locale_in_our_own_url_falls_back_to_the_default(
-    emulator: TwilioEmulator, prompts
+    emulator: TwilioEmulator, prompts: dict[str, Prompts]
 ) -> None:
     params = {**emulator.base_params(emulator.new_call_sid()), "Digits": "9"}
     step = emulator.post("/ivr/menu/choice?lang=xx-XX&miss=abc", params)

@@ -4,17 +4,21 @@ would, and hands everything unusual to that view, body intact."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 from uuid import uuid4
 
 import pytest
+from flask import Flask
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import Client
 
-from cases import database as database_module
+from hotline.wiring import Wiring
 from ivr.entry import MAX_BODY_BYTES, VoiceEntry
-from ivr.views import IVRContext
+from tests.support.calls import Lookups
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -22,29 +26,24 @@ FORM = "application/x-www-form-urlencoded"
 class FlaskSpy:
     """The Flask app behind the lane, counting the requests it was handed."""
 
-    def __init__(self, flask_wsgi: Any) -> None:
+    def __init__(self, flask_wsgi: WSGIApplication) -> None:
         self.flask_wsgi = flask_wsgi
         self.handed_over: list[str] = []
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         self.handed_over.append(environ["PATH_INFO"])
-        return self.flask_wsgi(environ, start_response)  # type: ignore[no-any-return]
+        return self.flask_wsgi(environ, start_response)
 
 
 @pytest.fixture
-def context(app: Any) -> IVRContext:
-    return app.extensions["ivr"]  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def spy(app: Any) -> Iterator[FlaskSpy]:
+def spy(app: Flask) -> Iterator[FlaskSpy]:
     assert isinstance(app.wsgi_app, VoiceEntry), "the app factory puts the lane outermost"
     yield FlaskSpy(app.wsgi_app.app)
 
 
 @pytest.fixture
-def lane(context: IVRContext, spy: FlaskSpy) -> Client:
-    return Client(VoiceEntry(spy, context))
+def lane(wiring: Wiring, spy: FlaskSpy) -> Client:
+    return Client(VoiceEntry(spy, wiring))
 
 
 def first_webhook(**extra: str) -> dict[str, str]:
@@ -60,9 +59,9 @@ def first_webhook(**extra: str) -> dict[str, str]:
     }
 
 
-def sign(context: IVRContext, params: Any, query: str = "") -> str:
-    url = context.flow.public_base_url + "/ivr/voice" + (f"?{query}" if query else "")
-    return str(context.validator.compute_signature(url, params))
+def sign(wiring: Wiring, params: Any, query: str = "") -> str:
+    url = wiring.settings.public_base_url + "/ivr/voice" + (f"?{query}" if query else "")
+    return str(wiring.twilio_validator.compute_signature(url, params))
 
 
 def post(client: Client, body: str | bytes, signature: str, **kwargs: Any) -> Any:
@@ -72,14 +71,14 @@ def post(client: Client, body: str | bytes, signature: str, **kwargs: Any) -> An
 
 
 def test_the_lane_answers_what_the_view_answers_and_writes_the_same_row(
-    app: Any, context: IVRContext, spy: FlaskSpy, lane: Client, lookups: Any
+    app: Flask, wiring: Wiring, spy: FlaskSpy, lane: Client, lookups: Lookups
 ) -> None:
     by_lane, by_view = first_webhook(), first_webhook()
-    fast = post(lane, urlencode(by_lane), sign(context, by_lane))
-    slow = post(Client(spy.flask_wsgi), urlencode(by_view), sign(context, by_view))
+    fast = post(lane, urlencode(by_lane), sign(wiring, by_lane))
+    slow = post(Client(spy.flask_wsgi), urlencode(by_view), sign(wiring, by_view))
     assert spy.handed_over == []  # the lane settled its request alone
     assert (fast.status_code, slow.status_code) == (200, 200)
-    assert fast.get_data() == slow.get_data() == context.flow.welcome_twiml.encode()
+    assert fast.get_data() == slow.get_data() == wiring.call_flow.welcome_twiml.encode()
     assert fast.headers["Content-Type"] == slow.headers["Content-Type"]
     assert "Set-Cookie" not in fast.headers
     for params in (by_lane, by_view):  # committed before the answer, with the call's details
@@ -90,10 +89,10 @@ def test_the_lane_answers_what_the_view_answers_and_writes_the_same_row(
 
 
 def test_a_retried_first_webhook_in_the_lane_writes_one_row(
-    context: IVRContext, spy: FlaskSpy, lane: Client, lookups: Any
+    wiring: Wiring, spy: FlaskSpy, lane: Client, lookups: Lookups
 ) -> None:
     params = first_webhook()
-    answers = [post(lane, urlencode(params), sign(context, params)) for _ in range(3)]
+    answers = [post(lane, urlencode(params), sign(wiring, params)) for _ in range(3)]
     assert spy.handed_over == []
     assert [answer.status_code for answer in answers] == [200] * 3
     assert lookups.count_calls(params["CallSid"]) == 1
@@ -104,7 +103,7 @@ def test_a_retried_first_webhook_in_the_lane_writes_one_row(
     ["query string", "repeated parameter", "non-ASCII body", "multipart", "oversized"],
 )
 def test_unusual_requests_go_to_the_view_with_their_body_and_are_served_there(
-    unusual: str, context: IVRContext, spy: FlaskSpy, lane: Client, lookups: Any
+    unusual: str, wiring: Wiring, spy: FlaskSpy, lane: Client, lookups: Lookups
 ) -> None:
     params: Any = first_webhook()
     call_sid = params["CallSid"]
@@ -123,14 +122,14 @@ def test_unusual_requests_go_to_the_view_with_their_body_and_are_served_there(
     else:
         params["Padding"] = "x" * MAX_BODY_BYTES
         body = urlencode(params)
-    signature = sign(context, _multidict(params), query)
+    signature = sign(wiring, _multidict(params), query)
     path = "/ivr/voice" + (f"?{query}" if query else "")
     headers = {"X-Twilio-Signature": signature}
     kwargs.setdefault("content_type", FORM)
     answer = lane.post(path, data=body, headers=headers, **kwargs)
     assert spy.handed_over == ["/ivr/voice"]
     assert answer.status_code == 200, answer.get_data(as_text=True)
-    assert answer.get_data() == context.flow.welcome_twiml.encode()
+    assert answer.get_data() == wiring.call_flow.welcome_twiml.encode()
     assert lookups.count_calls(call_sid) == 1
 
 
@@ -140,13 +139,13 @@ def _multidict(params: Any) -> MultiDict[str, str]:
 
 
 def test_a_forged_or_incomplete_first_webhook_is_refused_by_the_view(
-    context: IVRContext, spy: FlaskSpy, lane: Client, lookups: Any
+    wiring: Wiring, spy: FlaskSpy, lane: Client, lookups: Lookups
 ) -> None:
     forged = first_webhook()
     refused = post(lane, urlencode(forged), "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
     incomplete = first_webhook()
     del incomplete["AccountSid"]
-    unclear = post(lane, urlencode(incomplete), sign(context, incomplete))
+    unclear = post(lane, urlencode(incomplete), sign(wiring, incomplete))
     assert spy.handed_over == ["/ivr/voice", "/ivr/voice"]
     assert refused.status_code == 403
     assert unclear.status_code == 400
@@ -159,10 +158,11 @@ def test_a_forged_or_incomplete_first_webhook_is_refused_by_the_view(
     ["query string not signed", "not a form", "non-ASCII signature", "shorter than announced"],
 )
 def test_what_the_view_refuses_the_lane_does_not_accept(
-    refused: str, context: IVRContext, spy: FlaskSpy, lane: Client, lookups: Any
+    refused: str, wiring: Wiring, spy: FlaskSpy, lane: Client, lookups: Lookups
 ) -> None:
     params = first_webhook()
-    body, signature = urlencode(params), sign(context, params)
+    body, signature = urlencode(params), sign(wiring, params)
+    kwargs: dict[str, Any]
     path, kwargs = "/ivr/voice", {"content_type": FORM}
     if refused == "query string not signed":  # signed for the bare URL, sent to another
         path += "?source=test"
@@ -180,32 +180,30 @@ def test_what_the_view_refuses_the_lane_does_not_accept(
 
 
 def test_a_write_that_fails_in_the_lane_is_tried_again_by_the_view(
-    context: IVRContext,
+    wiring: Wiring,
     spy: FlaskSpy,
     lane: Client,
-    lookups: Any,
+    lookups: Lookups,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The lane's write fails only when the queue is full, so the lane waits for its write
     # (backpressure), and that write fails.
-    monkeypatch.setattr(database_module, "WRITE_BEHIND_MAX_PENDING", 0)
-    group_commit = context.database.group_commit
-    execute = group_commit.execute
-    failures: list[str] = []
+    group_commit = wiring.database.group_commit
+    failures: list[int] = []
 
-    def fails_once(statement: Any, parameters: Any) -> None:
+    def fails_once(size: int) -> None:
         if not failures:
-            failures.append(parameters["call_sid"])
+            failures.append(size)
             raise RuntimeError("database is locked")
-        execute(statement, parameters)
 
-    monkeypatch.setattr(group_commit, "execute", fails_once)
+    monkeypatch.setattr(group_commit, "max_pending", 0)
+    monkeypatch.setattr(group_commit, "before_transaction", fails_once)
     params = first_webhook()
-    answer = post(lane, urlencode(params), sign(context, params))
-    assert failures == [params["CallSid"]]
+    answer = post(lane, urlencode(params), sign(wiring, params))
+    assert failures == [1]
     assert spy.handed_over == ["/ivr/voice"]
     assert answer.status_code == 200
-    assert answer.get_data() == context.flow.welcome_twiml.encode()
+    assert answer.get_data() == wiring.call_flow.welcome_twiml.encode()
     assert lookups.count_calls(params["CallSid"]) == 1
 
 

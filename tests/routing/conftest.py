@@ -8,6 +8,7 @@ from routing.classifier import Classifier, train
 from routing.corpus import load_category_examples, load_urgency_examples
 from routing.deadlines import WorkingCalendar, load_calendar
 from routing.decide import Route, load_directory
+from routing.emergency import load_emergency_numbers
 from routing.places import Gazetteer, load_gazetteer
 
 
@@ -33,3 +34,9 @@ def gazetteer() -> Gazetteer:
 def calendar() -> WorkingCalendar:
     """The working-day calendar from config/holidays.toml."""
     return load_calendar()
+
+
+@pytest.fixture(scope="session")
+def emergency_numbers() -> dict[str, str]:
+    """The emergency numbers from config/ivr.toml."""
+    return load_emergency_numbers()

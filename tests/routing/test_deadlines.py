@@ -13,9 +13,9 @@ from routing.deadlines import WorkingCalendar, compute_deadline, is_working_day,
 SHANGHAI = timezone(timedelta(hours=8))
 
 
-def local(*args: int) -> datetime:
+def local(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
     """A Shanghai wall-clock time as an aware UTC datetime."""
-    return datetime(*args, tzinfo=SHANGHAI).astimezone(UTC)  # type: ignore[misc]
+    return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI).astimezone(UTC)
 
 
 def test_hours_run_on_the_clock_across_midnight(calendar: WorkingCalendar) -> None:

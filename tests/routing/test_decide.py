@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,7 +21,8 @@ def route(
     directory: dict[str, Route],
     gazetteer: Gazetteer,
     calendar: WorkingCalendar,
-):  # type: ignore[no-untyped-def]
+    emergency_numbers: dict[str, str],
+) -> Callable[..., Decision]:
     """decide() with the shipped configuration and a fixed opening time."""
 
     def run(text: str, threshold: float = 0.35) -> Decision:
@@ -30,6 +32,7 @@ def route(
             directory=directory,
             gazetteer=gazetteer,
             calendar=calendar,
+            emergency_numbers=emergency_numbers,
             opened_at=OPENED,
             confidence_threshold=threshold,
         )
@@ -45,7 +48,7 @@ def test_directory_matches_the_design(directory: dict[str, Route]) -> None:
     assert directory["other"] == Route("hotline_office", None, 1)
 
 
-def test_streetlight_in_the_city(route) -> None:  # type: ignore[no-untyped-def]
+def test_streetlight_in_the_city(route: Callable[..., Decision]) -> None:
     decision = route("鲁城街道鼓楼北街的路灯坏了好几天了 晚上黑乎乎的")
     assert (decision.category, decision.department) == ("streetlight", "urban_mgmt")
     assert decision.place is not None and decision.place.code == "lucheng"
@@ -62,7 +65,7 @@ def test_streetlight_in_the_city(route) -> None:  # type: ignore[no-untyped-def]
         "개발구 공장 앞 가로등이 며칠째 안 켜져요",
     ],
 )
-def test_dev_zone_streetlight_goes_to_dev_zone(route, text: str) -> None:  # type: ignore[no-untyped-def]
+def test_dev_zone_streetlight_goes_to_dev_zone(route: Callable[..., Decision], text: str) -> None:
     decision = route(text)
     assert decision.category == "streetlight"
     assert decision.department == "dev_zone"
@@ -70,12 +73,12 @@ def test_dev_zone_streetlight_goes_to_dev_zone(route, text: str) -> None:  # typ
     assert decision.explanation["place"]["kind"] == "dev_zone"
 
 
-def test_dev_zone_rubbish_goes_to_dev_zone(route) -> None:  # type: ignore[no-untyped-def]
+def test_dev_zone_rubbish_goes_to_dev_zone(route: Callable[..., Decision]) -> None:
     decision = route("曲阜经济开发区宿舍区旁边的垃圾一个礼拜没人拉了 臭气熏天")
     assert (decision.category, decision.department) == ("sanitation", "dev_zone")
 
 
-def test_dev_zone_wage_arrears_stays_with_hr_social(route) -> None:  # type: ignore[no-untyped-def]
+def test_dev_zone_wage_arrears_stays_with_hr_social(route: Callable[..., Decision]) -> None:
     decision = route("我在开发区一个厂里干了半年 老板拖欠工资三个月不给")
     assert decision.category == "wage_arrears"
     assert decision.department == "hr_social"
@@ -84,7 +87,7 @@ def test_dev_zone_wage_arrears_stays_with_hr_social(route) -> None:  # type: ign
     assert decision.deadline == datetime(2026, 3, 11, 10, 0, tzinfo=UTC)
 
 
-def test_missing_manhole_cover_in_the_dev_zone_is_urgent(route) -> None:  # type: ignore[no-untyped-def]
+def test_missing_manhole_cover_in_the_dev_zone_is_urgent(route: Callable[..., Decision]) -> None:
     decision = route("开发区春秋路上井盖丢了 一个大窟窿 晚上看不见")
     assert decision.category == "road_facility"
     assert decision.department == "dev_zone"
@@ -93,7 +96,7 @@ def test_missing_manhole_cover_in_the_dev_zone_is_urgent(route) -> None:  # type
     assert decision.deadline == OPENED + timedelta(hours=2)
 
 
-def test_missing_manhole_cover_english(route) -> None:  # type: ignore[no-untyped-def]
+def test_missing_manhole_cover_english(route: Callable[..., Decision]) -> None:
     decision = route("The manhole cover is missing outside the primary school on Dacheng Road.")
     assert decision.category == "road_facility"
     assert decision.department == "housing"
@@ -101,7 +104,7 @@ def test_missing_manhole_cover_english(route) -> None:  # type: ignore[no-untype
     assert decision.deadline == OPENED + timedelta(hours=2)
 
 
-def test_emergency_names_the_service(route) -> None:  # type: ignore[no-untyped-def]
+def test_emergency_names_the_service(route: Callable[..., Decision]) -> None:
     decision = route("快来人 我们楼三楼着火了 烟特别大")
     assert decision.urgency == "emergency"
     assert decision.emergency == "fire"
@@ -109,13 +112,13 @@ def test_emergency_names_the_service(route) -> None:  # type: ignore[no-untyped-
     assert decision.deadline == OPENED + timedelta(hours=2)
 
 
-def test_hypothetical_fire_is_not_an_emergency(route) -> None:  # type: ignore[no-untyped-def]
+def test_hypothetical_fire_is_not_an_emergency(route: Callable[..., Decision]) -> None:
     decision = route("我想咨询一下万一家里着火了应该怎么逃生")
     assert decision.urgency != "emergency"
     assert decision.emergency is None
 
 
-def test_low_confidence_goes_to_triage(route) -> None:  # type: ignore[no-untyped-def]
+def test_low_confidence_goes_to_triage(route: Callable[..., Decision]) -> None:
     decision = route("asdf qwer")  # noise from the recogniser, nothing to go on
     assert decision.confidence < 0.35
     assert decision.department == "hotline_office"
@@ -125,7 +128,7 @@ def test_low_confidence_goes_to_triage(route) -> None:  # type: ignore[no-untype
     assert decision.deadline == datetime(2026, 3, 5, 10, 0, tzinfo=UTC)
 
 
-def test_threshold_decides_triage(route) -> None:  # type: ignore[no-untyped-def]
+def test_threshold_decides_triage(route: Callable[..., Decision]) -> None:
     text = "静轩路的路灯坏了"
     assert not route(text, threshold=0.0).needs_triage
     decision = route(text, threshold=1.01)
@@ -133,14 +136,14 @@ def test_threshold_decides_triage(route) -> None:  # type: ignore[no-untyped-def
     assert decision.category == "streetlight"  # the best guess is kept for the desk
 
 
-def test_category_other_is_triaged(route) -> None:  # type: ignore[no-untyped-def]
+def test_category_other_is_triaged(route: Callable[..., Decision]) -> None:
     decision = route("我就是想表扬一下你们 上次的事办得特别快 谢谢")
     assert decision.category == "other"
     assert decision.department == "hotline_office"
     assert decision.needs_triage
 
 
-def test_explanation_lists_top_classes(route) -> None:  # type: ignore[no-untyped-def]
+def test_explanation_lists_top_classes(route: Callable[..., Decision]) -> None:
     decision = route("我们小区停水两天了")
     top = decision.explanation["top"]
     assert top[0][0] == decision.category

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from hotline.config import PROJECT_ROOT
 
@@ -61,7 +62,7 @@ def headless_chromium(*, width: int = 1280, height: int = 900) -> Iterator[webdr
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def screenshot(driver: webdriver.Chrome, name: str) -> Path:
+def screenshot(driver: WebDriver, name: str) -> Path:
     """Save a screenshot under test-artifacts/screenshots/ (kept by CI as an artefact)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{re.sub(r'[^a-zA-Z0-9_.-]+', '-', name)}.png"

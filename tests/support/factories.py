@@ -1,15 +1,20 @@
-"""Build cases in a given state without placing a call, for tests of what comes after routing."""
+"""Build cases in a given state without placing a call, for tests of what comes after routing;
+and read them back."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import lifecycle, services
+from cases import intake, lifecycle
 from cases.models import Call, Case, CaseStatus, Transcript, utcnow
 from cases.numbers import new_case_number
+from hotline.db import Database
 
 
 def make_case(
@@ -58,10 +63,10 @@ def make_case(
         )
     )
     session.flush()
-    services.route_case(
+    intake.route_case(
         session,
         case=case,
-        outcome=services.RoutingOutcome(
+        outcome=intake.RoutingOutcome(
             category=category_code,
             department=department_code,
             urgency=urgency,
@@ -77,3 +82,18 @@ def make_case(
     lifecycle.deliver_routed_case(session, case=case)
     session.flush()
     return case
+
+
+@contextmanager
+def quiet_session(database: Database) -> Iterator[Session]:
+    """A transaction whose outbox rows are not queued after the commit (a broker outage)."""
+    with Session(database.engine, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+def case_named(database: Database, number: str) -> Case:
+    """The case with this number, its events and deliveries loaded."""
+    with database.session() as session:
+        case = session.scalars(select(Case).where(Case.number == number)).one()
+        _ = case.events, case.deliveries
+        return case

@@ -1,10 +1,9 @@
 """The web app with a 30 s write-behind linger, served by gunicorn in the graceful-stop test:
 the first webhooks' rows stay queued until the worker exits, so only the exit can commit them."""
 
-from cases import database
+from hotline.wiring import wiring_of
+from hotline.wsgi import app
 
-database.WRITE_BEHIND_LINGER_SECONDS = 30.0
-
-from hotline.wsgi import app  # noqa: E402  (after the linger is set)
+wiring_of(app).database.group_commit.linger_seconds = 30.0
 
 __all__ = ["app"]

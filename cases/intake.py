@@ -1,0 +1,507 @@
+"""Intake: from the call to a routed case. Calls, the report's recording, the case it opens,
+its transcript, and the routing decision the case keeps.
+
+Service functions take keyword arguments and an explicit session, and never commit.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Dialect, Executable, Table, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
+
+from cases import numbers
+from cases.errors import UnknownCallError
+from cases.lifecycle import flag_for_review
+from cases.models import (
+    Call,
+    Case,
+    CaseStatus,
+    Recording,
+    RecordingStatus,
+    SmsStatus,
+    Transcript,
+    utcnow,
+)
+from cases.timeline import add_event
+
+WITHHELD_CALLER_IDS = frozenset({"", "anonymous", "restricted", "unknown", "private"})
+
+
+@dataclass(frozen=True)
+class CallerInfo:
+    """What identifies a call and its caller, as the telephone network reported it."""
+
+    call_sid: str
+    account_sid: str
+    from_number: str
+    to_number: str
+    details: Mapping[str, str]
+
+    @property
+    def caller_id_withheld(self) -> bool:
+        """Whether the network withheld the caller's number."""
+        return self.from_number.strip().lower() in WITHHELD_CALLER_IDS
+
+
+@dataclass(frozen=True)
+class RecordingReport:
+    """A finished recording, as reported by the telephone provider."""
+
+    url: str
+    recording_sid: str | None
+    duration: int
+
+
+@dataclass(frozen=True)
+class OpenedCase:
+    """The case a report opened, and whether this request opened it (false on a retry)."""
+
+    case: Case
+    recording: Recording
+    created: bool
+
+
+class WriteBehind(Protocol):
+    """Where a write can be queued without waiting for it (the shell's group commit)."""
+
+    @property
+    def dialect(self) -> Dialect:
+        """The database's dialect, which the statement is built for."""
+
+    def submit(self, statement: Executable, parameters: Mapping[str, Any], *, label: str) -> None:
+        """Queue the statement for a transaction soon; `label` names it in the log if it fails."""
+
+
+@functools.cache
+def _insert_call_unless_recorded(dialect: str) -> Insert:
+    # Built once per dialect: compiling a fresh ORM insert for every webhook cost more than
+    # the database write itself.
+    calls = cast(Table, Call.__table__)
+    if dialect == "postgresql":
+        return postgresql_insert(calls).on_conflict_do_nothing(index_elements=["call_sid"])
+    # SQLite: OR IGNORE rather than ON CONFLICT, because SQLAlchemy sends a batch of such
+    # inserts as one multi-row INSERT (see `hotline.db.make_engine`), and it will not with
+    # an ON CONFLICT clause. OR IGNORE would also drop, silently, a row missing a required
+    # value; a call row never is (`_new_call_row` sets every column, `caller_from_form`
+    # requires CallSid and AccountSid), so the only constraint it can meet is its CallSid's.
+    return sqlite_insert(calls).prefix_with("OR IGNORE", dialect="sqlite")
+
+
+def queue_call_record(writer: WriteBehind, *, caller: CallerInfo) -> None:
+    """Insert the call record soon, without waiting: the write-behind of a call's first webhook.
+
+    The row is committed within moments, in a transaction shared with the other calls arriving
+    meanwhile, and before the process exits. Losing it would cost nothing the caller said:
+    nobody has spoken yet, every later webhook of the call records the call if its row is
+    missing (`record_call`), and so does the call's status callback (`end_call`). Only a
+    process killed outright in those moments loses a row, and then only of a call that ends
+    unanswered with no status callback configured. No Session: this runs on every call's
+    first webhook, where a Session's bookkeeping costs more than the write.
+    """
+    statement = _insert_call_unless_recorded(writer.dialect.name)
+    writer.submit(statement, _new_call_row(caller), label=f"call {caller.call_sid}")
+
+
+def _new_call_row(caller: CallerInfo) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "call_sid": caller.call_sid,
+        "account_sid": caller.account_sid,
+        "from_number": caller.from_number,
+        "to_number": caller.to_number,
+        "caller_id_withheld": caller.caller_id_withheld,
+        "callback_number": None,
+        "locale": None,
+        "details": dict(caller.details),
+        "status": "in-progress",
+        "started_at": now,
+        "updated_at": now,
+    }
+
+
+def record_call(session: Session, *, caller: CallerInfo) -> Call:
+    """Find or create the call record; safe to repeat and to race."""
+    connection = session.connection()
+    statement = _insert_call_unless_recorded(connection.dialect.name)
+    connection.execute(statement, _new_call_row(caller))
+    return session.scalars(select(Call).where(Call.call_sid == caller.call_sid)).one()
+
+
+def get_call(session: Session, *, call_sid: str) -> Call:
+    """The call with this CallSid, or UnknownCallError."""
+    call = session.scalars(select(Call).where(Call.call_sid == call_sid)).one_or_none()
+    if call is None:
+        raise UnknownCallError(call_sid)
+    return call
+
+
+def choose_locale(session: Session, *, caller: CallerInfo, locale: str) -> Call:
+    """Remember the language the caller chose."""
+    call = record_call(session, caller=caller)
+    call.locale = locale
+    return call
+
+
+def set_callback_number(session: Session, *, caller: CallerInfo, number: str) -> Call:
+    """Remember the number a caller with a withheld ID keyed for us to reach them."""
+    call = record_call(session, caller=caller)
+    call.callback_number = number or None
+    return call
+
+
+def end_call(session: Session, *, caller: CallerInfo, status: str) -> Call:
+    """Record the call's final status; a call we have no row for is recorded now.
+
+    The first webhook's row is written behind its answer (`queue_call_record`), so a call
+    can end before its row is there, or without it if that process was killed.
+    """
+    call = record_call(session, caller=caller)
+    call.status = status
+    return call
+
+
+def _recording_for(session: Session, *, call: Call, report: RecordingReport) -> Recording | None:
+    if report.recording_sid:
+        return session.scalars(
+            select(Recording).where(Recording.recording_sid == report.recording_sid)
+        ).one_or_none()
+    return session.scalars(
+        select(Recording).where(Recording.call_id == call.id, Recording.source_url == report.url)
+    ).one_or_none()
+
+
+def _find_or_make_recording(session: Session, *, call: Call, report: RecordingReport) -> Recording:
+    recording = _recording_for(session, call=call, report=report)
+    if recording is None:
+        recording = Recording(
+            call=call,
+            recording_sid=report.recording_sid,
+            source_url=report.url,
+            reported_duration=report.duration,
+        )
+        session.add(recording)
+    return recording
+
+
+def _unused_case_number(session: Session) -> str:
+    while True:
+        number = numbers.new_case_number()
+        if session.scalars(select(Case.id).where(Case.number == number)).first() is None:
+            return number
+
+
+def open_case_from_recording(
+    session: Session, *, caller: CallerInfo, locale: str, report: RecordingReport
+) -> OpenedCase:
+    """Open the call's case around its recording; a repeat returns the case already opened."""
+    call = record_call(session, caller=caller)
+    existing = session.scalars(select(Case).where(Case.call_id == call.id)).one_or_none()
+    if existing is not None:
+        recording = _recording_for(session, call=call, report=report) or existing.recordings[0]
+        return OpenedCase(case=existing, recording=recording, created=False)
+
+    reachable = call.reachable_number
+    case = Case(
+        number=_unused_case_number(session),
+        call=call,
+        locale=locale,
+        caller_number=reachable,
+        sms_status=SmsStatus.PENDING if reachable else SmsStatus.NONE,
+        status=CaseStatus.OPEN,
+    )
+    recording = _find_or_make_recording(session, call=call, report=report)
+    recording.case = case
+    session.add(case)
+    # The live stream may have finished before the Record action reached us.
+    transcript = session.scalars(select(Transcript).where(Transcript.call_id == call.id)).first()
+    if transcript is not None:
+        transcript.case = case
+    add_event(
+        session,
+        case=case,
+        kind="opened",
+        actor="ivr",
+        call_sid=call.call_sid,
+        recording_sid=report.recording_sid,
+        duration=report.duration,
+        locale=locale,
+    )
+    # Flush now: a concurrent retry of the same webhook fails here on the unique call_id,
+    # and the caller's transaction is rolled back instead of opening a second case.
+    session.flush()
+    return OpenedCase(case=case, recording=recording, created=True)
+
+
+def keep_abandoned_recording(
+    session: Session, *, caller: CallerInfo, report: RecordingReport
+) -> Recording:
+    """Keep the audio of a report the caller hung up on; it opens no case."""
+    call = record_call(session, caller=caller)
+    recording = _find_or_make_recording(session, call=call, report=report)
+    session.flush()
+    return recording
+
+
+def note_recording_status(session: Session, *, recording_sid: str, status: str) -> int | None:
+    """Apply a recording status callback; returns the id of a recording now worth fetching."""
+    recording = session.scalars(
+        select(Recording).where(Recording.recording_sid == recording_sid)
+    ).one_or_none()
+    # The callback can beat the Record action here; the action will queue the fetch itself.
+    if recording is None or recording.status != RecordingStatus.PENDING:
+        return None
+    if status in ("failed", "absent"):
+        mark_recording_failed(
+            session,
+            recording=recording,
+            status=RecordingStatus.MISSING,
+            reason=f"Twilio reported the recording {status}",
+        )
+        return None
+    return recording.id
+
+
+def claim_recording_fetch(
+    session: Session, *, recording_id: int, job_id: str, stale_before: datetime
+) -> Recording | None:
+    """Take the recording's fetch for this job chain; None if it is settled or another live
+    chain holds it (one that has not tried since `stale_before` is presumed dead)."""
+    claimed = session.execute(
+        update(Recording)
+        .where(
+            Recording.id == recording_id,
+            Recording.status == RecordingStatus.PENDING,
+            or_(
+                Recording.fetch_job_id.is_(None),
+                Recording.fetch_job_id == job_id,
+                Recording.last_attempt_at < stale_before,
+            ),
+        )
+        .values(
+            fetch_job_id=job_id,
+            fetch_attempts=Recording.fetch_attempts + 1,
+            last_attempt_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        return None
+    return session.get_one(Recording, recording_id, populate_existing=True)
+
+
+def get_recording(session: Session, *, recording_id: int) -> Recording:
+    """The recording with this id (jobs take ids)."""
+    return session.get_one(Recording, recording_id)
+
+
+def _settle_recording(session: Session, *, recording: Recording, **values: Any) -> bool:
+    """Move a pending recording to its final state; False if another run got there first."""
+    # A conditional UPDATE, so two fetches racing (the Record action and the status callback
+    # both queue one) settle the recording once, and its case gets one event, not two.
+    result = session.execute(
+        update(Recording)
+        .where(Recording.id == recording.id, Recording.status == RecordingStatus.PENDING)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    settled = getattr(result, "rowcount", 0) == 1
+    session.refresh(recording)
+    return settled
+
+
+def mark_recording_stored(
+    session: Session,
+    *,
+    recording: Recording,
+    storage_path: str,
+    size_bytes: int,
+    sha256: str,
+    sample_rate: int,
+    channels: int,
+    duration_seconds: float,
+) -> bool:
+    """Record that the audio is stored here; False if it already was."""
+    settled = _settle_recording(
+        session,
+        recording=recording,
+        status=RecordingStatus.STORED,
+        storage_path=storage_path,
+        size_bytes=size_bytes,
+        sha256=sha256,
+        sample_rate=sample_rate,
+        channels=channels,
+        duration_seconds=duration_seconds,
+        stored_at=utcnow(),
+        last_error=None,
+    )
+    if settled and recording.case is not None:
+        add_event(
+            session,
+            case=recording.case,
+            kind="recording_stored",
+            recording_sid=recording.recording_sid,
+            size_bytes=size_bytes,
+            duration_seconds=round(duration_seconds, 2),
+        )
+    return settled
+
+
+def mark_recording_failed(
+    session: Session,
+    *,
+    recording: Recording,
+    status: RecordingStatus,
+    reason: str,
+    storage_path: str | None = None,
+) -> bool:
+    """Record that the audio could not be had, and put its case in front of the desk."""
+    settled = _settle_recording(
+        session,
+        recording=recording,
+        status=status,
+        last_error=reason,
+        storage_path=storage_path,
+    )
+    if settled and recording.case is not None:
+        flag_for_review(session, case=recording.case, reason=f"recording {status}: {reason}")
+    return settled
+
+
+def record_sms_result(
+    session: Session,
+    *,
+    case: Case,
+    status: SmsStatus,
+    message_sid: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Record what became of the case-number text message."""
+    case.sms_status = status
+    case.sms_message_sid = message_sid
+    add_event(session, case=case, kind=f"sms_{status}", message_sid=message_sid, error=error)
+
+
+@dataclass(frozen=True)
+class TranscriptText:
+    """A transcript as the transcription engine produced it (plain data, no engine types)."""
+
+    text: str
+    words: list[dict[str, Any]]
+    duration_seconds: float
+    engine: str
+    model: str
+    processing_seconds: float
+
+
+def store_transcript(
+    session: Session, *, call: Call, source: str, complete: bool, result: TranscriptText
+) -> Transcript | None:
+    """Keep the call's transcript; a complete one is never replaced. None if this one lost."""
+    existing = session.scalars(
+        select(Transcript).where(Transcript.call_id == call.id)
+    ).one_or_none()
+    if existing is not None and existing.complete:
+        return None
+    transcript = existing or Transcript(call=call)
+    transcript.source = source
+    transcript.complete = complete
+    transcript.text = result.text
+    transcript.words = result.words
+    transcript.duration_seconds = result.duration_seconds
+    transcript.engine = result.engine
+    transcript.model = result.model
+    transcript.processing_seconds = result.processing_seconds
+    case = session.scalars(select(Case).where(Case.call_id == call.id)).one_or_none()
+    transcript.case = case
+    session.add(transcript)
+    if case is not None and complete:
+        add_event(session, case=case, kind="transcribed", source=source, model=result.model)
+    session.flush()
+    return transcript
+
+
+def has_complete_transcript(session: Session, *, call_id: int) -> bool:
+    """Whether the call's words are already text (so the batch job has nothing to do)."""
+    return (
+        session.scalars(
+            select(Transcript.id).where(Transcript.call_id == call_id, Transcript.complete)
+        ).first()
+        is not None
+    )
+
+
+@dataclass(frozen=True)
+class RoutingOutcome:
+    """A routing decision as plain data (the routing package makes it; the case keeps it)."""
+
+    category: str
+    department: str
+    urgency: str
+    confidence: float
+    place_code: str | None
+    deadline: datetime
+    needs_triage: bool
+    emergency: str | None
+    explanation: dict[str, Any]
+    model_version: str
+
+
+def route_case(session: Session, *, case: Case, outcome: RoutingOutcome) -> bool:
+    """Give the case its category, department and deadline; False if it was routed already.
+
+    A case a person must look at (a failed recording, no speech model) keeps its place at the
+    dispatch desk: the decision is kept as the desk's suggestion.
+    """
+    if case.routed_at is not None:
+        return False
+    case.routed_at = utcnow()
+    case.routing = {
+        "category": outcome.category,
+        "department": outcome.department,
+        "urgency": outcome.urgency,
+        "confidence": round(outcome.confidence, 4),
+        "place": outcome.place_code,
+        "deadline": outcome.deadline.isoformat(),
+        "needs_triage": outcome.needs_triage,
+        "emergency": outcome.emergency,
+        "explanation": outcome.explanation,
+        "model_version": outcome.model_version,
+    }
+    case.category_code = outcome.category
+    case.urgency = outcome.urgency
+    case.confidence = outcome.confidence
+    case.place_code = outcome.place_code
+    case.deadline_at = outcome.deadline
+    if case.needs_review:
+        add_event(session, case=case, kind="routing_suggested", **case.routing)
+        return True
+    case.department_code = outcome.department
+    case.status = CaseStatus.TRIAGE if outcome.needs_triage else CaseStatus.ASSIGNED
+    add_event(session, case=case, kind="routed", **case.routing)
+    return True
+
+
+def record_emergency_transfer(session: Session, *, case: Case, kind: str, number: str) -> None:
+    """Note that the caller was put through to an emergency service; the case is kept."""
+    case.urgency = "emergency"
+    add_event(
+        session, case=case, kind="emergency_transfer", actor="ivr", service=kind, number=number
+    )
+
+
+def transcript_of_call(session: Session, *, call_sid: str) -> Transcript | None:
+    """The call's complete transcript, if there is one yet."""
+    return session.scalars(
+        select(Transcript)
+        .join(Call, Transcript.call_id == Call.id)
+        .where(Call.call_sid == call_sid, Transcript.complete)
+    ).one_or_none()

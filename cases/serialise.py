@@ -1,0 +1,146 @@
+"""A case as plain data, for each audience: what a department is pushed and reads through its
+API (the caller's number masked), and the whole record for the command line."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cases.models import Case, CaseEvent
+from cases.privacy import mask_number
+
+# Bookkeeping in an event's data that is no part of the case's story.
+HIDDEN_EVENT_DATA = frozenset({"request_digest"})
+
+
+def iso(value: datetime | None) -> str | None:
+    """A timestamp as ISO 8601, or None."""
+    return value.isoformat() if value is not None else None
+
+
+def case_snapshot(case: Case) -> dict[str, Any]:
+    """What a department receives about a case: no unmasked personal data."""
+    transcript = case.transcript
+    return {
+        "number": case.number,
+        "status": str(case.status),
+        "department": case.department_code,
+        "responsible_department": case.responsible_department_code,
+        "category": case.category_code,
+        "urgency": case.urgency,
+        "major": case.major,
+        "place": case.place_code,
+        "deadline_at": iso(case.deadline_at),
+        "opened_at": iso(case.opened_at),
+        "locale": case.locale,
+        "caller_number": mask_number(case.caller_number),
+        "transcript": transcript.text if transcript is not None else None,
+    }
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    """A case as lists show it: the snapshot, plus where the case and its clock stand."""
+    return {
+        **case_snapshot(case),
+        "light": str(case.light),
+        "sent_back_by": case.sent_back_by_code,
+        "assigned_at": iso(case.assigned_at),
+        "accepted_at": iso(case.accepted_at),
+        "resolved_at": iso(case.resolved_at),
+        "closed_at": iso(case.closed_at),
+        "escalated_at": iso(case.escalated_at),
+    }
+
+
+def event_record(event: CaseEvent) -> dict[str, Any]:
+    """One timeline entry."""
+    return {
+        "id": event.id,
+        "kind": event.kind,
+        "actor": event.actor,
+        "at": iso(event.created_at),
+        "data": {key: value for key, value in event.data.items() if key not in HIDDEN_EVENT_DATA},
+    }
+
+
+def case_detail(case: Case) -> dict[str, Any]:
+    """A case with its outcome so far and its whole timeline."""
+    return {
+        **case_summary(case),
+        "resolution": case.resolution,
+        "rating": case.rating,
+        "reopen_count": case.reopen_count,
+        "timeline": [event_record(event) for event in case.events],
+    }
+
+
+def case_record(case: Case) -> dict[str, Any]:
+    """Everything kept about a case, the caller's number included: for the command line, which
+    only the hotline's operators reach."""
+    call = case.call
+    return {
+        "number": case.number,
+        "status": case.status,
+        "locale": case.locale,
+        "department": case.department_code,
+        "category": case.category_code,
+        "urgency": case.urgency,
+        "deadline_at": iso(case.deadline_at),
+        "place": case.place_code,
+        "confidence": case.confidence,
+        "routing": case.routing,
+        "needs_review": case.needs_review,
+        "review_reason": case.review_reason,
+        "caller_number": case.caller_number,
+        "sms": {"status": case.sms_status, "message_sid": case.sms_message_sid},
+        "opened_at": iso(case.opened_at),
+        "call": None
+        if call is None
+        else {
+            "call_sid": call.call_sid,
+            "from": call.from_number,
+            "to": call.to_number,
+            "caller_id_withheld": call.caller_id_withheld,
+            "callback_number": call.callback_number,
+            "locale": call.locale,
+            "status": call.status,
+            "started_at": iso(call.started_at),
+            "details": call.details,
+        },
+        "transcript": None
+        if case.transcript is None
+        else {
+            "source": case.transcript.source,
+            "complete": case.transcript.complete,
+            "text": case.transcript.text,
+            "model": case.transcript.model,
+            "duration_seconds": case.transcript.duration_seconds,
+        },
+        "recordings": [
+            {
+                "recording_sid": recording.recording_sid,
+                "status": recording.status,
+                "source_url": recording.source_url,
+                "reported_duration": recording.reported_duration,
+                "storage_path": recording.storage_path,
+                "size_bytes": recording.size_bytes,
+                "sha256": recording.sha256,
+                "sample_rate": recording.sample_rate,
+                "channels": recording.channels,
+                "duration_seconds": recording.duration_seconds,
+                "fetch_attempts": recording.fetch_attempts,
+                "last_error": recording.last_error,
+                "stored_at": iso(recording.stored_at),
+            }
+            for recording in case.recordings
+        ],
+        "events": [
+            {
+                "at": iso(event.created_at),
+                "kind": event.kind,
+                "actor": event.actor,
+                "data": event.data,
+            }
+            for event in case.events
+        ],
+    }

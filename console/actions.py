@@ -1,0 +1,202 @@
+"""Case actions from the console: one transaction each, through `cases.lifecycle`, which
+decides who may take which action in which state; a refused action shows the case page again
+with the form as it was posted and the refusal in the staff member's language."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import flash, redirect, url_for
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from cases import lifecycle
+from cases.access import Actor, get_visible_case
+from cases.errors import InvalidInputError, InvalidTransitionError
+from cases.models import Case, utcnow
+from console.auth import safe_next
+from console.blueprint import actor, bp, refusal_text
+from console.case_page import FORM_FACTORIES, directory_now, render_case
+from hotline.wiring import current_wiring, db
+
+log = logging.getLogger("hotline.console")
+
+
+@dataclass(frozen=True)
+class Action:
+    """A case action: what it does and what the page says afterwards."""
+
+    perform: Callable[[Session, Case, Any, Actor], None]
+    done: Any  # a lazy message
+
+
+def _accept(session: Session, case: Case, form: Any, who: Actor) -> None:
+    lifecycle.accept(session, case=case, actor=who)
+
+
+def _note(session: Session, case: Case, form: Any, who: Actor) -> None:
+    lifecycle.add_note(session, case=case, actor=who, text=form.text.data)
+
+
+def _transfer(session: Session, case: Case, form: Any, who: Actor) -> None:
+    lifecycle.transfer(
+        session,
+        case=case,
+        actor=who,
+        department_code=form.department.data,
+        reason=form.reason.data,
+    )
+
+
+def _send_back(session: Session, case: Case, form: Any, who: Actor) -> None:
+    lifecycle.send_back(session, case=case, actor=who, reason=form.reason.data)
+
+
+def _resolve(session: Session, case: Case, form: Any, who: Actor) -> None:
+    lifecycle.resolve(session, case=case, actor=who, reply=form.reply.data)
+
+
+def _triage(session: Session, case: Case, form: Any, who: Actor) -> None:
+    category = lifecycle.get_category(session, form.category.data)
+    department_code = form.department.data or category.department_code
+    deadline_at = current_wiring().router.deadline_for(
+        category=category, urgency=form.urgency.data, start=utcnow()
+    )
+    lifecycle.triage(
+        session,
+        case=case,
+        actor=who,
+        category_code=category.code,
+        department_code=department_code,
+        urgency=form.urgency.data,
+        deadline_at=deadline_at,
+        note=form.note.data,
+    )
+
+
+def _rule(session: Session, case: Case, form: Any, who: Actor) -> None:
+    category_code = form.category.data or None
+    code = category_code or case.category_code
+    deadline_at = None
+    if code:
+        category = lifecycle.get_category(session, code)
+        # The department now assigned gets a fresh clock for the matter.
+        deadline_at = current_wiring().router.deadline_for(
+            category=category, urgency=case.urgency or "normal", start=utcnow()
+        )
+    lifecycle.rule_on_send_back(
+        session,
+        case=case,
+        actor=who,
+        department_code=form.department.data,
+        ruling=form.ruling.data,
+        deadline_at=deadline_at,
+        category_code=category_code,
+    )
+
+
+def _escalate(session: Session, case: Case, form: Any, who: Actor) -> None:
+    lifecycle.escalate(session, case=case, actor=who, reason=form.reason.data)
+
+
+def _supervise(session: Session, case: Case, form: Any, who: Actor) -> None:
+    lifecycle.supervise(session, case=case, actor=who, instruction=form.instruction.data)
+
+
+ACTIONS: dict[str, Action] = {
+    "accept": Action(_accept, _l("You have accepted the case; you are first-responsible.")),
+    "note": Action(_note, _l("Note added.")),
+    "transfer": Action(_transfer, _l("Case transferred.")),
+    "send_back": Action(_send_back, _l("Case sent back to the dispatch desk.")),
+    "resolve": Action(_resolve, _l("Case resolved; the caller will be told.")),
+    "triage": Action(_triage, _l("Case triaged and assigned.")),
+    "ruling": Action(_rule, _l("Ruling recorded; the case is assigned.")),
+    "escalate": Action(_escalate, _l("Case escalated to leadership.")),
+    "supervise": Action(_supervise, _l("Supervision notice sent.")),
+}
+
+
+def act(number: str, name: str) -> Response | tuple[str, int]:
+    """Run one case action in one transaction. Who may see the case is checked first (404),
+    then who may act (403), then the form (400), then the lifecycle's own rules (403, or 400
+    with nothing changed)."""
+    who = actor()
+    action = ACTIONS[name]
+    session = db()
+    try:
+        with session.begin():
+            case = get_visible_case(session, actor=who, number=number, for_update=True)
+            # Before the form: a refusal is a 403, not a form error.
+            lifecycle.check_actor(name, actor=who, case=case)
+            form = FORM_FACTORIES[name](directory_now(session), case)()
+            if not form.validate_on_submit():
+                return render_case(session, case, posted=(name, form), status=400)
+            action.perform(session, case, form, who)
+    except (InvalidInputError, InvalidTransitionError) as error:
+        # The transaction has rolled back; show the page as it stands, with the refusal.
+        with session.begin():
+            case = get_visible_case(session, actor=who, number=number)
+            return render_case(
+                session, case, posted=(name, form), error=refusal_text(error), status=400
+            )
+    log.info("case %s", name, extra={"case_number": number, "username": who.name})
+    flash(str(action.done), "success")
+    return redirect(safe_next(form.next.data) or url_for(".case_page", number=number))
+
+
+@bp.post("/cases/<number>/accept")
+def accept(number: str) -> Response | tuple[str, int]:
+    """Accept the case (the department becomes first-responsible)."""
+    return act(number, "accept")
+
+
+@bp.post("/cases/<number>/note")
+def note(number: str) -> Response | tuple[str, int]:
+    """Add a note to the timeline."""
+    return act(number, "note")
+
+
+@bp.post("/cases/<number>/transfer")
+def transfer(number: str) -> Response | tuple[str, int]:
+    """Transfer the case to another department, with a reason."""
+    return act(number, "transfer")
+
+
+@bp.post("/cases/<number>/send-back")
+def send_back(number: str) -> Response | tuple[str, int]:
+    """Send the case back to the dispatch desk, with a reason."""
+    return act(number, "send_back")
+
+
+@bp.post("/cases/<number>/resolve")
+def resolve(number: str) -> Response | tuple[str, int]:
+    """Resolve the case with a reply to the caller."""
+    return act(number, "resolve")
+
+
+@bp.post("/cases/<number>/triage")
+def triage(number: str) -> Response | tuple[str, int]:
+    """Triage: category, department and urgency; the deadline follows from them."""
+    return act(number, "triage")
+
+
+@bp.post("/cases/<number>/ruling")
+def ruling(number: str) -> Response | tuple[str, int]:
+    """Rule on a send-back and assign the case."""
+    return act(number, "ruling")
+
+
+@bp.post("/cases/<number>/escalate")
+def escalate(number: str) -> Response | tuple[str, int]:
+    """Escalate the case to leadership."""
+    return act(number, "escalate")
+
+
+@bp.post("/cases/<number>/supervise")
+def supervise(number: str) -> Response | tuple[str, int]:
+    """Send a supervision notice to the department holding the case."""
+    return act(number, "supervise")

@@ -1,0 +1,146 @@
+"""The console's blueprint and what every console page shares: sign-in required, security
+headers, error pages in the staff member's language, labels and template helpers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response
+
+from cases.access import Actor
+from cases.errors import (
+    CaseError,
+    InvalidInputError,
+    InvalidTransitionError,
+    NotAllowedError,
+    UnknownCaseError,
+)
+from cases.models import CaseStatus
+from console.auth import harden, login_manager
+from console.presenters import LIGHT_LABELS, STATUS_LABELS, URGENCY_LABELS
+
+bp = Blueprint(
+    "console",
+    __name__,
+    url_prefix="/console",
+    template_folder="templates",
+    static_folder="static",
+)
+log = logging.getLogger("hotline.console")
+bp.after_request(harden)
+
+PAGE_SIZE = 50
+# Far past any real inbox; it keeps OFFSET within what every database accepts.
+MAX_PAGE = 100_000
+
+
+def actor() -> Actor:
+    """The signed-in person as the domain sees them."""
+    return current_user.actor  # type: ignore[no-any-return]
+
+
+@bp.before_request
+def require_sign_in() -> Response | None:
+    """Every console page needs a signed-in account; the stylesheet does not."""
+    if request.endpoint == "console.static" or current_user.is_authenticated:
+        return None
+    if request.method == "GET":
+        return login_manager.unauthorized()  # type: ignore[no-any-return]
+    # After signing in, nobody should land on a POST-only address.
+    flash(_("Please sign in to use the console."), "info")
+    return redirect(url_for("auth.login"))
+
+
+def error_page(message: str, code: int) -> tuple[str, int]:
+    """The console's error page with this message."""
+    return render_template("console/error.html", message=message, code=code), code
+
+
+@bp.errorhandler(UnknownCaseError)
+def unknown_case(error: UnknownCaseError) -> tuple[str, int]:
+    """404: no such case, or none this person may see (the same answer, on purpose)."""
+    return error_page(_("No case %(number)s is open to you.", number=error.number), 404)
+
+
+@bp.errorhandler(NotFound)
+def not_found(error: NotFound) -> tuple[str, int]:
+    """404 in the console's own words."""
+    return error_page(_("There is nothing here."), 404)
+
+
+@bp.errorhandler(NotAllowedError)
+def not_allowed(error: NotAllowedError) -> tuple[str, int]:
+    """403: this person may not do that, and why (the domain's refusal, translated)."""
+    log.info("refused: %s", error, extra={"username": current_user.username})
+    reason = refusal_text(error).rstrip(".")
+    return error_page(_("You may not do that. %(reason)s.", reason=reason), 403)
+
+
+@bp.errorhandler(InvalidInputError)
+def invalid_input(error: InvalidInputError) -> tuple[str, int]:
+    """400 for a bad filter or parameter on a list page."""
+    return error_page(refusal_text(error), 400)
+
+
+def form_expired(error: CSRFError) -> tuple[str, int]:
+    """400 for a form whose CSRF token is missing or stale (also for the sign-in pages)."""
+    log.info("form rejected: %s", error.description)
+    message = _(
+        "This form has expired or did not come from this site. "
+        "Go back, reload the page and try again."
+    )
+    return error_page(message, 400)
+
+
+bp.register_error_handler(CSRFError, form_expired)
+
+
+def refusal_text(error: CaseError) -> str:
+    """A domain refusal in the page's language: the domain marks its messages for translation
+    (`cases.errors.N_`); a refusal of the case's state is said with the state's own name."""
+    if isinstance(error, InvalidTransitionError) and str(error) == error.generic:
+        status = STATUS_LABELS.get(CaseStatus(error.status), error.status)
+        return str(_("This cannot be done now: the case is “%(status)s”.", status=status))
+    return str(_(str(error)))
+
+
+@bp.context_processor
+def labels() -> dict[str, Any]:
+    """The translated names of statuses, lights and urgencies, for every console page."""
+    return {
+        "status_labels": STATUS_LABELS,
+        "light_labels": LIGHT_LABELS,
+        "urgency_labels": URGENCY_LABELS,
+    }
+
+
+@bp.app_template_filter("when")
+def when(value: datetime | None) -> str:
+    """A timestamp on the city's clock, or a dash."""
+    return format_datetime(value, "yyyy-MM-dd HH:mm") if value else "—"
+
+
+@bp.app_template_global()
+def page_url(page: int) -> str:
+    """This list at another page, its filters kept (but never url_for's own "_" arguments)."""
+    query = {key: value for key, value in request.args.items() if not key.startswith("_")}
+    return url_for(
+        request.endpoint or ".home", **{**(request.view_args or {}), **query, "page": page}
+    )
+
+
+def page_argument() -> int:
+    """The `page` query argument: a whole number from 1."""
+    raw = request.args.get("page", "1")
+    # isascii: str.isdigit() also accepts superscripts, which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
+        raise InvalidInputError(_("The page must be a whole number from 1."))
+    return int(raw)

@@ -1,0 +1,138 @@
+"""The case page and the forms of the actions it offers: the same forms, refilled with what
+was posted, when an action is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import render_template
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import Session
+
+from cases import lifecycle
+from cases.clock import display_light
+from cases.models import Case, CaseStatus, Channel, utcnow
+from cases.privacy import mask_number
+from cases.timeline import last_event
+from console import forms
+from console.blueprint import actor
+from console.presenters import (
+    EVENT_LABELS,
+    NamedDirectory,
+    event_details,
+    shows_full_number,
+    suggestion,
+)
+from hotline.web import session_locale
+from routing.decide import TRIAGE_CATEGORY
+
+
+def directory_now(session: Session) -> NamedDirectory:
+    """The directory as the database holds it now, named in the page's language."""
+    return NamedDirectory.read(session, locale=session_locale())
+
+
+def transfer_form(directory: NamedDirectory, case: Case, **kwargs: Any) -> forms.TransferForm:
+    form = forms.TransferForm(**kwargs)
+    form.department.choices = forms.choices(
+        [
+            ("", _("Choose a department")),
+            *[c for c in directory.handling_departments() if c[0] != case.department_code],
+        ]
+    )
+    return form
+
+
+def triage_form(directory: NamedDirectory, case: Case, **kwargs: Any) -> forms.TriageForm:
+    if kwargs.get("formdata", True) is None:
+        # A fresh form starts from the classifier's best guess that names a real matter:
+        # "other" is where it puts what it cannot place, so its runner-up is the better start.
+        top = [code for code, _p in suggestion(case)["top"] if code != TRIAGE_CATEGORY]
+        kwargs.setdefault("category", top[0] if top else (case.routing or {}).get("category"))
+        kwargs.setdefault("urgency", case.urgency or "normal")
+    form = forms.TriageForm(**kwargs)
+    form.category.choices = forms.choices(directory.category_choices())
+    form.department.choices = forms.choices(
+        [("", _("The category's department")), *directory.handling_departments()]
+    )
+    return form
+
+
+def ruling_form(directory: NamedDirectory, **kwargs: Any) -> forms.RulingForm:
+    form = forms.RulingForm(**kwargs)
+    # No default: a ruling names its department on purpose.
+    form.department.choices = forms.choices(
+        [("", _("Choose a department")), *directory.handling_departments()]
+    )
+    form.category.choices = forms.choices(
+        [("", _("Keep the case's category")), *directory.category_choices()]
+    )
+    return form
+
+
+FormFactory = Callable[..., FlaskForm]
+FORM_FACTORIES: dict[str, Callable[[NamedDirectory, Case], FormFactory]] = {
+    "accept": lambda d, c: forms.AcceptForm,
+    "note": lambda d, c: forms.NoteForm,
+    "transfer": lambda d, c: lambda **kw: transfer_form(d, c, **kw),
+    "send_back": lambda d, c: forms.SendBackForm,
+    "resolve": lambda d, c: forms.ResolveForm,
+    "triage": lambda d, c: lambda **kw: triage_form(d, c, **kw),
+    "ruling": lambda d, c: lambda **kw: ruling_form(d, **kw),
+    "escalate": lambda d, c: forms.EscalateForm,
+    "supervise": lambda d, c: forms.SuperviseForm,
+}
+
+
+def render_case(
+    session: Session,
+    case: Case,
+    *,
+    posted: tuple[str, FlaskForm] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    """The case page; `posted` is a refused action's form, shown again with its input."""
+    who = actor()
+    directory = directory_now(session)
+    allowed = lifecycle.allowed_actions(who, case)
+    action_forms: dict[str, FlaskForm] = {
+        name: FORM_FACTORIES[name](directory, case)(formdata=None) for name in sorted(allowed)
+    }
+    if posted is not None:
+        action_forms[posted[0]] = posted[1]
+    full_number = shows_full_number(who)
+    caller_number = case.caller_number if full_number else mask_number(case.caller_number)
+    deliveries = [
+        {
+            "delivery": delivery,
+            "address": (
+                delivery.address
+                if full_number or delivery.channel != Channel.CALLER_SMS
+                else mask_number(delivery.address)
+            ),
+        }
+        for delivery in case.deliveries
+    ]
+    timeline = [
+        (event, EVENT_LABELS.get(event.kind, event.kind), event_details(event, directory))
+        for event in case.events
+    ]
+    page = render_template(
+        "console/case.html",
+        case=case,
+        light=display_light(case, now=utcnow()),
+        directory=directory,
+        caller_number=caller_number,
+        recordings=case.recordings,
+        suggestion=suggestion(case),
+        timeline=timeline,
+        deliveries=deliveries,
+        forms=action_forms,
+        error=error,
+        failed_action=posted[0] if posted and error else None,
+        sent_back=last_event(case, "sent_back") if case.status == CaseStatus.SENT_BACK else None,
+    )
+    return page, status

@@ -1,0 +1,92 @@
+"""A Twilio Media Stream: the caller's audio, live, over a signed WebSocket."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import simple_websocket
+
+from emulator.protocol import new_sid
+from transcription.audio import decode_wav, pcm16_to_mulaw, resample
+
+FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law, as Twilio sends it
+
+
+class MediaStream:
+    """One Twilio Media Stream: a signed WebSocket carrying the caller's audio as JSON frames."""
+
+    def __init__(
+        self, *, url: str, transport_url: str, signature: str, start: dict[str, Any]
+    ) -> None:
+        self.url = url
+        self.stream_sid = new_sid("MZ")
+        self.sequence = 0
+        self.frames_sent = 0
+        self.closed = False
+        self.socket = simple_websocket.Client.connect(
+            transport_url, headers={"X-Twilio-Signature": signature}
+        )
+        self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        self._send(
+            {
+                "event": "start",
+                "start": {
+                    **start,
+                    "streamSid": self.stream_sid,
+                    "tracks": ["inbound"],
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                },
+                "streamSid": self.stream_sid,
+            }
+        )
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.sequence += 1
+        self.socket.send(json.dumps({"sequenceNumber": str(self.sequence), **message}))
+
+    def send_audio(self, wav: bytes, *, speed: float | None, drop_halfway: bool = False) -> None:
+        """Send the WAV's audio as 20 ms mu-law frames; `speed` 1.0 is real time, None as fast
+        as the socket takes it."""
+        audio = decode_wav(wav)
+        mulaw = pcm16_to_mulaw(resample(audio.samples, audio.sample_rate, 8000))
+        frames = [mulaw[i : i + FRAME_BYTES] for i in range(0, len(mulaw), FRAME_BYTES)]
+        started = time.monotonic()
+        for index, frame in enumerate(frames):
+            if drop_halfway and index == len(frames) // 2:
+                self.socket.close()  # a network failure: no stop message
+                self.closed = True
+                return
+            self._send(
+                {
+                    "event": "media",
+                    "streamSid": self.stream_sid,
+                    "media": {
+                        "track": "inbound",
+                        "chunk": str(self.frames_sent + 1),
+                        "timestamp": str(self.frames_sent * 20),
+                        "payload": base64.b64encode(frame).decode(),
+                    },
+                }
+            )
+            self.frames_sent += 1
+            if speed:  # keep to the wall clock, as a live call does
+                delay = started + (index + 1) * 0.02 / speed - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+
+    def stop(self, call_sid: str, account_sid: str) -> None:
+        """End the stream the way Twilio does: a `stop` message, then close."""
+        if self.closed:
+            return
+        self._send(
+            {
+                "event": "stop",
+                "streamSid": self.stream_sid,
+                "stop": {"accountSid": account_sid, "callSid": call_sid},
+            }
+        )
+        self.socket.close()
+        self.closed = True
