@@ -6,6 +6,8 @@ NODE_INSTALLED := node_modules/.installed
 # Browser tests drive Debian's Chromium through its own driver (a browser download fails here),
 # with a CJK font so that screenshots of the Chinese console are legible.
 CHROMEDRIVER := /usr/bin/chromedriver
+# The webhook benchmark puts load on the servers from a second process.
+WRK := /usr/bin/wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/0
@@ -29,14 +31,18 @@ $(CHROMEDRIVER):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-wqy-microhei \
 		|| ($(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-wqy-microhei)
 
+$(WRK):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk \
+		|| ($(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk)
+
 install: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Install Python, Node and browser dependencies
 
 run: $(INSTALLED)  ## Run web and worker on the embedded defaults (SQLite, no servers)
 	$(BIN)/flask --app hotline init
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start web worker
 
-test: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Run the whole test suite (SQLite and the embedded broker)
-	$(BIN)/python -m pytest
+test: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Run the whole test suite (SQLite and the embedded broker), with line coverage
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
 test-postgres: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## The suite again on PostgreSQL and Redis
 	DATABASE_URL=$(POSTGRES_URL) BROKER_URL=$(REDIS_URL) $(BIN)/python -m pytest
@@ -46,7 +52,7 @@ lint: $(INSTALLED)  ## ruff (check and format) and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(INSTALLED)  ## Benchmarks, as ratios against a baseline run beside them (needs wrk)
+bench: $(INSTALLED) $(WRK)  ## Benchmarks, as ratios against a baseline run beside them
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/transcription.py
 	$(BIN)/python bench/classify.py

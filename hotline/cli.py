@@ -25,6 +25,7 @@ from emulator import EmulatorError, Input, RecordingServer, Speak, Step, TwilioE
 from hotline import migrate
 from hotline.config import CONFIG_DIR, Settings
 from hotline.wiring import Wiring, current_wiring
+from ivr import streams
 from routing.classifier import ModelFormatError, ModelVersionError
 from routing.corpus import load_category_examples
 from routing.decide import Decision
@@ -307,6 +308,7 @@ def simulate_call_command(
         finally:
             if server is not None:
                 server.shutdown()
+                _wait_for_live_streams(timeout=60)
         click.echo(f"call ended ({log.ended_by}) after {len(log.steps)} requests")
         number = _case_number_of(wiring, log.call_sid)
         if number is None:
@@ -314,6 +316,14 @@ def simulate_call_command(
             return
         click.echo(f"case number: {number}")
         _wait_for_recording(wiring, number, wait)
+
+
+def _wait_for_live_streams(*, timeout: float) -> None:
+    """Let this process's live decodes finish and store their transcripts: Kaldi aborts the
+    process if it exits in the middle of one."""
+    deadline = time.monotonic() + timeout
+    while streams.active_streams() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _describe(step: Step) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from cases import intake
 from cases.errors import UnknownCallError
 from cases.models import Transcript as StoredTranscript
-from hotline.wiring import Wiring, current_wiring
+from hotline.wiring import Wiring, current_wiring, db
 from ivr import tasks
 from ivr.signatures import check_twilio_signature, signature_matches
 from routing import tasks as routing_tasks
@@ -206,8 +206,8 @@ def _finish(wiring: Wiring, start: StreamStart, stream: LiveRecognizer, *, compl
         # Only this call's stream failed; the recording is still fetched and transcribed.
         log.exception("live transcription failed; the batch job will do it", extra=_extra(start))
         return
-    with wiring.database.session() as session, session.begin():
-        stored = _store(session, start, transcript, complete=complete)
+    with db().begin():
+        stored = _store(db(), start, transcript, complete=complete)
     log.info(
         ("live transcript stored" if complete else "partial live transcript stored")
         if stored

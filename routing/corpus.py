@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cases.locales import LOCALES
 from routing.lexicon import DEFAULT_LEXICON_PATH, load_lexicon
 from routing.normalise import normalise
 
@@ -43,7 +44,6 @@ CATEGORIES: tuple[str, ...] = (
     "other",
 )
 URGENCIES: tuple[str, ...] = ("emergency", "urgent", "normal")
-LOCALES: tuple[str, ...] = ("zh-CN", "en-US", "ko-KR")
 # The least the corpus must hold per category (and per urgency class, for zh-CN).
 MINIMUM_PER_LOCALE: dict[str, int] = {"zh-CN": 60, "en-US": 20, "ko-KR": 10}
 # Near-duplicates: character trigrams, and the Jaccard overlap at which two texts count as one.

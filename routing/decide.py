@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cases.access import DISPATCH_DESK
 from routing.classifier import Classifier
 from routing.deadlines import URGENT_HOURS, WorkingCalendar, compute_deadline
 from routing.emergency import find_emergency, find_urgent
@@ -31,7 +32,7 @@ DEFAULT_DIRECTORY_PATH = Path(__file__).resolve().parent.parent / "config" / "di
 # Facilities inside the development zone are the zone's own (the manhole-cover story).
 FACILITY_CATEGORIES = frozenset({"streetlight", "road_facility", "sanitation", "water_supply"})
 DEV_ZONE_DEPARTMENT = "dev_zone"
-TRIAGE_DEPARTMENT = "hotline_office"
+TRIAGE_DEPARTMENT = DISPATCH_DESK
 # The category whose time limit applies to cases the dispatch desk must triage.
 TRIAGE_CATEGORY = "other"
 URGENT_MODEL_THRESHOLD = 0.8
@@ -62,8 +63,9 @@ class Decision:
     emergency: str | None = None
 
 
-def load_directory(path: Path = DEFAULT_DIRECTORY_PATH) -> dict[str, Route]:
-    """Category → route, read from a directory file such as config/directory.toml."""
+def routes_from_file(path: Path = DEFAULT_DIRECTORY_PATH) -> dict[str, Route]:
+    """Category → route, read from a directory file such as config/directory.toml (the
+    database's copy, which admins edit, is `routing.router.routes_from_categories`)."""
     with path.open("rb") as file:
         data = tomllib.load(file)
     return {

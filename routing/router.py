@@ -17,7 +17,7 @@ from cases.models import Category
 from routing.classifier import Classifier, train
 from routing.corpus import load_category_examples, load_urgency_examples
 from routing.deadlines import URGENT_HOURS, WorkingCalendar, compute_deadline, load_calendar
-from routing.decide import DEFAULT_CONFIDENCE_THRESHOLD, Decision, Route, decide, load_directory
+from routing.decide import DEFAULT_CONFIDENCE_THRESHOLD, Decision, Route, decide, routes_from_file
 from routing.emergency import load_emergency_numbers
 from routing.places import Gazetteer, load_gazetteer
 
@@ -69,7 +69,7 @@ class Router:
     ) -> None:
         self.classifier_path = classifier_path
         self.confidence_threshold = confidence_threshold
-        self.directory: dict[str, Route] = load_directory()
+        self.directory: dict[str, Route] = routes_from_file()
         self.gazetteer: Gazetteer = load_gazetteer()
         self.calendar: WorkingCalendar = load_calendar()
         self.emergency_numbers: dict[str, str] = load_emergency_numbers()

@@ -7,7 +7,7 @@ import pytest
 from routing.classifier import Classifier, train
 from routing.corpus import load_category_examples, load_urgency_examples
 from routing.deadlines import WorkingCalendar, load_calendar
-from routing.decide import Route, load_directory
+from routing.decide import Route, routes_from_file
 from routing.emergency import load_emergency_numbers
 from routing.places import Gazetteer, load_gazetteer
 
@@ -21,7 +21,7 @@ def classifier() -> Classifier:
 @pytest.fixture(scope="session")
 def directory() -> dict[str, Route]:
     """The default directory from config/directory.toml."""
-    return load_directory()
+    return routes_from_file()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 
 from routing.classifier import Classifier
 from routing.deadlines import WorkingCalendar
-from routing.decide import Decision, Route, decide, load_directory
+from routing.decide import Decision, Route, decide, routes_from_file
 from routing.places import Gazetteer
 
 OPENED = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)  # Wednesday 10:00 in Shanghai
@@ -151,7 +151,7 @@ def test_explanation_lists_top_classes(route: Callable[..., Decision]) -> None:
     assert set(decision.explanation["urgency_model"]) == {"emergency", "urgent", "normal"}
 
 
-def test_load_directory_reads_the_shipped_file() -> None:
-    directory = load_directory()
+def test_routes_from_file_reads_the_shipped_file() -> None:
+    directory = routes_from_file()
     assert {route.department for route in directory.values()} >= {"urban_mgmt", "hotline_office"}
     assert all((r.hours is None) != (r.working_days is None) for r in directory.values())
