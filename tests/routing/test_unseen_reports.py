@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cases.locales import LOCALES
 from routing.classifier import Classifier
 from routing.corpus import (
     CATEGORIES,
-    LOCALES,
     find_near_duplicates,
     load_category_examples,
     load_examples,
