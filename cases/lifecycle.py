@@ -113,8 +113,10 @@ TRANSITIONS: dict[str, Transition] = {
         holds_case,
         N_("Only the department holding the case can send it back"),
         refusals_by_status={
-            CaseStatus.ACCEPTED: "cannot send back an accepted case: transfer it, "
-            "you are first-responsible for it"
+            CaseStatus.ACCEPTED: N_(
+                "An accepted case cannot be sent back: transfer it, "
+                "as you are first-responsible for it."
+            )
         },
     ),
     "resolve": Transition(

@@ -1,0 +1,92 @@
+"""The state machine as one table (`cases.lifecycle.TRANSITIONS`): which actions each person is
+offered on a case in each state. Pure: cases built in memory, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from cases import lifecycle
+from cases.access import DISPATCH_DESK, Actor
+from cases.errors import InvalidTransitionError, NotAllowedError
+from cases.models import Case, CaseStatus, Role
+
+WATER = Actor(name="li.wei", role=Role.DEPARTMENT, department_code="water")
+POWER = Actor(name="zhao.li", role=Role.DEPARTMENT, department_code="power")
+DISPATCHER = Actor(name="desk1", role=Role.DISPATCHER)
+DESK_STAFF = Actor(name="desk2", role=Role.DEPARTMENT, department_code=DISPATCH_DESK)
+SUPERVISOR = Actor(name="sup1", role=Role.SUPERVISOR)
+ADMIN = Actor(name="root", role=Role.ADMIN)
+
+
+def case(status: CaseStatus, **values: object) -> Case:
+    return Case(
+        number="123456782",
+        status=status,
+        locale="zh-CN",
+        department_code=values.pop("department_code", "water"),
+        **values,
+    )
+
+
+@pytest.mark.parametrize(
+    ("actor", "status", "offered"),
+    [
+        (WATER, CaseStatus.ASSIGNED, {"accept", "note", "transfer", "send_back", "resolve"}),
+        # First-responsible: once accepted, transfer but not send back.
+        (WATER, CaseStatus.ACCEPTED, {"note", "transfer", "resolve"}),
+        (WATER, CaseStatus.RESOLVED, {"note"}),
+        # Another department sees nothing to do on water's case.
+        (POWER, CaseStatus.ASSIGNED, set()),
+        (DISPATCHER, CaseStatus.TRIAGE, {"note", "transfer", "triage", "escalate", "supervise"}),
+        (DESK_STAFF, CaseStatus.SENT_BACK, {"note", "ruling", "escalate", "supervise"}),
+        (SUPERVISOR, CaseStatus.ACCEPTED, {"escalate", "supervise"}),
+        (SUPERVISOR, CaseStatus.CLOSED, set()),
+        # Admins run the system; they do not work cases in a department's name.
+        (ADMIN, CaseStatus.ASSIGNED, {"note", "transfer", "escalate", "supervise"}),
+    ],
+)
+def test_each_person_is_offered_the_actions_the_table_allows(
+    actor: Actor, status: CaseStatus, offered: set[str]
+) -> None:
+    department = DISPATCH_DESK if status in (CaseStatus.TRIAGE, CaseStatus.SENT_BACK) else "water"
+    assert lifecycle.allowed_actions(actor, case(status, department_code=department)) == offered
+
+
+def test_the_first_responsible_department_keeps_its_notes_after_a_transfer() -> None:
+    transferred = case(CaseStatus.ASSIGNED, department_code="power")
+    transferred.responsible_department_code = "water"
+    assert lifecycle.allowed_actions(WATER, transferred) == {"note"}
+
+
+def test_an_escalated_case_is_not_offered_escalation_again() -> None:
+    escalated = case(CaseStatus.ACCEPTED, escalated_at=datetime(2026, 1, 1, tzinfo=UTC))
+    assert "escalate" not in lifecycle.allowed_actions(SUPERVISOR, escalated)
+    assert "supervise" in lifecycle.allowed_actions(SUPERVISOR, escalated)
+
+
+def test_ratings_are_the_callers_never_a_staff_button() -> None:
+    resolved = case(CaseStatus.RESOLVED)
+    for actor in (WATER, DISPATCHER, SUPERVISOR, ADMIN):
+        assert "rate" not in lifecycle.allowed_actions(actor, resolved)
+    with pytest.raises(NotAllowedError):
+        lifecycle.check_actor("rate", actor=ADMIN, case=resolved)
+
+
+def test_refusals_say_who_may_and_what_state_is_wrong() -> None:
+    assigned = case(CaseStatus.ASSIGNED)
+    with pytest.raises(NotAllowedError, match="Only the department holding the case can accept"):
+        lifecycle.check_actor("accept", actor=POWER, case=assigned)
+    with pytest.raises(InvalidTransitionError, match="cannot rule on a case that is assigned"):
+        lifecycle.check_status("ruling", case=assigned)
+    with pytest.raises(InvalidTransitionError, match="transfer it, as you are first-responsible"):
+        lifecycle.check_status("send_back", case=case(CaseStatus.ACCEPTED))
+
+
+def test_every_action_offered_is_taken_from_the_statuses_the_table_names() -> None:
+    for status in CaseStatus:
+        for actor in (WATER, DISPATCHER, DESK_STAFF, SUPERVISOR, ADMIN):
+            for name in lifecycle.allowed_actions(actor, case(status)):
+                lifecycle.check_actor(name, actor=actor, case=case(status))
+                lifecycle.check_status(name, case=case(status))
