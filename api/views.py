@@ -7,7 +7,9 @@ api/openapi.yaml, served at /api/v1/openapi.yaml.
 
 Errors are JSON, `{"error": {"code", "message", "field"?}}`:
 - 400: the request cannot be read (not JSON, not an object, a missing, unknown or mistyped field,
-  a bad query parameter or Idempotency-Key);
+  a bad query parameter or Idempotency-Key), or a text holds a character that is not text
+  (`invalid_text`: a lone surrogate such as `"\\ud800"`, NUL or another control character; see
+  cases.free_text);
 - 401: no key, or not a valid one;
 - 403: the department may see the case but not do this to it;
 - 404: no such case, or one the department may not see (the two answers are identical);
@@ -43,7 +45,7 @@ from sqlalchemy.orm import Session, selectinload
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
-from cases import lifecycle, queries, staff
+from cases import lifecycle, numbers, queries, staff
 from cases.access import Actor, get_visible_case, visibility
 from cases.errors import (
     InvalidInputError,
@@ -51,6 +53,7 @@ from cases.errors import (
     NotAllowedError,
     UnknownCaseError,
 )
+from cases.free_text import CODE, PROSE, BadTextError, TextRule, readable_data
 from cases.models import Case, CaseEvent, CaseStatus
 from cases.serialise import case_detail, case_summary, event_record
 from hotline.wiring import db
@@ -68,6 +71,13 @@ REQUEST_ID = "request_id"
 # The published contract is readable without a key.
 PUBLIC_ENDPOINTS = frozenset({"api.openapi_document"})
 CATCH_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# How each text field of an action is typed: free text, or a department's code.
+FIELD_RULES: dict[str, TextRule] = {
+    "text": PROSE,
+    "reply": PROSE,
+    "reason": PROSE,
+    "department": CODE,
+}
 REALM = 'Bearer realm="hotline-api"'
 
 
@@ -97,9 +107,12 @@ def _actor() -> Actor:
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    # Not jsonify: replies and transcripts are mostly Chinese, and readable as sent.
+    # Not jsonify: replies and transcripts are mostly Chinese, and readable as sent. Every string
+    # is made readable (an error may echo a field's name as sent, "\ud800" and all), and the
+    # answer is encoded here, so that one that cannot be sent fails where the caller can still
+    # roll back.
     return Response(
-        json.dumps(body, ensure_ascii=False),
+        json.dumps(readable_data(body), ensure_ascii=False).encode("utf-8"),
         status=status,
         headers=dict(headers or {}),
         mimetype="application/json",
@@ -144,6 +157,19 @@ def not_allowed(error: NotAllowedError) -> Response:
 def invalid_transition(error: InvalidTransitionError) -> Response:
     """The case's state does not allow the action."""
     return _error_answer(409, "invalid_transition", str(error))
+
+
+def _text_refusal(error: BadTextError) -> ApiError:
+    """A refused text: 400 for a character that is not text, 422 for a length (as before)."""
+    if error.is_character_problem:
+        return ApiError(400, "invalid_text", str(error), field=error.field)
+    return ApiError(422, "invalid_input", str(error), field=error.field)
+
+
+@bp.errorhandler(BadTextError)
+def bad_text(error: BadTextError) -> Response:
+    """A text the lifecycle's free-text rule refused, naming the field."""
+    return api_error(_text_refusal(error))
 
 
 @bp.errorhandler(InvalidInputError)
@@ -295,7 +321,12 @@ class ActionRequest:
         for name in fields:
             if name not in body:
                 raise ApiError(400, "missing_field", f"the field {name!r} is required", field=name)
-            values[name] = _string(body, name)
+            # Checked here, before any query: a NUL would otherwise reach PostgreSQL, which
+            # refuses it with an error rather than an answer.
+            try:
+                values[name] = FIELD_RULES[name].clean(_string(body, name), field=name)
+            except BadTextError as error:
+                raise _text_refusal(error) from None
         return cls(operation=operation, fields=values, idempotency_key=_idempotency_key(body))
 
     @property
@@ -411,7 +442,8 @@ def list_cases() -> Response:
             "total": total,
             "next_page": query.page + 1 if query.page * query.per_page < total else None,
         }
-    return _json(body)
+        response = _json(body)
+    return response
 
 
 @bp.get("/cases/<number>")
@@ -419,8 +451,8 @@ def show_case(number: str) -> Response:
     """One case, with the caller's number masked and its timeline."""
     with db().begin():
         case = get_visible_case(db(), actor=_actor(), number=number)
-        body = case_detail(case)
-    return _json(body)
+        response = _json(case_detail(case))
+    return response
 
 
 Perform = Callable[[Session, Case, Actor], object]
@@ -442,6 +474,8 @@ def _act(number: str, action: ActionRequest, *, kind: str, perform: Perform) -> 
     """Run one action on a case in one transaction, or replay the answer to an earlier copy."""
     actor = _actor()
     key = action.idempotency_key
+    if not numbers.could_be_a_case_number(number):
+        raise UnknownCaseError(number)  # before the lock's query: PostgreSQL refuses a NUL
     session = db()
     with session.begin():
         # Lock the case before looking for an earlier copy: two copies of one request in
@@ -476,8 +510,10 @@ def _act(number: str, action: ActionRequest, *, kind: str, perform: Perform) -> 
             }
         # A repeated accept adds nothing: answer with the event of the accept that counted.
         event = next((e for e in reversed(case.events) if e.kind == kind), None)
-        answer = _action_answer(session, actor=actor, case=case, event=event)
-    return _json(answer)
+        # The answer is encoded before the commit: if it cannot be, the action rolls back and
+        # the 500 that says "nothing was changed" is true.
+        response = _json(_action_answer(session, actor=actor, case=case, event=event))
+    return response
 
 
 @bp.post("/cases/<number>/accept")

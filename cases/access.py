@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Select, false, or_, select, true
 from sqlalchemy.orm import Session
 
+from cases import numbers
 from cases.errors import NotAllowedError, UnknownCaseError
 from cases.models import Case, Role
 
@@ -77,6 +78,8 @@ def get_visible_case(
     `for_update` locks the row until the transaction ends: an action reads the state it
     changes, and two actions at once (a click and the department's API) must take turns.
     """
+    if not numbers.could_be_a_case_number(number):
+        raise UnknownCaseError(number)
     query = visible_cases(actor).where(Case.number == number)
     if for_update:
         query = query.with_for_update()

@@ -30,10 +30,10 @@ from sqlalchemy.orm import Session
 from cases import outbox
 from cases.access import DISPATCH_DESK, LEADERSHIP, Actor, holds_case
 from cases.errors import N_, InvalidInputError, InvalidTransitionError, NotAllowedError
+from cases.free_text import PROSE
 from cases.models import ACTIVE_STATUSES, Case, CaseStatus, Category, Department, Light, utcnow
 from cases.timeline import add_event
 
-MAX_TEXT = 4000
 PRESSING_URGENCIES = ("urgent", "emergency")
 RATINGS = range(1, 6)
 REOPEN_AT_OR_BELOW = 2
@@ -69,6 +69,26 @@ def _always(case: Case) -> bool:
     return True
 
 
+def _never(case: Case) -> str | None:
+    return None
+
+
+def _first_responsible_holds_it(case: Case) -> str | None:
+    """首问负责: a department that has accepted the case stays responsible for it, so it may not
+    send it back, even when it is assigned again (a low rating reopened it, or the desk ruled it
+    back to them after a later department's send-back). It may still transfer it."""
+    if (
+        case.responsible_department_code is not None
+        and case.responsible_department_code == case.department_code
+    ):
+        return N_(
+            "Your department accepted this case and stays first-responsible for it, "
+            "reopened or not: it cannot be sent back. Transfer it if another department "
+            "must handle it."
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Transition:
     """One action on a case.
@@ -77,7 +97,9 @@ class Transition:
     may take it (None: not a staff action; the caller takes it by text); `refusal` is the
     message otherwise, marked for translation where it is shown; `refusals_by_status` gives a
     clearer refusal than the generic one for a status it is not taken from; `needed` says
-    whether taking it now would change anything (an escalated case is not escalated again).
+    whether taking it now would change anything (an escalated case is not escalated again);
+    `barred` gives the refusal when a rule other than the status forbids it in this case's
+    history (a reopened case may not be sent back by the department that accepted it).
     """
 
     verb: str
@@ -86,6 +108,7 @@ class Transition:
     refusal: str = ""
     refusals_by_status: Mapping[CaseStatus, str] = field(default_factory=dict)
     needed: Callable[[Case], bool] = _always
+    barred: Callable[[Case], str | None] = _never
 
 
 TRANSITIONS: dict[str, Transition] = {
@@ -118,6 +141,7 @@ TRANSITIONS: dict[str, Transition] = {
                 "as you are first-responsible for it."
             )
         },
+        barred=_first_responsible_holds_it,
     ),
     "resolve": Transition(
         "resolve",
@@ -163,6 +187,7 @@ def allowed_actions(actor: Actor, case: Case) -> frozenset[str]:
         and transition.who(actor, case)
         and case.status in transition.statuses
         and transition.needed(case)
+        and transition.barred(case) is None
     )
 
 
@@ -174,7 +199,8 @@ def check_actor(action: str, *, actor: Actor, case: Case) -> None:
 
 
 def check_status(action: str, *, case: Case) -> None:
-    """InvalidTransitionError unless the case is in a status the action is taken from."""
+    """InvalidTransitionError unless the case is in a status the action is taken from, and no
+    rule of its history bars the action."""
     transition = TRANSITIONS[action]
     if case.status not in transition.statuses:
         raise InvalidTransitionError(
@@ -182,15 +208,14 @@ def check_status(action: str, *, case: Case) -> None:
             str(case.status),
             reason=transition.refusals_by_status.get(CaseStatus(case.status)),
         )
+    barred = transition.barred(case)
+    if barred is not None:
+        raise InvalidTransitionError(transition.verb, str(case.status), reason=barred)
 
 
 def _text(value: str | None, what: str) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise InvalidInputError(f"{what} is required")
-    if len(text) > MAX_TEXT:
-        raise InvalidInputError(f"{what} is longer than {MAX_TEXT} characters")
-    return text
+    # Whatever edge the text came in by, nothing the free-text rule refuses is stored.
+    return PROSE.clean(value, field=what)
 
 
 def _department(session: Session, code: str | None, *, what: str = "department") -> Department:
@@ -383,6 +408,7 @@ def triage(
     """A dispatcher classifies a case the machine could not, and assigns it."""
     check_actor("triage", actor=actor, case=case)
     check_status("triage", case=case)
+    note_text = PROSE.clean(note, field="note", required=False)
     get_category(session, category_code)
     target = _department(session, department_code)
     if urgency not in ("normal", *PRESSING_URGENCIES):
@@ -412,7 +438,7 @@ def triage(
         department=target.code,
         urgency=urgency,
         suggested=(case.routing or {}).get("category"),
-        note=(note or "").strip() or None,
+        note=note_text or None,
     )
     _assign(session, case=case, department_code=target.code, deadline_at=deadline_at)
     if urgency in PRESSING_URGENCIES and not case.major:

@@ -28,6 +28,12 @@ def new_case_number() -> str:
     return body + luhn_check_digit(body)
 
 
+def could_be_a_case_number(number: str) -> bool:
+    """Whether `number` has a case number's shape (ASCII digits, at most 12): anything else is
+    answered "no such case" without a query, so no odd character ever reaches the database."""
+    return 0 < len(number) <= 12 and number.isascii() and number.isdigit()
+
+
 def is_well_formed(number: str) -> bool:
     """Whether `number` could be a case number (right length, digits, valid check digit)."""
     return (

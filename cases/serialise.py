@@ -1,11 +1,16 @@
 """A case as plain data, for each audience: what a department is pushed and reads through its
-API (the caller's number masked), and the whole record for the command line."""
+API (the caller's number masked), and the whole record for the command line.
+
+Every string goes out through `cases.free_text.readable`: a row stored before the free-text
+rule (or by a path that skipped it) still makes valid JSON, with U+FFFD where a lone surrogate
+or a control character was, rather than an answer that cannot be encoded."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from cases.free_text import readable, readable_data
 from cases.models import Case, CaseEvent
 from cases.privacy import mask_number
 
@@ -21,7 +26,7 @@ def iso(value: datetime | None) -> str | None:
 def case_snapshot(case: Case) -> dict[str, Any]:
     """What a department receives about a case: no unmasked personal data."""
     transcript = case.transcript
-    return {
+    snapshot = {
         "number": case.number,
         "status": str(case.status),
         "department": case.department_code,
@@ -36,6 +41,8 @@ def case_snapshot(case: Case) -> dict[str, Any]:
         "caller_number": mask_number(case.caller_number),
         "transcript": transcript.text if transcript is not None else None,
     }
+    result: dict[str, Any] = readable_data(snapshot)
+    return result
 
 
 def case_summary(case: Case) -> dict[str, Any]:
@@ -54,20 +61,22 @@ def case_summary(case: Case) -> dict[str, Any]:
 
 def event_record(event: CaseEvent) -> dict[str, Any]:
     """One timeline entry."""
-    return {
+    record = {
         "id": event.id,
         "kind": event.kind,
         "actor": event.actor,
         "at": iso(event.created_at),
         "data": {key: value for key, value in event.data.items() if key not in HIDDEN_EVENT_DATA},
     }
+    result: dict[str, Any] = readable_data(record)
+    return result
 
 
 def case_detail(case: Case) -> dict[str, Any]:
     """A case with its outcome so far and its whole timeline."""
     return {
         **case_summary(case),
-        "resolution": case.resolution,
+        "resolution": readable(case.resolution) if case.resolution is not None else None,
         "rating": case.rating,
         "reopen_count": case.reopen_count,
         "timeline": [event_record(event) for event in case.events],
@@ -78,7 +87,7 @@ def case_record(case: Case) -> dict[str, Any]:
     """Everything kept about a case, the caller's number included: for the command line, which
     only the hotline's operators reach."""
     call = case.call
-    return {
+    record = {
         "number": case.number,
         "status": case.status,
         "locale": case.locale,
@@ -144,3 +153,5 @@ def case_record(case: Case) -> dict[str, Any]:
             for event in case.events
         ],
     }
+    result: dict[str, Any] = readable_data(record)
+    return result

@@ -1,5 +1,8 @@
 """The console's forms: every one carries a CSRF token (Flask-WTF), and each case action has
-its own prefix, so that several can share a page with distinct element ids (`resolve-reply`)."""
+its own prefix, so that several can share a page with distinct element ids (`resolve-reply`).
+
+Every field people type into goes through `cases.free_text` (`FreeText`): a control character
+or NUL is a form error in the staff member's language, and nothing is written."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any, ClassVar
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    Field,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -23,15 +27,18 @@ from wtforms.validators import (
     NumberRange,
     Optional,
     Regexp,
+    ValidationError,
 )
 
-from cases.lifecycle import MAX_TEXT
+from cases.free_text import LINE, PROSE, BadTextError, TextRule
 from cases.staff import MIN_PASSWORD_LENGTH
 
 # Time limits an admin may set. The caps catch a slipped key (240 for 24) before it quietly
 # gives a department ten days; a real limit longer than these is a policy change, not a form.
 MAX_LIMIT_HOURS = 720
 MAX_LIMIT_WORKING_DAYS = 60
+# A webhook URL is one line, and may be longer than a name.
+URL_LINE = TextRule(max_length=2000, multiline=False)
 
 URGENCY_LABELS = {
     "normal": _l("Normal"),
@@ -45,14 +52,50 @@ def choices(pairs: Iterable[tuple[str, Any]]) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in pairs]
 
 
+class FreeText:
+    """The domain's free-text rule as a form check, its refusal said in the page's language.
+
+    It checks the length too, after line ends become one `\n`: a browser counts a textarea's
+    line break as one character against `maxlength` but posts it as two (CRLF), so WTForms'
+    Length on the raw text would refuse a note the page had let the staff member type."""
+
+    def __init__(self, rule: TextRule) -> None:
+        self.rule = rule
+        # Rendered as the input's maxlength attribute, as Length's would be.
+        self.field_flags = {"maxlength": rule.max_length}
+
+    def __call__(self, form: Any, field: Field) -> None:
+        """ValidationError if the rule refuses the field's text (emptiness is left to the
+        field's own DataRequired or Optional)."""
+        if not field.data:
+            return
+        try:
+            self.rule.clean(field.data, field=field.name, required=False)
+        except BadTextError as error:
+            if error.is_character_problem:
+                raise ValidationError(
+                    _l(
+                        "This text contains a character that cannot be saved "
+                        "(%(code_point)s, character %(position)s). Remove it and try again.",
+                        code_point=error.code_point,
+                        position=error.position,
+                    )
+                ) from None
+            raise ValidationError(
+                _l("This text is longer than %(limit)s characters.", limit=error.limit)
+            ) from None
+
+
 def _text_field(label: Any) -> TextAreaField:
-    return TextAreaField(label, validators=[DataRequired(), Length(max=MAX_TEXT)])
+    return TextAreaField(label, validators=[DataRequired(), FreeText(PROSE)])
 
 
 class LoginForm(FlaskForm):
     """Username and password; `next` is where to go after signing in (local paths only)."""
 
-    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=80)])
+    username = StringField(
+        _l("Username"), validators=[DataRequired(), Length(max=80), FreeText(LINE)]
+    )
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
     next = HiddenField()
 
@@ -125,7 +168,7 @@ class TriageForm(CaseActionForm):
     category = SelectField(_l("Category"), choices=[])
     department = SelectField(_l("Department"), choices=[])
     urgency = SelectField(_l("Urgency"), choices=choices(URGENCY_LABELS.items()), default="normal")
-    note = TextAreaField(_l("Note (optional)"), validators=[Optional(), Length(max=MAX_TEXT)])
+    note = TextAreaField(_l("Note (optional)"), validators=[Optional(), FreeText(PROSE)])
 
 
 class RulingForm(CaseActionForm):
@@ -155,13 +198,18 @@ class ChannelsForm(FlaskForm):
     """How a department receives its cases; an empty field clears that channel, except the
     secret, which is never shown and stays as it is when left empty."""
 
-    webhook_url = StringField(_l("Webhook URL"), validators=[Optional(), Length(max=2000)])
-    webhook_secret = PasswordField(_l("Webhook secret"), validators=[Optional(), Length(max=200)])
+    webhook_url = StringField(
+        _l("Webhook URL"), validators=[Optional(), Length(max=2000), FreeText(URL_LINE)]
+    )
+    webhook_secret = PasswordField(
+        _l("Webhook secret"), validators=[Optional(), Length(max=200), FreeText(LINE)]
+    )
     email = StringField(
         _l("E-mail"),
         validators=[
             Optional(),
             Length(max=200),
+            FreeText(LINE),
             Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("Not an e-mail address.")),
         ],
     )
@@ -185,7 +233,9 @@ class ApiKeyForm(FlaskForm):
 class AddUserForm(FlaskForm):
     """A new staff account."""
 
-    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=80)])
+    username = StringField(
+        _l("Username"), validators=[DataRequired(), Length(max=80), FreeText(LINE)]
+    )
     password = PasswordField(
         _l("Password"), validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)]
     )

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
 
-from cases import lifecycle, outbox, queries
+from cases import free_text, lifecycle, outbox, phones, queries
 from cases.models import (
     Case,
     CaseEvent,
@@ -120,8 +120,9 @@ class InboundText:
     body: str
 
     @classmethod
-    def from_form(cls, form: Mapping[str, str]) -> InboundText:
-        """The values Twilio always sends with an incoming text."""
+    def from_form(cls, form: Mapping[str, str], *, region: str) -> InboundText:
+        """The values Twilio always sends with an incoming text; the sender in E.164, as
+        the cases keep their callers' numbers (`cases.phones`)."""
         values = {}
         for name in ("MessageSid", "From"):
             values[name] = form.get(name, "").strip()
@@ -129,8 +130,11 @@ class InboundText:
                 raise MissingParameterError(name)
         return cls(
             message_sid=values["MessageSid"],
-            from_number=values["From"],
-            body=form.get("Body", ""),
+            from_number=phones.same_or_raw(values["From"], region=region),
+            # A citizen's text is never refused (Twilio is waiting, and it may be a report):
+            # what the free-text rule would refuse is replaced, so no NUL or control character
+            # goes further than here.
+            body=free_text.readable(form.get("Body", "")),
         )
 
 
@@ -281,8 +285,8 @@ def render_reply(reply: Reply, *, prompts: Mapping[str, Prompts], default_locale
 @twilio_signed
 def inbound_sms() -> Response:
     """An incoming text: a rating of the caller's resolved case, or help on how to rate."""
-    text = InboundText.from_form(request.form)
     wiring = current_wiring()
+    text = InboundText.from_form(request.form, region=wiring.settings.phone_default_region)
 
     def deadline_for(category: Category, urgency: str) -> datetime:
         """A fresh time limit from now, as a person routing the matter would set."""

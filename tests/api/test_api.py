@@ -3,6 +3,7 @@ retries, malformed requests that change nothing, and the OpenAPI document that d
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import uuid
@@ -15,13 +16,15 @@ import requests
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 from sqlalchemy import inspect, select
 from werkzeug.test import TestResponse
 
 from api.views import OPENAPI_PATH
-from cases import staff
+from cases import lifecycle, staff
 from cases.models import Case, CaseStatus, Channel, utcnow
 from cases.numbers import new_case_number
 from cases.serialise import case_snapshot
@@ -641,3 +644,197 @@ def test_the_push_a_department_receives_matches_the_documented_webhook(database:
         }
     conforms(payload, "CasePush")
     conforms({**payload, "event": "sent_back", "reason": "不归我们"}, "CasePush")
+
+
+# Bad text at the edge (issue 12, defect 2) ---------------------------------------------------
+
+# As a department's system could send them: JSON escapes that decode to code points no UTF-8
+# answer can carry (lone surrogates), that PostgreSQL refuses (NUL), or that are not text.
+BAD_TEXTS = {
+    "lone-high-surrogate": "\\ud800",
+    "lone-low-surrogate": "维修\\udfff班组",
+    "nul": "已处理\\u0000",
+    "escape": "\\u001b[31m已处理",
+    "c1-control": "已处理\\u0085",
+    "noncharacter": "已处理\\uffff",
+}
+# Each text field of each action, with the rest of a valid body.
+TEXT_FIELDS = [
+    ("notes", "text"),
+    ("resolve", "reply"),
+    ("send-back", "reason"),
+    ("transfer", "reason"),
+    ("transfer", "department"),
+]
+
+
+@pytest.mark.parametrize(("action", "field"), TEXT_FIELDS)
+@pytest.mark.parametrize("bad", list(BAD_TEXTS.values()), ids=list(BAD_TEXTS))
+def test_one_bad_note_does_not_lock_everyone_out_of_the_case(
+    client: FlaskClient,
+    database: Database,
+    keys: dict[str, str],
+    action: str,
+    field: str,
+    bad: str,
+) -> None:
+    number = new_case(database)
+    water = keys["water"]
+    before = state(database, number)
+    # Built by hand: the escape must reach the server as the six characters `\ud800`.
+    fields = [
+        f'"{name}": "{value}"' for name, value in VALID_BODIES[action].items() if name != field
+    ]
+    body = "{" + ", ".join([*fields, f'"{field}": "{bad}"']) + "}"
+
+    refused = client.post(
+        f"/api/v1/cases/{number}/{action}",
+        data=body,
+        headers=bearer(water, **{"Content-Type": JSON}),
+    )
+
+    error = assert_error(refused, 400, "invalid_text", field)
+    assert "U+" in error["message"]
+    assert state(database, number) == before
+    # The case still reads, for the department and for the list.
+    shown = client.get(f"/api/v1/cases/{number}", headers=bearer(water))
+    assert shown.status_code == 200
+    conforms(shown.get_json(), "CaseDetail")
+    assert client.get("/api/v1/cases?per_page=100", headers=bearer(water)).status_code == 200
+
+
+def test_a_field_whose_name_is_broken_text_gets_a_readable_400(
+    client: FlaskClient, database: Database, keys: dict[str, str]
+) -> None:
+    number = new_case(database)
+    before = state(database, number)
+
+    response = client.post(
+        f"/api/v1/cases/{number}/notes",
+        data='{"text": "ok", "\\ud800": "x"}',
+        headers=bearer(keys["water"], **{"Content-Type": JSON}),
+    )
+
+    assert response.status_code == 400
+    error = json.loads(response.get_data())["error"]  # strict UTF-8 and JSON
+    assert (error["code"], error["field"]) == ("unknown_field", "\ufffd")
+    assert state(database, number) == before
+
+
+# Any code point in a text a department's system sends; hypothesis leaves out lone surrogates
+# and seldom tries controls, so both are drawn on purpose.
+ANY_TEXT = st.text(
+    st.one_of(
+        st.characters(),
+        st.integers(0xD800, 0xDFFF).map(chr),
+        st.integers(0x00, 0x9F).map(chr),
+    ),
+    max_size=50,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=ANY_TEXT)
+def test_no_text_a_system_sends_breaks_the_api_or_the_case(
+    app: Flask, database: Database, text: str
+) -> None:
+    client = app.test_client()
+    with database.session() as session, session.begin():
+        key = staff.issue_api_key(session, code="water")
+    number = new_case(database)
+    before = state(database, number)
+
+    # ensure_ascii: the text travels as JSON escapes, so a lone surrogate arrives as sent.
+    response = client.post(
+        f"/api/v1/cases/{number}/notes",
+        data=json.dumps({"text": text}),
+        headers=bearer(key, **{"Content-Type": JSON}),
+    )
+
+    assert response.status_code in (200, 400, 422), response.get_data(as_text=True)
+    json.loads(response.get_data())  # strict UTF-8 and JSON, whatever was sent
+    if response.status_code != 200:
+        assert state(database, number) == before
+    shown = client.get(f"/api/v1/cases/{number}", headers=bearer(key))
+    assert shown.status_code == 200
+    json.loads(shown.get_data())
+
+
+def test_text_is_stored_in_one_form_whatever_the_sender_typed(
+    client: FlaskClient, database: Database, keys: dict[str, str]
+) -> None:
+    number = new_case(database)
+    # CRLF line ends, a decomposed é, tabs and blanks around: all text, stored one way.
+    noted = post(client, keys["water"], number, "notes", {"text": " 第一行\r\n第二行\tcafe\u0301 "})
+    assert noted.status_code == 200, noted.get_data(as_text=True)
+    assert noted.get_json()["event"]["data"]["text"] == "第一行\n第二行\tcafé"
+
+
+def test_an_answer_that_cannot_be_sent_leaves_the_action_undone(
+    live_server: str,
+    database: Database,
+    keys: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fault injection: the answer's serialiser yields what cannot be encoded (as a stored lone
+    surrogate once did). The 500 says nothing was changed, and so it must be."""
+    import api.views
+
+    number = new_case(database)
+    before = state(database, number)
+
+    def unsendable(event: Any) -> dict[str, Any]:
+        return {"kind": event.kind, "at": event.created_at}  # a datetime is not JSON
+
+    monkeypatch.setattr(api.views, "event_record", unsendable)
+    answer = requests.post(
+        f"{live_server}/api/v1/cases/{number}/notes",
+        json={"text": "维修班组已出发"},
+        headers=bearer(keys["water"]),
+        timeout=30,
+    )
+
+    assert answer.status_code == 500
+    assert "nothing was changed" in answer.json()["error"]["message"]
+    assert state(database, number) == before
+
+
+def test_odd_characters_in_a_case_number_are_no_such_case(
+    client: FlaskClient, database: Database, keys: dict[str, str]
+) -> None:
+    # PostgreSQL refuses a NUL in a query's text: the number never gets that far.
+    water = bearer(keys["water"])
+    for number in ("%00", "123%0045678", "%EF%BF%BF", "１２３４５６７８２", "1" * 13):
+        assert_error(client.get(f"/api/v1/cases/{number}", headers=water), 404, "unknown_case")
+        response = client.post(f"/api/v1/cases/{number}/notes", json={"text": "x"}, headers=water)
+        assert_error(response, 404, "unknown_case")
+
+
+# 首问负责 after a reopen (issue 12, defect 10) ---------------------------------------------------
+
+
+def test_a_department_that_accepted_a_reopened_case_cannot_send_it_back(
+    client: FlaskClient, database: Database, keys: dict[str, str]
+) -> None:
+    number = new_case(database)
+    water = keys["water"]
+    assert post(client, water, number, "accept").status_code == 200
+    assert post(client, water, number, "resolve", VALID_BODIES["resolve"]).status_code == 200
+    with database.session() as session, session.begin():
+        case = session.scalars(select(Case).where(Case.number == number)).one()
+        # The caller texts "1": not satisfied, so the case is reopened to water.
+        assert lifecycle.rate(session, case=case, score=1, message_sid=None).reopened
+    reopened = client.get(f"/api/v1/cases/{number}", headers=bearer(water)).get_json()
+    assert (reopened["status"], reopened["department"]) == ("assigned", "water")
+    assert reopened["responsible_department"] == "water"
+    before = state(database, number)
+
+    refused = post(client, water, number, "send-back", VALID_BODIES["send-back"])
+
+    error = assert_error(refused, 409, "invalid_transition")
+    assert "first-responsible" in error["message"]
+    assert state(database, number) == before
+    # Still theirs to handle: they may answer again (or transfer it).
+    again = post(client, water, number, "resolve", {"reply": "已再次派人检修，供水正常。"})
+    assert again.status_code == 200
+    assert again.get_json()["case"]["status"] == "resolved"

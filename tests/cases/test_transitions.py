@@ -90,3 +90,37 @@ def test_every_action_offered_is_taken_from_the_statuses_the_table_names() -> No
             for name in lifecycle.allowed_actions(actor, case(status)):
                 lifecycle.check_actor(name, actor=actor, case=case(status))
                 lifecycle.check_status(name, case=case(status))
+
+
+def reopened(department_code: str = "water", *, responsible: str = "water") -> Case:
+    """A case a low rating reopened: assigned again to the department first-responsible."""
+    again = case(CaseStatus.ASSIGNED, department_code=department_code, reopen_count=1)
+    again.responsible_department_code = responsible
+    return again
+
+
+def test_a_department_that_accepted_a_reopened_case_is_not_offered_send_back() -> None:
+    # 首问负责: having accepted it once, water stays responsible, reopened or not.
+    assert lifecycle.allowed_actions(WATER, reopened()) == {"accept", "note", "transfer", "resolve"}
+    with pytest.raises(InvalidTransitionError, match="stays first-responsible"):
+        lifecycle.check_status("send_back", case=reopened())
+
+
+def test_a_case_ruled_back_to_the_department_that_accepted_it_cannot_be_sent_back_again() -> None:
+    # Water accepted, transferred to power, power sent it back, the desk ruled it back to water.
+    with pytest.raises(InvalidTransitionError, match="stays first-responsible"):
+        lifecycle.check_status("send_back", case=reopened("water", responsible="water"))
+
+
+def test_a_department_that_never_accepted_may_still_send_back() -> None:
+    # Water accepted and transferred to power; power has not accepted, so it may send back.
+    transferred = reopened("power", responsible="water")
+    assert "send_back" in lifecycle.allowed_actions(POWER, transferred)
+    lifecycle.check_status("send_back", case=transferred)
+
+
+def test_every_action_offered_on_a_reopened_case_is_one_the_checks_allow() -> None:
+    for actor in (WATER, POWER, DISPATCHER, DESK_STAFF, SUPERVISOR, ADMIN):
+        for name in lifecycle.allowed_actions(actor, reopened()):
+            lifecycle.check_actor(name, actor=actor, case=reopened())
+            lifecycle.check_status(name, case=reopened())

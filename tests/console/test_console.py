@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from html import unescape as html_unescape
 from typing import Any, cast
 
 import pytest
@@ -175,9 +176,11 @@ def test_the_recording_streams_with_range_support_to_those_who_see_the_case(
         number, recording_id, size = case.number, recording.id, recording.size_bytes
     browser = signed_in("department", "urban_mgmt")
     html = browser.get(f"/console/cases/{number}").get_data(as_text=True)
-    src = f"/console/cases/{number}/recordings/{recording_id}"
     assert f'<audio controls preload="none" id="recording-{recording_id}"' in html
-    assert f'src="{src}"' in html
+    # The page's link to it is signed and expires (tests/console/test_security.py).
+    found = re.search(rf'src="(/console/cases/{number}/recordings/{recording_id}\?[^"]+)"', html)
+    assert found
+    src = html_unescape(found.group(1))
 
     # The file is streamed: close each response, as a server would.
     with browser.get(src) as whole:
@@ -655,3 +658,109 @@ def test_leadership_sees_what_was_escalated_to_it(
     html = leadership.get(f"/console/cases/{number}").get_data(as_text=True)
     assert "event-escalated" in html and "超期" in html
     assert leadership.get(f"/console/cases/{quiet_number}").status_code == 404
+
+
+# Bad text and 首问负责 after a reopen (issue 12, defects 2 and 10).
+
+
+@pytest.mark.parametrize(
+    ("action", "field"),
+    [
+        ("note", "note-text"),
+        ("resolve", "resolve-reply"),
+        ("send-back", "send-back-reason"),
+        ("transfer", "transfer-reason"),
+    ],
+)
+@pytest.mark.parametrize(
+    "bad", ["已处理\x00", "\x1b[31m已处理", "已处理\x85"], ids=["nul", "esc", "c1"]
+)
+def test_a_note_with_a_character_that_cannot_be_saved_is_a_form_error_and_writes_nothing(
+    signed_in: Callable[..., Console], database: Any, action: str, field: str, bad: str
+) -> None:
+    number = new_case(database)
+    urban = signed_in("department", "urban_mgmt")
+    data = {field: bad}
+    if action == "transfer":
+        data["transfer-department"] = "housing"
+
+    response = urban.post(f"/console/cases/{number}/{action}", data)
+
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "含有无法保存的字符" in html and "U+00" in html
+    case = load(database, number)
+    assert (case.status, case.department_code, case.resolution) == (
+        CaseStatus.ASSIGNED,
+        "urban_mgmt",
+        None,
+    )
+    assert event_kinds(database, number) == ["routed"]
+    assert urban.get(f"/console/cases/{number}").status_code == 200
+
+
+def test_a_reopened_case_cannot_be_sent_back_by_the_department_that_accepted_it(
+    signed_in: Callable[..., Console], database: Any
+) -> None:
+    number = new_case(database)
+    urban = signed_in("department", "urban_mgmt")
+    assert urban.post(f"/console/cases/{number}/accept").status_code == 302
+    resolved = urban.post(f"/console/cases/{number}/resolve", {"resolve-reply": "路灯已修复"})
+    assert resolved.status_code == 302
+    with database.session() as session, session.begin():
+        case = session.scalars(select(Case).where(Case.number == number)).one()
+        assert lifecycle.rate(session, case=case, score=2, message_sid=None).reopened
+
+    page = urban.get(f"/console/cases/{number}").get_data(as_text=True)
+    # 首问负责: still theirs, so the page offers no send-back, only handling it.
+    assert 'id="send-back-form"' not in page
+    assert 'id="resolve-form"' in page and 'id="transfer-form"' in page
+    refused = urban.post(f"/console/cases/{number}/send-back", {"send-back-reason": "不是我们的"})
+
+    assert refused.status_code == 400
+    assert 'id="action-error"' in refused.get_data(as_text=True)
+    case = load(database, number)
+    assert (case.status, case.department_code) == (CaseStatus.ASSIGNED, "urban_mgmt")
+    assert case.responsible_department_code == "urban_mgmt"
+    assert "sent_back" not in event_kinds(database, number)
+
+
+def test_sign_in_and_admin_fields_with_a_nul_are_form_errors_not_crashes(
+    console: Callable[[], Console], signed_in: Callable[..., Console], database: Any
+) -> None:
+    # PostgreSQL refuses a NUL in text: the forms stop it before any query.
+    browser = console()
+    page = browser.post("/console/login", {"username": "desk\x001", "password": "x" * 12})
+    assert page.status_code in (200, 400)
+    assert "无法保存的字符" in page.get_data(as_text=True)
+
+    admin = signed_in("admin")
+    saved = admin.post(
+        "/console/admin/departments/water/channels",
+        {"channels-webhook_url": "https://water.example.test/\x00hook", "channels-email": ""},
+    )
+    assert saved.status_code == 400
+    assert "无法保存的字符" in saved.get_data(as_text=True)
+    with database.session() as session:
+        water = session.get(Department, "water")
+        assert water is not None
+        assert "\x00" not in (water.webhook_url or "")
+
+
+def test_a_full_length_note_typed_with_line_breaks_is_saved(
+    signed_in: Callable[..., Console], database: Any
+) -> None:
+    # The page lets staff type 4000 characters, counting a line break as one; the browser posts
+    # each as CRLF. The note is 4000 characters as stored, and must not be refused as 4200.
+    typed = ("路灯" * 9 + "坏\r\n") * 200
+    number = new_case(database)
+    urban = signed_in("department", "urban_mgmt")
+    page = urban.get(f"/console/cases/{number}").get_data(as_text=True)
+    assert re.search(r'<textarea[^>]*id="note-text"[^>]*maxlength="4000"', page)
+
+    response = urban.post(f"/console/cases/{number}/note", {"note-text": typed})
+
+    assert response.status_code == 302, response.get_data(as_text=True)
+    (note,) = [e for e in load(database, number).events if e.kind == "note"]
+    assert note.data["text"] == typed.replace("\r\n", "\n").strip()
+    assert len(note.data["text"]) == 3999
