@@ -1,9 +1,10 @@
 """The public case lookup's rules: a case is found by its number and the last four digits of the
-caller's phone, and guessing is throttled.
+caller's phone, and guessing is slowed per (case number, address) pair (`cases.throttles`).
 
-Failed lookups are kept as LoginAttempt rows, namespaced "lookup:" in both columns so that a
-citizen's typos never throttle staff sign-in from the same address, nor the reverse. In the
-database rather than in memory, so the limit holds across web processes and machines.
+Per pair, not per number: twenty strangers guessing at one number must not lock its caller out.
+Per pair, not only per address: one address may look up several cases (a family, an office).
+A ceiling per address over every number stops one client from sweeping numbers; it is
+generous, since many citizens can share one carrier-grade NAT address.
 """
 
 from __future__ import annotations
@@ -13,17 +14,22 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases.models import Case, LoginAttempt
+from cases import throttles
+from cases.models import Case
 
-LOOKUP_PREFIX = "lookup:"
-LOOKUP_WINDOW = timedelta(minutes=15)
-# Per address: stops one client from trying the 10,000 possible last-four digits of a number.
-LOOKUP_MAX_FAILURES_PER_ADDRESS = 10
-# Per case number, from any address: stops the same guessing spread over many addresses.
-LOOKUP_MAX_FAILURES_PER_NUMBER = 20
+# Five misses at one number from one address cost nothing (typos); then a pause from a minute,
+# doubling to a quarter of an hour: about a hundred guesses a day at the 10,000 last-fours.
+LOOKUP_POLICY = throttles.Policy(
+    kind=throttles.LOOKUP,
+    free=5,
+    base=timedelta(minutes=1),
+    cap=timedelta(minutes=15),
+    address_ceiling=50,
+    ceiling_window=timedelta(hours=1),
+)
 
 
 def find_case_for_caller(session: Session, *, number: str, phone_last4: str) -> Case | None:
@@ -41,59 +47,32 @@ def find_case_for_caller(session: Session, *, number: str, phone_last4: str) -> 
     return case
 
 
-def _key(value: str) -> str:
-    return LOOKUP_PREFIX + value
-
-
-def lookup_throttled(session: Session, *, remote_addr: str, number: str, now: datetime) -> bool:
-    """Whether too many lookups failed lately from this address, or for this case number."""
-    since = now - LOOKUP_WINDOW
-    by_address, by_number = session.execute(
-        select(
-            func.count(LoginAttempt.id).filter(LoginAttempt.remote_addr == _key(remote_addr)),
-            func.count(LoginAttempt.id).filter(LoginAttempt.username == _key(number)),
-        ).where(
-            LoginAttempt.created_at >= since,
-            or_(
-                LoginAttempt.remote_addr == _key(remote_addr),
-                LoginAttempt.username == _key(number),
-            ),
-        )
-    ).one()
-    return (
-        by_address >= LOOKUP_MAX_FAILURES_PER_ADDRESS or by_number >= LOOKUP_MAX_FAILURES_PER_NUMBER
-    )
-
-
-def record_failed_lookup(session: Session, *, remote_addr: str, number: str, now: datetime) -> None:
-    """Count a failed lookup against the address and the number; forget long-past ones."""
-    session.add(
-        LoginAttempt(username=_key(number)[:80], remote_addr=_key(remote_addr)[:64], created_at=now)
-    )
-    session.execute(
-        delete(LoginAttempt).where(
-            LoginAttempt.username.startswith(LOOKUP_PREFIX),
-            LoginAttempt.created_at < now - 4 * LOOKUP_WINDOW,
-        )
-    )
-
-
 @dataclass(frozen=True)
 class LookupOutcome:
-    """What one lookup attempt found: the case, or nothing (and whether it was refused)."""
+    """What one lookup attempt found: the case, or nothing; `wait` is the pause running for this
+    number from this address (the attempt was refused unchecked if `throttled`)."""
 
     case: Case | None
+    wait: throttles.Verdict
     throttled: bool = False
 
 
 def look_up_case(
     session: Session, *, number: str, phone_last4: str, remote_addr: str, now: datetime
 ) -> LookupOutcome:
-    """One lookup: refused while throttled (even with the right digits, so guessing on gains
-    nothing); a miss counts towards the throttle, a hit does not clear it."""
-    if lookup_throttled(session, remote_addr=remote_addr, number=number, now=now):
-        return LookupOutcome(case=None, throttled=True)
+    """One lookup: refused while a pause runs for this number from this address (even with the
+    right digits, so guessing on gains nothing); a miss counts against the pair."""
+    verdict = throttles.check(
+        session, policy=LOOKUP_POLICY, subject=number, remote_addr=remote_addr, now=now
+    )
+    if not verdict.allowed:
+        return LookupOutcome(case=None, wait=verdict, throttled=True)
     case = find_case_for_caller(session, number=number, phone_last4=phone_last4)
     if case is None:
-        record_failed_lookup(session, remote_addr=remote_addr, number=number, now=now)
-    return LookupOutcome(case=case)
+        throttles.record_failure(
+            session, policy=LOOKUP_POLICY, subject=number, remote_addr=remote_addr, now=now
+        )
+        verdict = throttles.check(
+            session, policy=LOOKUP_POLICY, subject=number, remote_addr=remote_addr, now=now
+        )
+    return LookupOutcome(case=case, wait=verdict)

@@ -1,23 +1,54 @@
-"""Staff accounts, sign-in throttling, and how departments receive cases (channels, API keys)."""
+"""Staff accounts: passwords (argon2id), sign-in with its throttle, signed-in sessions kept
+server-side; and how departments receive cases (channels, API keys)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
+from cases import throttles
 from cases.access import Actor
 from cases.errors import N_, InvalidInputError
-from cases.models import Department, LoginAttempt, Role, User, utcnow
+from cases.models import Department, Role, StaffSession, User
 
 MIN_PASSWORD_LENGTH = 10
 API_KEY_PREFIX = "hlk_"
+# argon2id with argon2-cffi's defaults (RFC 9106's low-memory profile: 64 MiB, 3 passes);
+# a hash made with weaker parameters, or werkzeug's older pbkdf2/scrypt, is redone at the
+# next sign-in, when the password is at hand.
+_HASHER = PasswordHasher()
 # Checked against when the username is unknown, so that timing does not tell which names exist.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
+_DUMMY_HASH = _HASHER.hash("not-a-real-password")
+# However the session is used, it ends this long after signing in (ASVS 3.3).
+SESSION_MAX_AGE = timedelta(hours=12)
+# Wrong passwords from one address over all accounts, per hour, before that address pauses:
+# far above what an office of people mistyping behind one NAT address produces.
+SIGN_IN_ADDRESS_CEILING = 100
+
+
+def hash_password(password: str) -> str:
+    """The password's argon2id hash."""
+    return _HASHER.hash(password)
+
+
+def _check_password(stored: str, password: str) -> tuple[bool, bool]:
+    """Whether the password matches the stored hash, and whether the hash should be redone."""
+    if stored.startswith("$argon2"):
+        try:
+            _HASHER.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False, False
+        return True, _HASHER.check_needs_rehash(stored)
+    # A hash from before argon2 (werkzeug's pbkdf2 or scrypt): upgraded once it matches.
+    return check_password_hash(stored, password), True
 
 
 def actor_for(user: User) -> Actor:
@@ -56,7 +87,7 @@ def add_user(
         raise InvalidInputError(f"user {username!r} exists already")
     user = User(
         username=username,
-        password_hash=generate_password_hash(password),
+        password_hash=hash_password(password),
         role=role_value,
         department_code=department_code if role_value == Role.DEPARTMENT else None,
     )
@@ -66,10 +97,11 @@ def add_user(
 
 
 def set_password(session: Session, *, user: User, password: str) -> None:
-    """Change a user's password."""
+    """Change a user's password; every session signed in with the old one ends."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInputError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
-    user.password_hash = generate_password_hash(password)
+    user.password_hash = hash_password(password)
+    end_all_sessions(session, user_id=user.id)
 
 
 def set_active(session: Session, *, actor: Actor, user: User, active: bool) -> None:
@@ -86,44 +118,115 @@ def set_active(session: Session, *, actor: Actor, user: User, active: bool) -> N
         )
         if user.role == Role.ADMIN and not other_admins:
             raise InvalidInputError(N_("The last active administrator stays active."))
+        end_all_sessions(session, user_id=user.id)
     user.active = active
 
 
-def is_throttled(
-    session: Session, *, username: str, remote_addr: str, since: datetime, limit: int
-) -> bool:
-    """Whether too many sign-ins failed lately for this account or from this address."""
-    failures = session.scalar(
-        select(func.count(LoginAttempt.id)).where(
-            LoginAttempt.created_at >= since,
-            or_(LoginAttempt.username == username, LoginAttempt.remote_addr == remote_addr),
-        )
+def sign_in_policy(*, free_failures: int, longest_pause: timedelta) -> throttles.Policy:
+    """How wrong passwords slow down: `free_failures` per (account, address) pair cost nothing,
+    then a pause from one minute, doubling, at most `longest_pause`."""
+    return throttles.Policy(
+        kind=throttles.SIGN_IN,
+        free=free_failures,
+        base=timedelta(minutes=1),
+        cap=longest_pause,
+        address_ceiling=SIGN_IN_ADDRESS_CEILING,
+        ceiling_window=timedelta(hours=1),
     )
-    return (failures or 0) >= limit
 
 
-def authenticate(
+@dataclass(frozen=True)
+class SignInOutcome:
+    """One sign-in attempt: the user, or None; `wait` is the pause now running for this
+    account from this address (refused without a check while it runs)."""
+
+    user: User | None
+    wait: throttles.Verdict
+    refused: bool = False
+
+
+def sign_in(
     session: Session,
     *,
     username: str,
     password: str,
     remote_addr: str,
-    window: timedelta,
-    limit: int,
-) -> User | None:
-    """The active user with these credentials, or None; failures count towards the throttle.
+    policy: throttles.Policy,
+    now: datetime,
+) -> SignInOutcome:
+    """Check a username and password, throttled per (account, address) pair.
 
-    The caller checks `is_throttled` first and does not call this while throttled.
+    While a pause runs for the pair (or the address is over its ceiling), the password is not
+    even checked, so guessing on gains nothing. The pause is the guesser's own: the same
+    account from another address is unaffected. A success clears the pair's failures.
     """
-    user = session.scalars(select(User).where(User.username == username.strip())).one_or_none()
-    valid = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    username = username.strip()
+    verdict = throttles.check(
+        session, policy=policy, subject=username, remote_addr=remote_addr, now=now
+    )
+    if not verdict.allowed:
+        return SignInOutcome(user=None, wait=verdict, refused=True)
+    user = session.scalars(select(User).where(User.username == username)).one_or_none()
+    valid, outdated = _check_password(user.password_hash if user else _DUMMY_HASH, password)
     if user is not None and valid and user.active:
-        session.execute(delete(LoginAttempt).where(LoginAttempt.username == user.username))
-        return user
-    session.add(LoginAttempt(username=username.strip()[:80], remote_addr=remote_addr[:64]))
-    # Old failures are of no more use.
-    session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < utcnow() - 4 * window))
-    return None
+        if outdated:
+            user.password_hash = hash_password(password)
+        throttles.clear(session, kind=policy.kind, subject=username, remote_addr=remote_addr)
+        return SignInOutcome(user=user, wait=throttles.Verdict())
+    throttles.record_failure(
+        session, policy=policy, subject=username, remote_addr=remote_addr, now=now
+    )
+    after = throttles.check(
+        session, policy=policy, subject=username, remote_addr=remote_addr, now=now
+    )
+    return SignInOutcome(user=None, wait=after)
+
+
+def unlock(session: Session, *, user: User) -> int:
+    """An administrator's unlock: forget every failed sign-in to this account, from every
+    address. Returns how many failures were forgotten."""
+    return throttles.clear(session, kind=throttles.SIGN_IN, subject=user.username)
+
+
+def paused_accounts(session: Session, *, policy: throttles.Policy, now: datetime) -> set[str]:
+    """The usernames with a sign-in pause running for at least one address."""
+    return set(throttles.paused_subjects(session, policy=policy, now=now))
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(session: Session, *, user: User, now: datetime) -> str:
+    """A new signed-in session for the user; returns the token for the cookie (only its hash
+    is stored). Sessions past their age are cleared out on the way."""
+    session.execute(delete(StaffSession).where(StaffSession.created_at < now - SESSION_MAX_AGE))
+    token = secrets.token_urlsafe(32)
+    session.add(StaffSession(token_hash=_token_hash(token), user_id=user.id, created_at=now))
+    return token
+
+
+def user_for_session(session: Session, *, token: str, now: datetime) -> User | None:
+    """The active user signed in with this session token, if the session has not ended."""
+    return session.scalars(
+        select(User)
+        .join(StaffSession, StaffSession.user_id == User.id)
+        .where(
+            StaffSession.token_hash == _token_hash(token),
+            StaffSession.created_at >= now - SESSION_MAX_AGE,
+            User.active,
+        )
+    ).one_or_none()
+
+
+def end_session(session: Session, *, token: str) -> None:
+    """Sign one session out: its cookie, and every copy of it, opens nothing from now on."""
+    session.execute(delete(StaffSession).where(StaffSession.token_hash == _token_hash(token)))
+
+
+def end_all_sessions(session: Session, *, user_id: int) -> None:
+    """Sign the user out everywhere (deactivation, a new password)."""
+    session.execute(delete(StaffSession).where(StaffSession.user_id == user_id))
 
 
 def set_department_channels(

@@ -16,9 +16,9 @@ from werkzeug.wrappers import Response
 from cases import staff
 from cases.access import Actor, require
 from cases.errors import InvalidInputError
-from cases.models import Category, Department, Role, User
+from cases.models import Category, Department, Role, User, utcnow
 from console import forms
-from console.auth import no_store
+from console.auth import no_store, sign_in_policy
 from console.blueprint import actor, bp, error_page, refusal_text
 from console.case_page import directory_now
 from console.presenters import ROLE_LABELS, NamedDirectory
@@ -146,6 +146,7 @@ def _staff_page(
     page = render_template(
         "console/admin_staff.html",
         users=users,
+        paused=staff.paused_accounts(session, policy=sign_in_policy(), now=utcnow()),
         directory=directory,
         form=form or _add_user_form(directory, formdata=None),
         active_form=forms.UserActiveForm(formdata=None),
@@ -240,6 +241,29 @@ def _set_active(user_id: int, active: bool) -> Response | tuple[str, int]:
 def admin_deactivate_user(user_id: int) -> Response | tuple[str, int]:
     """Deactivate an account; its sessions end at their next request."""
     return _set_active(user_id, False)
+
+
+@bp.post("/admin/staff/<int:user_id>/unlock")
+def admin_unlock_user(user_id: int) -> Response | tuple[str, int]:
+    """Lift the sign-in pauses on an account, from every address (its owner forgot the
+    password, or someone guessed at it from the owner's office)."""
+    who = _require_admin()
+    form = forms.UserActiveForm()
+    if not form.validate_on_submit():
+        return error_page(_("The form could not be read; try again."), 400)
+    session = db()
+    with session.begin():
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound()
+        forgotten = staff.unlock(session, user=user)
+        username = user.username
+    log.info(
+        "staff account unlocked",
+        extra={"account": username, "failures": forgotten, "username": who.name},
+    )
+    flash(_("Account %(username)s unlocked: it can sign in again.", username=username), "success")
+    return redirect(url_for(".admin_staff"))
 
 
 @bp.post("/admin/staff/<int:user_id>/activate")

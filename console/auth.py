@@ -1,5 +1,10 @@
-"""Sign-in for staff: Flask-Login sessions, hashed passwords, throttled failures; and the
-language switch, which works signed in or not."""
+"""Sign-in for staff: Flask-Login over server-side sessions, argon2 passwords, wrong passwords
+slowed per (account, address) pair; and the language switch, which works signed in or not.
+
+The session cookie carries a random token, not the account's id (Flask-Login's "alternative
+token"): the token names a `StaffSession` row, which sign-out, deactivation and a new password
+delete. So a copy of the cookie, taken before any of those, opens nothing afterwards; and each
+sign-in starts a new cookie with a new token and CSRF token (no session fixation)."""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.wrappers import Response as BaseResponse
 
-from cases import staff
+from cases import staff, throttles
 from cases.access import Actor
 from cases.locales import DEFAULT_LOCALE
 from cases.models import Role, User, utcnow
@@ -41,8 +46,9 @@ class StaffUser(UserMixin):
     """The signed-in staff member for one request: a plain copy of the account, so that no
     database session has to stay open for Flask-Login's sake."""
 
-    def __init__(self, *, user: User) -> None:
+    def __init__(self, *, user: User, token: str) -> None:
         self.id = user.id
+        self.token = token
         self.username = user.username
         self.role = Role(user.role)
         self.department_code = user.department_code
@@ -50,8 +56,8 @@ class StaffUser(UserMixin):
         self.actor: Actor = staff.actor_for(user)
 
     def get_id(self) -> str:
-        """The id Flask-Login keeps in the session."""
-        return str(self.id)
+        """What Flask-Login keeps in the cookie: the session's token, not the account's id."""
+        return self.token
 
     @property
     def is_desk(self) -> bool:
@@ -88,17 +94,14 @@ def safe_next(target: str | None) -> str | None:
 
 
 @login_manager.user_loader  # type: ignore[untyped-decorator]  # Flask-Login is untyped
-def load_user(user_id: str) -> StaffUser | None:
-    """The active account behind a session, read in a short transaction of its own."""
-    try:
-        key = int(user_id)
-    except ValueError:
-        return None
+def load_user(token: str) -> StaffUser | None:
+    """The active account behind a session token, read in a short transaction of its own;
+    None once the session has ended (signed out, expired, deactivated, password changed)."""
     with db().begin():
-        user = db().get(User, key)
-        if user is None or not user.active:
-            return None  # a deactivated account is signed out at its next request
-        return StaffUser(user=user)
+        user = staff.user_for_session(db(), token=token, now=utcnow())
+        if user is None:
+            return None
+        return StaffUser(user=user, token=token)
 
 
 def init_auth(app: Flask) -> None:
@@ -135,9 +138,18 @@ def _login_page(form: LoginForm, *, status: int, error: str | None = None) -> tu
     return render_template("console/login.html", form=form, error=error), status
 
 
+def sign_in_policy() -> throttles.Policy:
+    """The sign-in throttle, from the settings."""
+    settings = current_wiring().settings
+    return staff.sign_in_policy(
+        free_failures=settings.login_max_failures,
+        longest_pause=timedelta(seconds=settings.login_window_seconds),
+    )
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> BaseResponse | tuple[str, int]:
-    """Sign in; too many failures for the account or from the address answer 429."""
+    """Sign in; while a pause runs for this account from this address, 429 with the wait."""
     target = safe_next(request.values.get("next"))
     if current_user.is_authenticated:
         return redirect(target or url_for("console.home"))
@@ -148,65 +160,62 @@ def login() -> BaseResponse | tuple[str, int]:
     if not form.validate():
         return _login_page(form, status=400)
 
-    settings = current_wiring().settings
     username = (form.username.data or "").strip()
     remote_addr = request.remote_addr or "unknown"
-    window = timedelta(seconds=settings.login_window_seconds)
     chosen_locale = session.get(LOCALE_SESSION_KEY)
     signed_in: StaffUser | None = None
     db_session = db()
     with db_session.begin():
-        throttled = staff.is_throttled(
+        now = utcnow()
+        outcome = staff.sign_in(
             db_session,
             username=username,
+            password=form.password.data or "",
             remote_addr=remote_addr,
-            since=utcnow() - window,
-            limit=settings.login_max_failures,
+            policy=sign_in_policy(),
+            now=now,
         )
-        if not throttled:
-            user = staff.authenticate(
-                db_session,
-                username=username,
-                password=form.password.data or "",
-                remote_addr=remote_addr,
-                window=window,
-                limit=settings.login_max_failures,
-            )
-            if user is not None:
-                # A language picked on the sign-in page is this person's choice from now on.
-                if chosen_locale in WEB_LOCALES:
-                    user.locale = chosen_locale
-                signed_in = StaffUser(user=user)
+        if outcome.user is not None:
+            # A language picked on the sign-in page is this person's choice from now on.
+            if chosen_locale in WEB_LOCALES:
+                outcome.user.locale = chosen_locale
+            token = staff.start_session(db_session, user=outcome.user, now=now)
+            signed_in = StaffUser(user=outcome.user, token=token)
 
-    if throttled:
+    if outcome.refused:
         log.warning(
-            "sign-in refused: too many failures",
+            "sign-in refused: paused after failures",
             extra={"username": username, "remote_addr": remote_addr},
         )
-        minutes = max(1, settings.login_window_seconds // 60)
-        page, status = _login_page(
-            form,
-            status=429,
-            error=_(
-                "Too many failed sign-ins for this account or from this address. "
-                "Wait %(minutes)s minutes, then try again.",
-                minutes=minutes,
-            ),
-        )
+        page, status = _login_page(form, status=429, error=_wait_text(outcome.wait.wait_minutes))
         response = current_app.make_response((page, status))
-        response.headers["Retry-After"] = str(settings.login_window_seconds)
+        response.headers["Retry-After"] = str(outcome.wait.wait_seconds)
         return response
     if signed_in is None:
         log.info("sign-in failed", extra={"username": username, "remote_addr": remote_addr})
-        return _login_page(form, status=200, error=_("Wrong username or password."))
+        error = _("Wrong username or password.")
+        if not outcome.wait.allowed:
+            error = f"{error} {_wait_text(outcome.wait.wait_minutes)}"
+        return _login_page(form, status=200, error=error)
 
-    # Nothing from before signing in carries over into the signed-in session but the language.
+    # Nothing from before signing in carries over into the signed-in session but the language:
+    # a new cookie, with a new CSRF token (no session fixation).
     session.clear()
     locale = signed_in.locale if signed_in.locale in WEB_LOCALES else DEFAULT_LOCALE
     session[LOCALE_SESSION_KEY] = locale
     login_user(signed_in)
     log.info("signed in", extra={"username": username, "remote_addr": remote_addr})
     return redirect(safe_next(form.next.data) or url_for("console.home"))
+
+
+def _wait_text(minutes: int) -> str:
+    return str(
+        _(
+            "Too many failed sign-ins for this account from here. "
+            "Try again in %(minutes)s minutes, or ask an administrator to unlock it.",
+            minutes=minutes,
+        )
+    )
 
 
 @bp.post("/logout")
@@ -217,6 +226,9 @@ def logout() -> BaseResponse | tuple[str, int]:
         message = _("Could not sign out: reload the page and try again.")
         return render_template("console/error.html", message=message, code=400), 400
     if current_user.is_authenticated:
+        # The session ends on the server: a copy of this cookie signs nobody in afterwards.
+        with db().begin():
+            staff.end_session(db(), token=current_user.token)
         log.info("signed out", extra={"username": current_user.username})
     locale = session.get(LOCALE_SESSION_KEY)
     logout_user()

@@ -3,7 +3,10 @@ headers, error pages in the staff member's language, labels and template helpers
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +29,7 @@ from cases.errors import (
 from cases.models import CaseStatus
 from console.auth import harden, login_manager
 from console.presenters import LIGHT_LABELS, STATUS_LABELS, URGENCY_LABELS
+from hotline.wiring import current_wiring
 
 bp = Blueprint(
     "console",
@@ -38,6 +42,9 @@ log = logging.getLogger("hotline.console")
 bp.after_request(harden)
 
 PAGE_SIZE = 50
+# How long a recording's link works: long enough to listen on a page left open for a while,
+# short enough that a link copied into a chat or a log is soon worth nothing.
+RECORDING_LINK_SECONDS = 3600
 # Far past any real inbox; it keeps OFFSET within what every database accepts.
 MAX_PAGE = 100_000
 
@@ -144,3 +151,49 @@ def page_argument() -> int:
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
         raise InvalidInputError(_("The page must be a whole number from 1."))
     return int(raw)
+
+
+def _recording_signature(*, recording_id: int, user_id: int, expires: int) -> str:
+    key = current_wiring().settings.secret_key.encode()
+    message = f"recording-link:{recording_id}:{user_id}:{expires}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _signed_recording_link(
+    endpoint: str, recording_id: int, now: float | None, **values: Any
+) -> str:
+    expires = int(time.time() if now is None else now) + RECORDING_LINK_SECONDS
+    signature = _recording_signature(
+        recording_id=recording_id, user_id=current_user.id, expires=expires
+    )
+    return url_for(
+        endpoint, recording_id=recording_id, expires=expires, signature=signature, **values
+    )
+
+
+@bp.app_template_global()
+def recording_url(number: str, recording_id: int, *, now: float | None = None) -> str:
+    """The recording's link for the signed-in person: signed, and expiring after
+    RECORDING_LINK_SECONDS. It works only with that person's own session besides."""
+    return _signed_recording_link("console.recording", recording_id, now, number=number)
+
+
+@bp.app_template_global()
+def unreported_call_recording_url(call_id: int, recording_id: int) -> str:
+    """The same kind of link for a recording on the desk's list of calls without a report."""
+    return _signed_recording_link(
+        "console.unreported_call_recording", recording_id, None, call_id=call_id
+    )
+
+
+def recording_link_valid(recording_id: int) -> bool:
+    """Whether this request's recording link was made for this person and has not expired
+    (or been altered: the signature covers the recording, the person and the expiry)."""
+    raw_expires, signature = request.args.get("expires", ""), request.args.get("signature", "")
+    if not (raw_expires.isascii() and raw_expires.isdigit()) or len(raw_expires) > 12:
+        return False
+    expires = int(raw_expires)
+    wanted = _recording_signature(
+        recording_id=recording_id, user_id=current_user.id, expires=expires
+    )
+    return hmac.compare_digest(wanted, signature) and time.time() <= expires

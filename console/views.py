@@ -25,7 +25,7 @@ from cases.lifecycle import TRANSITIONS
 from cases.models import ACTIVE_STATUSES, Case, CaseStatus, RecordingStatus, utcnow
 from cases.timeline import last_event
 from console.auth import no_store
-from console.blueprint import PAGE_SIZE, actor, bp, page_argument
+from console.blueprint import PAGE_SIZE, actor, bp, error_page, page_argument, recording_link_valid
 from console.case_page import directory_now, render_case, ruling_form, triage_form
 from console.presenters import case_rows, suggestion
 from hotline.wiring import current_wiring, db
@@ -159,9 +159,10 @@ def case_page(number: str) -> tuple[str, int]:
 
 
 @bp.get("/cases/<number>/recordings/<int:recording_id>")
-def recording(number: str, recording_id: int) -> Response:
+def recording(number: str, recording_id: int) -> Response | tuple[str, int]:
     """The caller's recording, streamed (with range requests) only to those who may see the
-    case; anyone else gets the same 404 as for a case that does not exist."""
+    case, through the expiring link the case page gave them; anyone else gets the same 404 as
+    for a case that does not exist."""
     who = actor()
     with db().begin():
         case = get_visible_case(db(), actor=who, number=number)
@@ -169,6 +170,9 @@ def recording(number: str, recording_id: int) -> Response:
         if stored is None or stored.status != RecordingStatus.STORED or not stored.storage_path:
             raise NotFound()
         relative = stored.storage_path
+    if not recording_link_valid(recording_id):
+        message = _("This recording link has expired or is not valid: reload the case page.")
+        return error_page(message, 403)
     path = safe_join(str(current_wiring().settings.recordings_dir), relative)
     if path is None:
         raise NotFound()

@@ -1,5 +1,5 @@
-"""What every web page shares: the signed cookie session, CSRF, the language of the page
-(Flask-Babel), and the translation catalogues.
+"""What every web page shares: the signed cookie session, CSRF, security headers, the language
+of the page (Flask-Babel), and the translation catalogues.
 
 The catalogues are kept as text (`hotline/translations/<locale>/LC_MESSAGES/messages.po`, English
 msgids) and compiled to `.mo` when the app starts, into the instance folder. So a fresh clone
@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from babel import Locale
 from babel.messages.mofile import write_mo
@@ -28,6 +30,9 @@ from flask_wtf.csrf import CSRFProtect
 
 from cases.locales import DEFAULT_LOCALE
 from hotline.config import Settings
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 csrf = CSRFProtect()
 babel = Babel()
@@ -65,6 +70,43 @@ class CookieSessionInterface(SecureCookieSessionInterface):
         if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
             return self.session_class()
         return super().open_session(app, request)
+
+
+# What every answer carries unless its blueprint set its own (the console's and the public
+# site's pages have a CSP each that allows their stylesheets). No page runs a script, inline or
+# not, and no page may be framed by another site (clickjacking a "resolve" button).
+DEFAULT_SECURITY_HEADERS = (
+    ("Content-Security-Policy", "default-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+)
+# Browsers that reached us over HTTPS keep to it for a year, subdomains included.
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+
+class SecurityHeaders:
+    """WSGI middleware that puts the security headers on every answer Flask gives: pages, error
+    pages, JSON, TwiML (only the voice entry's lane in front of it answers without them).
+
+    HSTS goes only on answers to HTTPS requests; behind a proxy that terminates TLS, the
+    request counts as HTTPS when `TRUSTED_PROXIES` lets ProxyFix believe X-Forwarded-Proto
+    (ProxyFix rewrites the environ before the answer starts, so this layer sees it).
+    """
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> object:
+            present = {name.lower() for name, _value in headers}
+            wanted = list(DEFAULT_SECURITY_HEADERS)
+            if environ.get("wsgi.url_scheme") == "https":
+                wanted.append(HSTS)
+            headers.extend(header for header in wanted if header[0].lower() not in present)
+            return start_response(status, headers, exc_info)  # type: ignore[arg-type]
+
+        return self.app(environ, start)  # type: ignore[arg-type]
 
 
 def compile_catalogues(source: Path, target: Path) -> list[Path]:

@@ -2,8 +2,8 @@
 
 - `/lookup` finds a case by its number plus the last four digits of the caller's phone and
   shows only its progress: no phone number, transcript, recording or name. A wrong number and
-  wrong digits get the same answer, and failed attempts are limited per address and per case
-  number (`cases.lookup`).
+  wrong digits get the same answer, and failed attempts slow down per (case number, address)
+  pair, so strangers guessing at a number never lock its caller out (`cases.lookup`).
 - `/disclosure` publishes, per department and ISO week, the volume and the three rates
   (`public_site.stats` defines them), as server-drawn SVG charts (`public_site.charts`), a
   table, and CSV and JSON downloads. Nothing is fetched from another host: the pages'
@@ -42,7 +42,7 @@ from wtforms.validators import InputRequired, Regexp, ValidationError
 
 from cases import numbers
 from cases.locales import DEFAULT_LOCALE
-from cases.lookup import LOOKUP_WINDOW, look_up_case
+from cases.lookup import look_up_case
 from cases.models import Case, CaseStatus, Category, Department, utcnow
 from hotline.web import LOCALE_SESSION_KEY, WEB_LOCALES
 from hotline.wiring import current_wiring, db
@@ -332,8 +332,14 @@ def lookup() -> ResponseReturnValue:
             else None
         )
     if outcome.throttled:
-        html, status = _render("public/lookup.html", form=form, throttled=True, status=429)
-        return html, status, {"Retry-After": str(int(LOOKUP_WINDOW.total_seconds()))}
+        html, status = _render(
+            "public/lookup.html",
+            form=form,
+            throttled=True,
+            wait_minutes=outcome.wait.wait_minutes,
+            status=429,
+        )
+        return html, status, {"Retry-After": str(outcome.wait.wait_seconds)}
     if found is None:
         return _render("public/lookup.html", form=form, not_found=True, status=404)
     return _render("public/lookup.html", form=form, result=found)

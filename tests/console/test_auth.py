@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
-from cases.models import Case, CaseEvent, CaseStatus, User
+from cases import staff
+from cases.models import Case, CaseEvent, CaseStatus, User, utcnow
 from console.auth import safe_next
 from hotline.web import compile_catalogues
 from hotline.wiring import wiring_of
@@ -66,33 +70,109 @@ def test_a_deactivated_account_cannot_sign_in(
     assert 'id="login-error"' in response.get_data(as_text=True)
 
 
-def test_failures_on_one_account_throttle_it_from_any_address(
+def _guess_until_paused(app: Flask, browser: Console, account: Account) -> TestResponse:
+    """Wrong passwords from one browser until its pause starts; the refused attempt's answer."""
+    free = wiring_of(app).settings.login_max_failures
+    for _ in range(free):
+        assert browser.sign_in(account, password="wrong-password").status_code == 200
+    return browser.sign_in(account, password="wrong-password")
+
+
+def test_a_stranger_guessing_at_an_account_does_not_lock_its_owner_out(
     app: Flask, console: Callable[[], Console], make_account: Callable[..., Account]
 ) -> None:
-    limit = wiring_of(app).settings.login_max_failures
     account = make_account("department", "water")
-    for _ in range(limit):
-        assert console().sign_in(account, password="wrong-password").status_code == 200
+    attacker = console()
+    refused = _guess_until_paused(app, attacker, account)
 
-    response = console().sign_in(account)  # the right password, from a fresh address
-    assert response.status_code == 429
-    assert response.headers["Retry-After"] == str(wiring_of(app).settings.login_window_seconds)
-    assert 'id="login-error"' in response.get_data(as_text=True)
+    # The owner, at their own desk, signs in as usual.
+    assert console().sign_in(account).status_code == 302
+    # The guesser is paused, told so in Chinese in minutes, with no code; even the right
+    # password is not checked from there while the pause runs.
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    page = refused.get_data(as_text=True)
+    assert re.search(r'id="login-error"[^>]*>[^<]*请 1 分钟后再试', page)
+    assert attacker.sign_in(account).status_code == 429
 
 
-def test_failures_from_one_address_throttle_it_for_every_account(
+def test_a_colleague_behind_the_same_office_address_signs_in_while_another_account_is_paused(
     app: Flask, console: Callable[[], Console], make_account: Callable[..., Account]
 ) -> None:
-    limit = wiring_of(app).settings.login_max_failures
-    browser = console()
-    for attempt in range(limit):
-        guess = Account(0, f"guess-{attempt}-{browser.address}", "dispatcher", None)
-        assert browser.sign_in(guess).status_code == 200
+    office = console()
+    assert _guess_until_paused(app, office, make_account("dispatcher")).status_code == 429
 
-    victim = make_account("admin")
-    assert browser.sign_in(victim).status_code == 429
-    # The account itself is not locked: from another address it signs in.
-    assert console().sign_in(victim).status_code == 302
+    colleague = console()
+    colleague.client.environ_base["REMOTE_ADDR"] = office.address
+    assert colleague.sign_in(make_account("admin")).status_code == 302
+
+
+def test_each_failure_past_the_free_ones_doubles_the_pause_for_that_account_and_address(
+    app: Flask, database: Any, make_account: Callable[..., Account]
+) -> None:
+    account = make_account("supervisor")
+    settings = wiring_of(app).settings
+    policy = staff.sign_in_policy(
+        free_failures=settings.login_max_failures,
+        longest_pause=timedelta(seconds=settings.login_window_seconds),
+    )
+    now = utcnow()
+    waits = []
+    with database.session() as session, session.begin():
+        for _ in range(settings.login_max_failures + 6):
+            outcome = staff.sign_in(
+                session,
+                username=account.username,
+                password="wrong-password",
+                remote_addr="192.0.2.7",
+                policy=policy,
+                now=now,
+            )
+            waits.append(outcome.wait.wait_seconds)
+            # Each next guess comes as soon as the pause allows it.
+            now += outcome.wait.wait
+        # The right password while a pause runs is not even checked...
+        assert staff.sign_in(
+            session,
+            username=account.username,
+            password=account.password,
+            remote_addr="192.0.2.7",
+            policy=policy,
+            now=now - timedelta(seconds=1),
+        ).refused
+        # ...and once it has run out, it signs in and clears the pair.
+        assert staff.sign_in(
+            session,
+            username=account.username,
+            password=account.password,
+            remote_addr="192.0.2.7",
+            policy=policy,
+            now=now,
+        ).user
+    free = settings.login_max_failures
+    assert waits[: free - 1] == [0] * (free - 1)
+    assert waits[free - 1 :] == [60, 120, 240, 480, 900, 900, 900]
+
+
+def test_an_administrator_unlocks_a_paused_account(
+    app: Flask,
+    console: Callable[[], Console],
+    make_account: Callable[..., Account],
+    signed_in: Callable[..., Console],
+) -> None:
+    account = make_account("department", "housing")
+    owner = console()
+    assert _guess_until_paused(app, owner, account).status_code == 429
+
+    admin = signed_in("admin")
+    page = admin.get("/console/admin/staff").get_data(as_text=True)
+    assert f'id="paused-{account.id}"' in page
+    response = admin.post(f"/console/admin/staff/{account.id}/unlock")
+    assert response.status_code == 302
+    assert f'id="paused-{account.id}"' not in admin.get("/console/admin/staff").get_data(
+        as_text=True
+    )
+    assert owner.sign_in(account).status_code == 302
 
 
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(

@@ -1,17 +1,26 @@
-"""The authorisation matrix: staff of one department get 403 or 404 on every console route
-that lists, opens, plays or acts on another department's case, and never see it in a list.
+"""The authorisation matrix.
 
-The routes come from the app's URL map, so a route added later is covered without touching
-this file; a route with a parameter the matrix does not know fails loudly instead of being
-skipped.
+First, every route in the app's URL map (console, API, public site, IVR, and what the shell
+adds) × every role (signed out, dispatcher, department staff of the case's own department and of
+another, supervisor, administrator) with the outcome each must get: done, sent to sign in,
+refused (403/404), or the fixed answer of a route that a staff cookie does not open (Twilio's
+signature, an API key). A route or a role added without an entry fails the test.
+
+Then the other department's case in detail: staff of one department get 403 or 404 on every
+console route that lists, opens, plays or acts on it, and never see it in a list.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from html import unescape
+from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -19,10 +28,23 @@ from sqlalchemy import select
 from werkzeug.routing import Rule
 
 from cases import lifecycle
-from cases.access import SYSTEM
-from cases.models import Case, CaseEvent, Delivery, utcnow
+from cases.access import SYSTEM, Actor
+from cases.models import (
+    Call,
+    Case,
+    CaseEvent,
+    Category,
+    Delivery,
+    Department,
+    Recording,
+    RecordingStatus,
+    Role,
+    utcnow,
+)
+from cases.numbers import new_case_number
 from hotline.db import Database
 from hotline.wiring import wiring_of
+from tests.conftest import AUDIO
 from tests.support.factories import make_case
 from tests.support.staff import Account, Console, store_recording
 
@@ -101,6 +123,8 @@ def url_for_rule(rule: Rule, case: OtherCase) -> str:
             values[argument] = case.other_staff.id
         elif argument == "code":
             values[argument] = OTHER
+        elif argument == "call_id":
+            values[argument] = 0  # no case behind it, and no such call
         else:
             pytest.fail(f"{rule.rule}: teach the authorisation matrix about <{argument}>")
     return cast(tuple[str, str], rule.build(values, append_unknown=False))[1]
@@ -158,7 +182,7 @@ def test_another_departments_case_is_out_of_reach_on_every_console_route(
                 assert response.status_code in (403, 404), f"{where}: {response.status_code}"
             else:
                 # Lists and pages about no case: allowed or refused, never showing the case.
-                assert response.status_code in (200, 403), f"{where}: {response.status_code}"
+                assert response.status_code in (200, 403, 404), f"{where}: {response.status_code}"
                 assert other_case.number not in body, f"{where} shows the other department's case"
             checked.append(where)
 
@@ -185,9 +209,7 @@ def test_the_other_departments_own_staff_do_reach_it(
     browser = console()
     browser.sign_in(other_case.other_staff)
     assert browser.get(f"/console/cases/{other_case.number}").status_code == 200
-    with browser.get(
-        f"/console/cases/{other_case.number}/recordings/{other_case.recording_id}"
-    ) as response:
+    with browser.get(recording_link(browser, other_case.number)) as response:
         assert response.status_code == 200
     assert other_case.number in browser.get("/console/overdue").get_data(as_text=True)
 
@@ -216,3 +238,311 @@ def test_signed_out_visitors_reach_no_console_route(
             response = visitor.get(url) if method == "GET" else visitor.post(url, FORM_DATA)
             assert response.status_code == 302, f"{method} {url}"
             assert response.location.startswith("/console/login")
+
+
+def recording_link(browser: Console, number: str) -> str:
+    """The signed, expiring recording link the case page gives this person."""
+    page = browser.get(f"/console/cases/{number}").get_data(as_text=True)
+    found = re.search(rf'src="(/console/cases/{number}/recordings/\d+\?[^"]+)"', page)
+    assert found, "the case page links the recording"
+    return unescape(found.group(1))
+
+
+def unreported_call_recording_link(browser: Console, call_id: int) -> str:
+    """The signed, expiring link the desk's list of calls without a report gives this person."""
+    page = browser.get("/console/unreported-calls").get_data(as_text=True)
+    found = re.search(rf'src="(/console/unreported-calls/{call_id}/recordings/\d+\?[^"]+)"', page)
+    assert found, "the list links the call's recording"
+    return unescape(found.group(1))
+
+
+# --- the matrix: every route × every role -------------------------------------------------
+
+ANONYMOUS = "anonymous"
+DISPATCHER = "dispatcher"
+OWN_DEPARTMENT = "department (own)"
+OTHER_DEPARTMENT = "department (other)"
+SUPERVISOR = "supervisor"
+ADMIN = "admin"
+# The accounts behind the roles; every Role must have one (a role added later fails below).
+ACCOUNTS = {
+    DISPATCHER: (Role.DISPATCHER, None),
+    OWN_DEPARTMENT: (Role.DEPARTMENT, OWN),
+    OTHER_DEPARTMENT: (Role.DEPARTMENT, OTHER),
+    SUPERVISOR: (Role.SUPERVISOR, None),
+    ADMIN: (Role.ADMIN, None),
+}
+ROLES = (ANONYMOUS, *ACCOUNTS)
+
+# Outcomes: done (2xx, or a redirect that is not to the sign-in page), sent to sign in, refused
+# (403, or the 404 that hides a case), or an exact status for routes no staff cookie opens.
+DONE, SIGN_IN, REFUSED = "done", "sign in", "refused"
+Outcome = str | int
+
+
+def everyone(outcome: Outcome) -> dict[str, Outcome]:
+    """The same outcome for every role, signed in or not."""
+    return dict.fromkeys(ROLES, outcome)
+
+
+def staff_only(*allowed: str) -> dict[str, Outcome]:
+    """Signed-out visitors are sent to sign in; the roles named get it done, the rest are
+    refused (with no role named, every signed-in role gets it done)."""
+    chosen = set(allowed or ACCOUNTS)
+    row: dict[str, Outcome] = {ANONYMOUS: SIGN_IN}
+    row.update({role: DONE if role in chosen else REFUSED for role in ACCOUNTS})
+    return row
+
+
+# Who may act on a case the own department holds (assigned, not yet accepted).
+HOLDER = (OWN_DEPARTMENT,)
+WORKERS = (OWN_DEPARTMENT, DISPATCHER, ADMIN)  # the holder and the desk (admins run the desk)
+DESK = (DISPATCHER, ADMIN)
+SUPERVISORS = (DISPATCHER, SUPERVISOR, ADMIN)
+SEES_THE_CASE = (OWN_DEPARTMENT, DISPATCHER, SUPERVISOR, ADMIN)
+
+IVR = [
+    "ivr.call_status",
+    "ivr.callback_number",
+    "ivr.fallback",
+    "ivr.language_choice",
+    "ivr.main_menu",
+    "ivr.main_menu_choice",
+    "ivr.operator_done",
+    "ivr.recorded",
+    "ivr.recording_status",
+    "ivr.report",
+    "ivr.report_check",
+    "ivr.report_nothing_heard",
+    "ivr.status_lookup",
+    "ivr.voice",
+    "ivr_sms.inbound_sms",
+]
+API = ["api.list_cases", "api.show_case", "api.accept", "api.add_note", "api.resolve"]
+API += ["api.send_back", "api.transfer"]
+
+MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
+    # The shell and the public site: the same for everyone.
+    ("healthz", "GET"): everyone(200),
+    ("static", "GET"): everyone(404),  # the app itself has no static folder
+    ("public.home", "GET"): everyone(200),
+    ("public.lookup", "GET"): everyone(200),
+    ("public.lookup", "POST"): everyone(404),  # a number that is not ours: the one "no match"
+    ("public.disclosure", "GET"): everyone(200),
+    ("public.disclosure_csv", "GET"): everyone(200),
+    ("public.disclosure_json", "GET"): everyone(200),
+    ("public.static", "GET"): everyone(200),
+    # Twilio's webhooks need Twilio's signature; a staff cookie is not one.
+    **{(endpoint, "POST"): everyone(403) for endpoint in IVR},
+    # The API needs a department's key; a staff cookie is not one.
+    **{
+        (endpoint, "GET" if "list" in endpoint or "show" in endpoint else "POST"): everyone(401)
+        for endpoint in API
+    },
+    ("api.openapi_document", "GET"): everyone(200),
+    **{
+        ("api.no_such_endpoint", method): everyone(401)
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+    },
+    # Signing in and out, and the language, work for anyone.
+    ("auth.login", "GET"): everyone(DONE),
+    ("auth.login", "POST"): everyone(DONE),
+    ("auth.set_locale", "POST"): everyone(302),
+    ("auth.logout", "POST"): everyone(302),
+    ("console.static", "GET"): everyone(200),
+    # Lists: every member of staff, each seeing what the queries let them.
+    ("console.home", "GET"): staff_only(),
+    ("console.overdue", "GET"): staff_only(),
+    ("console.escalated", "GET"): staff_only(),
+    ("console.triage_queue", "GET"): staff_only(*DESK),
+    ("console.sent_back_queue", "GET"): staff_only(*DESK),
+    # One case (held by the own department): who sees it, who does what to it.
+    ("console.case_page", "GET"): staff_only(*SEES_THE_CASE),
+    ("console.recording", "GET"): staff_only(*SEES_THE_CASE),
+    ("console.accept", "POST"): staff_only(*HOLDER),
+    ("console.note", "POST"): staff_only(*WORKERS),
+    ("console.transfer", "POST"): staff_only(*WORKERS),
+    ("console.send_back", "POST"): staff_only(*HOLDER),
+    ("console.resolve", "POST"): staff_only(*HOLDER),
+    ("console.triage", "POST"): staff_only(*DESK),  # a case in the desk's triage queue
+    ("console.ruling", "POST"): staff_only(*DESK),  # a case the own department sent back
+    ("console.escalate", "POST"): staff_only(*SUPERVISORS),
+    ("console.supervise", "POST"): staff_only(*SUPERVISORS),
+    # Calls that ended without a report: the desk's to follow up.
+    ("console.unreported_calls", "GET"): staff_only(*DESK),
+    ("console.unreported_call_recording", "GET"): staff_only(*DESK),
+    ("console.open_case_from_call", "POST"): staff_only(*DESK),
+    ("console.mark_call_handled", "POST"): staff_only(*DESK),
+    # Administration: administrators only.
+    ("console.admin_departments", "GET"): staff_only(ADMIN),
+    ("console.admin_department_channels", "POST"): staff_only(ADMIN),
+    ("console.admin_department_api_key", "POST"): staff_only(ADMIN),
+    ("console.admin_staff", "GET"): staff_only(ADMIN),
+    ("console.admin_add_user", "POST"): staff_only(ADMIN),
+    ("console.admin_activate_user", "POST"): staff_only(ADMIN),
+    ("console.admin_deactivate_user", "POST"): staff_only(ADMIN),
+    ("console.admin_unlock_user", "POST"): staff_only(ADMIN),
+    ("console.admin_time_limits", "GET"): staff_only(ADMIN),
+    ("console.admin_set_time_limit", "POST"): staff_only(ADMIN),
+}
+# A department and a category that the matrix's administrators "change" to what they were.
+ADMIN_DEPARTMENT = "education"
+ADMIN_CATEGORY = "education"
+
+
+def every_route(app: Flask) -> set[tuple[str, str]]:
+    """(endpoint, method) for every route in the URL map."""
+    return {
+        (rule.endpoint, method)
+        for rule in app.url_map.iter_rules()
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+    }
+
+
+def test_the_matrix_has_an_entry_for_every_route_and_every_role(app: Flask) -> None:
+    missing = sorted(every_route(app) - set(MATRIX))
+    assert missing == [], f"add these routes to the authorisation matrix: {missing}"
+    stale = sorted(set(MATRIX) - every_route(app))
+    assert stale == [], f"these routes are gone: {stale}"
+    assert {role for role, _department in ACCOUNTS.values()} == set(Role), "a role is missing"
+    for key, row in MATRIX.items():
+        assert set(row) == set(ROLES), key
+
+
+class Scene:
+    """What one request of the matrix acts on: a case in the state the action is taken from,
+    a throwaway account, a call without a report; made fresh for each request."""
+
+    def __init__(self, app: Flask, database: Database, make_account: Callable[..., Account]):
+        self.app = app
+        self.database = database
+        self.make_account = make_account
+        self.recordings_dir = wiring_of(app).settings.recordings_dir
+
+    def case(self, endpoint: str) -> tuple[str, int]:
+        """A case held by the own department, in the state `endpoint` acts from, with a
+        recording; its number and the recording's id."""
+        with self.database.session() as session, session.begin():
+            if endpoint == "console.triage":
+                case = make_case(session, department_code="hotline_office", triage=True)
+            else:
+                case = make_case(session, department_code=OWN)
+            if endpoint == "console.ruling":
+                holder = Actor(name="matrix", role=Role.DEPARTMENT, department_code=OWN)
+                lifecycle.send_back(session, case=case, actor=holder, reason="不归我们")
+            recording = store_recording(session, case=case, recordings_dir=self.recordings_dir)
+            return case.number, recording.id
+
+    def unreported_call(self) -> tuple[int, int]:
+        """A call that ended with no report, with a stored recording; its id and the
+        recording's."""
+        relative = Path("matrix") / f"{uuid.uuid4().hex}.wav"
+        (self.recordings_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (self.recordings_dir / relative).write_bytes((AUDIO / "ko_streetlight.wav").read_bytes())
+        with self.database.session() as session, session.begin():
+            call = Call(
+                call_sid=f"CA{uuid.uuid4().hex}",
+                account_sid="AC" + "1" * 32,
+                from_number="+8613800000000",
+                to_number="+865374412345",
+                ended_at=utcnow(),
+                status="completed",
+            )
+            recording = Recording(
+                call=call,
+                recording_sid=f"RE{uuid.uuid4().hex}",
+                source_url="https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE",
+                status=RecordingStatus.STORED,
+                storage_path=str(relative),
+                size_bytes=(self.recordings_dir / relative).stat().st_size,
+            )
+            session.add_all([call, recording])
+            session.flush()
+            return call.id, recording.id
+
+    def form(self, endpoint: str) -> dict[str, str]:
+        """What the endpoint's form takes; the administrators' forms keep what is there."""
+        data = dict(FORM_DATA)
+        data.update({"number": new_case_number(), "phone_last4": "1234", "locale": "zh-CN"})
+        data.update({"username": "nobody-such", "password": "not-a-password"})
+        data["user-username"] = f"matrix-{uuid.uuid4().hex[:10]}"
+        data["user-role"] = "supervisor"
+        with self.database.session() as session:
+            department = session.get(Department, ADMIN_DEPARTMENT)
+            category = session.get(Category, ADMIN_CATEGORY)
+            assert department is not None and category is not None
+            data["channels-webhook_url"] = department.webhook_url or ""
+            data["channels-email"] = department.email or ""
+            data["channels-sms_number"] = department.sms_number or ""
+            data["limit-hours"] = str(category.time_limit_hours or "")
+            data["limit-working_days"] = str(category.time_limit_working_days or "")
+        return data
+
+
+def build(rule: Rule, values: dict[str, Any]) -> str:
+    return cast(tuple[str, str], rule.build(values, append_unknown=False))[1]
+
+
+def outcome_of(status: int, location: str | None, expected: Outcome) -> Outcome:
+    """The outcome a response shows, in the terms the matrix expects."""
+    if isinstance(expected, int):
+        return status
+    if status == 302 and urlsplit(location or "").path == "/console/login":
+        return SIGN_IN
+    if status in (403, 404):
+        return REFUSED
+    if status in (200, 206, 302):
+        return DONE
+    return status
+
+
+def test_every_route_gives_every_role_the_outcome_the_matrix_says(
+    app: Flask,
+    database: Database,
+    console: Callable[[], Console],
+    make_account: Callable[..., Account],
+) -> None:
+    browsers: dict[str, Console] = {ANONYMOUS: console()}
+    for name, (kind, department) in ACCOUNTS.items():
+        browsers[name] = console()
+        account = make_account(str(kind), department)
+        assert browsers[name].sign_in(account).status_code == 302
+        browsers[name].account = account
+    scene = Scene(app, database, make_account)
+    rules = {rule.endpoint: rule for rule in app.url_map.iter_rules()}
+    wrong: list[str] = []
+
+    # Signing out last, or the browsers would be signed out for the rest.
+    for endpoint, method in sorted(MATRIX, key=lambda key: (key[0] == "auth.logout", key)):
+        rule = rules[endpoint]
+        for role, expected in MATRIX[endpoint, method].items():
+            browser = browsers[role]
+            values: dict[str, Any] = {"path": "cases", "code": ADMIN_DEPARTMENT}
+            if "number" in rule.arguments:
+                values["number"], values["recording_id"] = scene.case(endpoint)
+            if "call_id" in rule.arguments:
+                values["call_id"], values["recording_id"] = scene.unreported_call()
+            if "user_id" in rule.arguments:
+                values["user_id"] = make_account("dispatcher").id
+            if endpoint == "console.admin_set_time_limit":
+                values["code"] = ADMIN_CATEGORY
+            if "filename" in rule.arguments:
+                values["filename"] = "public.css" if endpoint == "public.static" else "console.css"
+            url = build(rule, values)
+            if endpoint == "console.recording" and role in SEES_THE_CASE:
+                url = recording_link(browser, values["number"])
+            if endpoint == "console.unreported_call_recording" and role in DESK:
+                url = unreported_call_recording_link(browser, values["call_id"])
+            if method == "GET":
+                response = browser.client.get(url)
+            elif endpoint.startswith(("ivr", "api")):
+                response = browser.client.open(url, method=method, data={})
+            else:
+                response = browser.post(url, scene.form(endpoint))
+            response.close()
+            got = outcome_of(response.status_code, response.location, expected)
+            if got != expected:
+                wrong.append(
+                    f"{role}: {method} {url}: {got} ({response.status_code}), not {expected}"
+                )
+    assert wrong == [], "\n".join(wrong)
