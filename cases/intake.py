@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
-from cases import numbers
+from cases import numbers, phones
 from cases.errors import UnknownCallError
 from cases.lifecycle import flag_for_review
 from cases.models import (
@@ -52,6 +52,15 @@ class CallerInfo:
         return self.from_number.strip().lower() in WITHHELD_CALLER_IDS
 
 
+# How a call ended without a report, as the IVR saw it (`Call.ending`); a call that ends
+# with none of these noted hung up somewhere in the menus.
+ENDING_SILENCE = "silence"  # nothing heard at the report, twice
+ENDING_HANGUP_BEFORE_REPORT = "hangup_before_report"  # hung up at the report, before speaking
+ENDING_STATUS_NOT_FOUND = "status_not_found"  # keyed a case number we could not find, twice
+# Twilio's final call statuses: a status callback after one of these changes nothing.
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
 @dataclass(frozen=True)
 class RecordingReport:
     """A finished recording, as reported by the telephone provider."""
@@ -68,6 +77,8 @@ class OpenedCase:
     case: Case
     recording: Recording
     created: bool
+    # The recording was kept before the case (by the recording status callback).
+    recording_kept_before: bool = False
 
 
 class WriteBehind(Protocol):
@@ -151,44 +162,89 @@ def choose_locale(session: Session, *, caller: CallerInfo, locale: str) -> Call:
     return call
 
 
-def set_callback_number(session: Session, *, caller: CallerInfo, number: str) -> Call:
-    """Remember the number a caller with a withheld ID keyed for us to reach them."""
+def set_callback_number(session: Session, *, caller: CallerInfo, number: str, region: str) -> Call:
+    """Remember the number a caller with a withheld ID keyed for us to reach them, in E.164
+    (read in `region` when keyed without a country code); keys that make no phone number
+    are dropped, so no text is sent to nobody."""
     call = record_call(session, caller=caller)
-    call.callback_number = number or None
+    call.callback_number = phones.to_e164(number, region=region)
     return call
 
 
-def end_call(session: Session, *, caller: CallerInfo, status: str) -> Call:
-    """Record the call's final status; a call we have no row for is recorded now.
+def note_call_ending(session: Session, *, caller: CallerInfo, ending: str) -> Call:
+    """Note how the IVR saw the call end without a report (`ENDING_*`), for the desk's list."""
+    call = record_call(session, caller=caller)
+    call.ending = ending
+    return call
+
+
+def mark_call_served(session: Session, *, caller: CallerInfo, how: str) -> Call:
+    """The caller got what they called for without a report (heard a case's status, talked
+    to an operator): the call needs no follow-up from the desk."""
+    call = record_call(session, caller=caller)
+    call.served = how
+    return call
+
+
+def end_call(
+    session: Session, *, caller: CallerInfo, status: str, duration: int | None = None
+) -> Call:
+    """Apply the call's status callback; a call we have no row for is recorded now.
 
     The first webhook's row is written behind its answer (`queue_call_record`), so a call
-    can end before its row is there, or without it if that process was killed.
+    can end before its row is there, or without it if that process was killed. Callbacks
+    may repeat and arrive out of order: the first final status (`FINAL_CALL_STATUSES`) is
+    kept with its time, and nothing after it changes the call.
     """
     call = record_call(session, caller=caller)
+    if call.ended_at is not None:
+        return call
     call.status = status
+    if status in FINAL_CALL_STATUSES:
+        call.ended_at = utcnow()
+        call.duration_seconds = duration
     return call
 
 
 def _recording_for(session: Session, *, call: Call, report: RecordingReport) -> Recording | None:
+    """This call's recording for the report; only ever one of this call's own."""
     if report.recording_sid:
-        return session.scalars(
-            select(Recording).where(Recording.recording_sid == report.recording_sid)
-        ).one_or_none()
-    return session.scalars(
-        select(Recording).where(Recording.call_id == call.id, Recording.source_url == report.url)
-    ).one_or_none()
+        query = select(Recording).where(Recording.recording_sid == report.recording_sid)
+    else:
+        query = select(Recording).where(Recording.source_url == report.url)
+    return session.scalars(query.where(Recording.call_id == call.id)).first()
+
+
+def _sid_of_another_call(session: Session, *, call: Call, report: RecordingReport) -> bool:
+    if not report.recording_sid:
+        return False
+    owner = session.scalars(
+        select(Recording.call_id).where(Recording.recording_sid == report.recording_sid)
+    ).first()
+    return owner is not None and owner != call.id
 
 
 def _find_or_make_recording(session: Session, *, call: Call, report: RecordingReport) -> Recording:
+    """The call's recording for this report, made if new. A RecordingSid already kept for
+    another call is never moved or shared: this call gets a recording of its own without the
+    SID, marked unusable (it is not fetched, since its URL may well be the other call's
+    audio); the case it goes with is flagged for the desk (`open_case_from_recording`)."""
     recording = _recording_for(session, call=call, report=report)
-    if recording is None:
-        recording = Recording(
-            call=call,
-            recording_sid=report.recording_sid,
-            source_url=report.url,
-            reported_duration=report.duration,
+    if recording is not None:
+        return recording
+    reused = _sid_of_another_call(session, call=call, report=report)
+    recording = Recording(
+        call=call,
+        recording_sid=None if reused else report.recording_sid,
+        source_url=report.url,
+        reported_duration=report.duration,
+    )
+    if reused:
+        recording.status = RecordingStatus.INVALID
+        recording.last_error = (
+            f"RecordingSid {report.recording_sid} already belongs to another call; not fetched"
         )
-        session.add(recording)
+    session.add(recording)
     return recording
 
 
@@ -200,16 +256,28 @@ def _unused_case_number(session: Session) -> str:
 
 
 def open_case_from_recording(
-    session: Session, *, caller: CallerInfo, locale: str, report: RecordingReport
+    session: Session, *, caller: CallerInfo, locale: str, report: RecordingReport, region: str
 ) -> OpenedCase:
-    """Open the call's case around its recording; a repeat returns the case already opened."""
+    """Open the call's case around its recording; a repeat returns the case already opened.
+
+    The caller's number is kept in E.164 (`region` reads a number without a country code).
+    A recording whose SID belongs to another call is refused (see `_find_or_make_recording`)
+    and the case is put before the desk, flagged; the other call keeps its recording.
+    """
     call = record_call(session, caller=caller)
     existing = session.scalars(select(Case).where(Case.call_id == call.id)).one_or_none()
     if existing is not None:
-        recording = _recording_for(session, call=call, report=report) or existing.recordings[0]
+        recording = (
+            _recording_for(session, call=call, report=report)
+            or next(iter(existing.recordings), None)
+            # A case the desk opened for the call before this (late) action: keep the audio.
+            or _find_or_make_recording(session, call=call, report=report)
+        )
+        recording.case = recording.case or existing
+        session.flush()
         return OpenedCase(case=existing, recording=recording, created=False)
 
-    reachable = call.reachable_number
+    reachable = phones.to_e164(call.reachable_number, region=region)
     case = Case(
         number=_unused_case_number(session),
         call=call,
@@ -218,6 +286,7 @@ def open_case_from_recording(
         sms_status=SmsStatus.PENDING if reachable else SmsStatus.NONE,
         status=CaseStatus.OPEN,
     )
+    kept_before = _recording_for(session, call=call, report=report) is not None
     recording = _find_or_make_recording(session, call=call, report=report)
     recording.case = case
     session.add(case)
@@ -238,26 +307,47 @@ def open_case_from_recording(
     # Flush now: a concurrent retry of the same webhook fails here on the unique call_id,
     # and the caller's transaction is rolled back instead of opening a second case.
     session.flush()
-    return OpenedCase(case=case, recording=recording, created=True)
+    if recording.status in (RecordingStatus.INVALID, RecordingStatus.MISSING):
+        # Refused (a SID of another call), or failed before the case existed: the desk hears.
+        reason = f"recording {recording.status}: {recording.last_error or 'unusable'}"
+        flag_for_review(session, case=case, reason=reason)
+    return OpenedCase(
+        case=case, recording=recording, created=True, recording_kept_before=kept_before
+    )
 
 
-def keep_abandoned_recording(
-    session: Session, *, caller: CallerInfo, report: RecordingReport
-) -> Recording:
-    """Keep the audio of a report the caller hung up on; it opens no case."""
-    call = record_call(session, caller=caller)
-    recording = _find_or_make_recording(session, call=call, report=report)
-    session.flush()
-    return recording
+def note_recording_status(
+    session: Session,
+    *,
+    caller: CallerInfo,
+    recording_sid: str,
+    status: str,
+    url: str,
+    duration: int | None,
+) -> int | None:
+    """Apply a recording status callback; returns the id of a recording now worth fetching.
 
-
-def note_recording_status(session: Session, *, recording_sid: str, status: str) -> int | None:
-    """Apply a recording status callback; returns the id of a recording now worth fetching."""
+    Only the call's own recording is touched: a SID from another call changes nothing. A
+    completed recording the Record action has not kept (it has not arrived yet, or it failed)
+    is kept with the call now, so nothing the caller said is lost: the action attaches it to
+    the case when it comes, and a call that ends without one lists it for the desk.
+    """
     recording = session.scalars(
-        select(Recording).where(Recording.recording_sid == recording_sid)
+        select(Recording)
+        .join(Call, Recording.call_id == Call.id)
+        .where(Recording.recording_sid == recording_sid, Call.call_sid == caller.call_sid)
     ).one_or_none()
-    # The callback can beat the Record action here; the action will queue the fetch itself.
-    if recording is None or recording.status != RecordingStatus.PENDING:
+    if recording is None:
+        if status != "completed" or not url:
+            return None
+        call = record_call(session, caller=caller)
+        report = RecordingReport(url=url, recording_sid=recording_sid, duration=duration or 0)
+        if _sid_of_another_call(session, call=call, report=report):
+            return None
+        recording = _find_or_make_recording(session, call=call, report=report)
+        session.flush()
+        return recording.id
+    if recording.status != RecordingStatus.PENDING:
         return None
     if status in ("failed", "absent"):
         mark_recording_failed(
@@ -496,6 +586,23 @@ def record_emergency_transfer(session: Session, *, case: Case, kind: str, number
     add_event(
         session, case=case, kind="emergency_transfer", actor="ivr", service=kind, number=number
     )
+
+
+def case_number_of_call(session: Session, *, call_sid: str) -> str | None:
+    """The number of the case this call opened, if it opened one."""
+    return session.scalars(
+        select(Case.number).join(Call, Case.call_id == Call.id).where(Call.call_sid == call_sid)
+    ).first()
+
+
+def mark_live_decoding(session: Session, *, call_sid: str, decoding: bool) -> None:
+    """Note that the call is (or no longer is) being decoded live."""
+    session.execute(update(Call).where(Call.call_sid == call_sid).values(live_decoding=decoding))
+
+
+def live_decoding(session: Session, *, call_sid: str) -> bool:
+    """Whether a live transcript of the call may still come (its decode is running)."""
+    return bool(session.scalar(select(Call.live_decoding).where(Call.call_sid == call_sid)))
 
 
 def transcript_of_call(session: Session, *, call_sid: str) -> Transcript | None:

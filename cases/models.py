@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -129,6 +130,13 @@ class RecordingStatus(enum.StrEnum):
     INVALID = "invalid"  # served, but not usable audio; the bytes are kept for inspection
 
 
+class FollowUp(enum.StrEnum):
+    """What the desk did about a call that ended without a report."""
+
+    CASE_OPENED = "case_opened"  # a dispatcher opened a case for it
+    HANDLED = "handled"  # nothing to open (a wrong number, a prank, called back already)
+
+
 class SmsStatus(enum.StrEnum):
     """State of the text message that tells the caller the case number."""
 
@@ -202,6 +210,22 @@ class Call(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # How the call ended, from its status callback (set on the Twilio number): the first
+    # final status's time, and Twilio's CallDuration. Indexed: the desk lists ended calls.
+    ended_at: Mapped[datetime | None] = mapped_column(index=True)
+    duration_seconds: Mapped[int | None]
+    # How the IVR saw it end without a report (cases.intake.ENDING_*), if it saw it at all.
+    ending: Mapped[str | None] = mapped_column(String(30))
+    # Set when the caller got what they called for without a report ("status", "operator").
+    served: Mapped[str | None] = mapped_column(String(20))
+    # The desk's answer to a call that ended without a report (FollowUp), who gave it, when.
+    follow_up: Mapped[str | None] = mapped_column(String(20))
+    followed_up_by: Mapped[str | None] = mapped_column(String(80))
+    followed_up_at: Mapped[datetime | None]
+    # Whether the streams process is decoding the call live right now: the report step waits
+    # for a live transcript only then, so a burst of callers the CPU can't decode live doesn't
+    # hold a web thread each for nothing (ivr.views._wait_for_live_transcript).
+    live_decoding: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     recordings: Mapped[list[Recording]] = relationship(back_populates="call")
 
@@ -397,12 +421,32 @@ class Delivery(Base):
     case: Mapped[Case] = relationship(back_populates="deliveries")
 
 
-class LoginAttempt(Base):
-    """A failed sign-in, kept briefly to rate-limit guessing per account and per address."""
+class ThrottleFailure(Base):
+    """One failed guess (a sign-in, a case lookup) at a subject (an account, a case number) from
+    an address; kept for a day to slow guessing per (subject, address) pair (cases.throttles)."""
 
-    __tablename__ = "login_attempts"
+    __tablename__ = "throttle_failures"
+    __table_args__ = (
+        Index("ix_throttle_failures_pair", "kind", "subject", "remote_addr", "created_at"),
+        Index("ix_throttle_failures_address", "kind", "remote_addr", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(80), index=True)
-    remote_addr: Mapped[str] = mapped_column(String(64), index=True)
+    # "sign_in" or "lookup": a citizen's typos never slow staff sign-in, nor the reverse.
+    kind: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(String(80))
+    remote_addr: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class StaffSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its hash is stored, and the
+    row is deleted at sign-out, deactivation or a password change, which ends that session even
+    for a copy of the cookie."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

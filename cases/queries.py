@@ -6,18 +6,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, exists, false, or_, select
 from sqlalchemy.orm import Session
 
 from cases import numbers
 from cases.access import Actor, visible_cases
 from cases.clock import SWEPT_STATUSES
 from cases.errors import UnknownCaseError
-from cases.models import ACTIVE_STATUSES, Case, CaseStatus, Light
+from cases.models import ACTIVE_STATUSES, Call, Case, CaseStatus, Light
 
 
 def get_case(session: Session, *, number: str) -> Case:
     """The case with this number, or UnknownCaseError."""
+    if not numbers.could_be_a_case_number(number):
+        raise UnknownCaseError(number)
     case = session.scalars(select(Case).where(Case.number == number)).one_or_none()
     if case is None:
         raise UnknownCaseError(number)
@@ -95,3 +97,21 @@ def escalated(actor: Actor) -> Select[Case]:
         .where(Case.escalated_at.is_not(None))
         .order_by(Case.escalated_at.desc(), Case.id.desc())
     )
+
+
+def unreported_calls(actor: Actor) -> Select[Call]:
+    """Calls that ended without a report, for the desk to follow up (most recent first): the
+    call is over (its status callback came), it opened no case, the caller was not served
+    otherwise (a status heard, an operator reached), and nobody at the desk has acted on it.
+    Only the desk sees them."""
+    query = (
+        select(Call)
+        .where(
+            Call.ended_at.is_not(None),
+            Call.served.is_(None),
+            Call.follow_up.is_(None),
+            ~exists().where(Case.call_id == Call.id),
+        )
+        .order_by(Call.ended_at.desc(), Call.id.desc())
+    )
+    return query if actor.is_desk else query.where(false())

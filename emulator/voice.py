@@ -3,6 +3,7 @@ the TwiML it answers verb by verb."""
 
 from __future__ import annotations
 
+import email.utils
 import io
 import re
 import struct
@@ -11,6 +12,7 @@ import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
@@ -116,6 +118,8 @@ class CallLog:
     ended_by: str = ""  # "hangup-verb" | "end-of-twiml" | "caller-hangup"
     heard: list[Spoken] = field(default_factory=list)
     events: list[str] = field(default_factory=list)  # transcript lines, in call order
+    # The number's status callback requests made when the call ended (see status_callback).
+    status_callbacks: list[Step] = field(default_factory=list)
 
     @property
     def said(self) -> list[Spoken]:
@@ -170,7 +174,10 @@ class TwilioEmulator:
         http: requests.Session | None = None,
         timeout: float = 15.0,
         on_step: Callable[[Step], None] | None = None,
+        status_callback: str | None = None,
         stream_speed: float | None = None,
+        public_stream_url: str | None = None,
+        streams_url: str | None = None,
     ) -> None:
         self.public_base_url = public_base_url.rstrip("/")
         self.app_url = (app_url or public_base_url).rstrip("/")
@@ -180,9 +187,19 @@ class TwilioEmulator:
         self.to_number = to_number
         self.timeout = timeout  # Twilio gives a voice webhook 15 s in all
         self.on_step = on_step
+        # The number's "call status changes" URL: when a call ends, Twilio posts
+        # CallStatus=completed there (None: the number has none configured).
+        self.status_callback = status_callback
         self._validator = RequestValidator(auth_token)
         self.http = http
         self.stream_speed = stream_speed  # 1.0: Media Streams audio in real time; None: flat out
+        # Media Streams are served by their own process: `<Stream>` URLs under the public
+        # stream base are connected to `streams_url` (ws://host:port), as the app's are to
+        # app_url. Without one, streams go where the app is (a server that serves both).
+        self.public_stream_url = (
+            public_stream_url or re.sub(r"^http", "ws", self.public_base_url)
+        ).rstrip("/")
+        self.streams_url = (streams_url or re.sub(r"^http", "ws", self.app_url)).rstrip("/")
 
     def new_call_sid(self) -> str:
         """A fresh CallSid: "CA" + 32 lowercase hex."""
@@ -287,8 +304,10 @@ class TwilioEmulator:
     def open_stream(self, call_sid: str, stream: dict[str, Any]) -> MediaStream:
         """Connect a <Start><Stream> to its WebSocket, signed like any webhook."""
         url = stream["url"]
-        as_http = re.sub(r"^ws", "http", url)  # wss -> https, ws -> http
-        transport = re.sub(r"^http", "ws", self._transport_url(as_http))
+        base = self.public_stream_url
+        transport = url
+        if url == base or url.startswith((base + "/", base + "?")):
+            transport = self.streams_url + url[len(base) :]
         start = {
             "accountSid": self.account_sid,
             "callSid": call_sid,
@@ -336,11 +355,36 @@ class _Call:
                 if isinstance(outcome, str):
                     self.log.ended_by = outcome
                     self.log.events.append(f"■ call ended: {outcome}")
-                    return self.log
+                    break
                 step = outcome
         finally:
             for stream in self.open_streams.values():  # a hang-up stops every stream
                 stream.stop(self.log.call_sid, self.emulator.account_sid)
+        self.call_completed()
+        return self.log
+
+    def call_completed(self) -> None:
+        """The number's status callback, once the call is over, as Twilio sends it: the final
+        CallStatus with CallDuration (here an estimate: what was recorded, and a second a
+        step), Timestamp, CallbackSource and SequenceNumber."""
+        callback = self.emulator.status_callback
+        if not callback:
+            return
+        recorded = sum(int(r.get("RecordingDuration") or 0) for r in self.log.recordings)
+        params = {
+            **self.params,
+            "CallStatus": "completed",
+            "CallDuration": str(recorded + len(self.log.steps)),
+            "Timestamp": email.utils.format_datetime(datetime.now(UTC)),
+            "CallbackSource": "call-progress-events",
+            "SequenceNumber": "0",
+        }
+        self.params["CallStatus"] = "completed"
+        step = self.emulator.post(self.emulator.public_url(callback), params)
+        self.log.status_callbacks.append(step)
+        self.log.events.append(f"→ POST {_path(step.url)} CallStatus=completed")
+        if not 200 <= step.status_code < 300:
+            raise EmulatorError(f"the status callback answered {step.status_code}: {step.body!r}")
 
     def where(self, url: str) -> str:
         return f"step {len(self.log.steps)} ({_path(url)})"

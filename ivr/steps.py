@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cases.free_text import readable
 from cases.intake import CallerInfo, RecordingReport
 
 # Parameters kept on the call record as its details (the rest are per-step or duplicates).
@@ -23,8 +24,16 @@ CALL_DETAIL_KEYS = (
 )
 
 
+# What the call's row can keep of each field (its column widths). Twilio's own values are far
+# shorter (a sid is 34 characters, a number at most 16); anything longer is not Twilio's.
+SID_LENGTH = 64
+NUMBER_LENGTH = 40
+DETAIL_LENGTH = 200
+
+
 class MissingParameterError(ValueError):
-    """A webhook arrived without a parameter Twilio always sends."""
+    """A webhook arrived without a parameter Twilio always sends, or with one that is not what
+    Twilio sends (too long, or with characters no sid has)."""
 
     def __init__(self, name: str) -> None:
         super().__init__(f"missing parameter {name}")
@@ -33,9 +42,16 @@ class MissingParameterError(ValueError):
 
 def _required(form: Mapping[str, str], name: str) -> str:
     value = form.get(name, "").strip()
-    if not value:
+    if not value or len(value) > SID_LENGTH or not value.isprintable():
         raise MissingParameterError(name)
     return value
+
+
+def _kept(value: str, limit: int) -> str:
+    """A caller field as the database can keep it: characters no column may hold (PostgreSQL
+    refuses NUL) become U+FFFD, and the length is cut to the column's. The caller is never
+    refused for what their network sent about them."""
+    return readable(value.strip())[:limit]
 
 
 def caller_from_form(form: Mapping[str, str]) -> CallerInfo:
@@ -43,15 +59,33 @@ def caller_from_form(form: Mapping[str, str]) -> CallerInfo:
     return CallerInfo(
         call_sid=_required(form, "CallSid"),
         account_sid=_required(form, "AccountSid"),
-        from_number=form.get("From", "").strip(),
-        to_number=form.get("To", "").strip(),
-        details={key: form[key] for key in CALL_DETAIL_KEYS if form.get(key)},
+        from_number=_kept(form.get("From", ""), NUMBER_LENGTH),
+        to_number=_kept(form.get("To", ""), NUMBER_LENGTH),
+        details={key: _kept(form[key], DETAIL_LENGTH) for key in CALL_DETAIL_KEYS if form.get(key)},
     )
 
 
 def digits_from_form(form: Mapping[str, str]) -> str:
     """The keys the caller pressed, digits only (Twilio may include * or a stray #)."""
     return "".join(char for char in form.get("Digits", "") if char.isdigit())
+
+
+# A day: far past any recording or call this IVR makes (Twilio caps <Record> at 4 hours).
+MAX_SECONDS = 24 * 3600
+
+
+def seconds_param(form: Mapping[str, str], name: str) -> int | None:
+    """A count of seconds Twilio reported, or None if it is not one we can read.
+
+    Twilio sends whole seconds; anything else (a sign, a fraction, other digits than ASCII)
+    is unknown rather than an error, and an absurd value is clamped to `MAX_SECONDS`, so it
+    never overflows a database integer on its way to the caller's case.
+    """
+    raw = form.get(name, "").strip()
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    # Python refuses to parse more than 4,300 digits; nine already pass the clamp.
+    return MAX_SECONDS if len(raw) > 9 else min(int(raw), MAX_SECONDS)
 
 
 def int_arg(args: Mapping[str, str], name: str, *, default: int = 0, limit: int = 10) -> int:
@@ -74,16 +108,17 @@ class RecordedStep:
     def from_form(cls, form: Mapping[str, str]) -> RecordedStep:
         """Parse the Record action's parameters."""
         url = form.get("RecordingUrl", "").strip()
-        try:
-            duration = int(form.get("RecordingDuration", "0") or 0)
-        except ValueError:
-            duration = 0
-        # Twilio sends an empty RecordingUrl or a zero duration when nothing was said.
+        duration = seconds_param(form, "RecordingDuration")
+        # Twilio sends an empty RecordingUrl or a zero duration when nothing was said. A
+        # duration we cannot read, with a recording to go with it, is kept as a report: the
+        # fetch finds out what is in it, and the desk hears about it if nothing is.
         report = (
             RecordingReport(
-                url=url, recording_sid=form.get("RecordingSid") or None, duration=duration
+                url=url,
+                recording_sid=form.get("RecordingSid", "").strip() or None,
+                duration=duration or 0,
             )
-            if url and duration > 0
+            if url and duration != 0
             else None
         )
         return cls(
@@ -97,15 +132,19 @@ class RecordedStep:
 class RecordingStatusStep:
     """The recording status callback."""
 
+    caller: CallerInfo
     recording_sid: str
     status: str
     url: str
+    duration: int | None
 
     @classmethod
     def from_form(cls, form: Mapping[str, str]) -> RecordingStatusStep:
         """Parse the callback's parameters."""
         return cls(
+            caller=caller_from_form(form),
             recording_sid=_required(form, "RecordingSid"),
             status=_required(form, "RecordingStatus"),
             url=form.get("RecordingUrl", "").strip(),
+            duration=seconds_param(form, "RecordingDuration"),
         )

@@ -148,12 +148,12 @@ class CallFlow:
             recording_status_callback_method="POST",
             recording_status_callback_event="completed absent",
         )
-        # Twilio runs the verbs after <Record> only when nothing was recorded.
+        # Twilio runs the verbs after <Record> only when nothing was recorded. The second time,
+        # a step of our own says goodbye, so the call is noted as ended in silence for the desk.
         if attempt == 0:
             response.redirect(self.url("/ivr/report", lang=locale, attempt=1), method="POST")
         else:
-            self._say(response, locale, prompts.text("report_nothing_heard"))
-            response.hangup()
+            response.redirect(self.url("/ivr/report/nothing-heard", lang=locale), method="POST")
         return response
 
     def report_ended(self, locale: str, *, case_number: str, sms_follows: bool) -> VoiceResponse:
@@ -243,6 +243,15 @@ class CallFlow:
         for number in self.options.operator_numbers:
             dial.number(number)
         return response
+
+    def after_menu_misses(self, locale: str, *, call_sid: str) -> VoiceResponse:
+        """A caller who keys nothing usable, three times, is not dropped: the operators are
+        rung (and, if none answers, the caller is recorded); with none on duty, recorded."""
+        if self.options.operator_numbers:
+            return self.operator(locale)
+        return self.record_report(
+            locale, attempt=0, call_sid=call_sid, prompt_key="operator_unavailable"
+        )
 
     def apology_and_record(self, locale: str) -> VoiceResponse:
         """After an internal error: apologise and still record the caller, so nothing is lost."""

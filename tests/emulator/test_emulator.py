@@ -506,3 +506,45 @@ def test_script_values_are_validated() -> None:
         Speak(None, end="star")
     with pytest.raises(ValueError, match=r"DialOutcome\.status"):
         DialOutcome("answered")
+
+
+@pytest.mark.parametrize(
+    ("inputs", "ended_by", "at_least"),
+    [
+        ([], "caller-hangup", 0),  # hung up at the menu
+        (["1"], "hangup-verb", 0),
+        ([None, Speak(make_wav(3), end="hangup")], "caller-hangup", 3),  # hung up recording
+    ],
+)
+def test_the_numbers_status_callback_is_posted_once_the_call_is_over(
+    app: FakeApp,
+    make_emulator: Callable[..., TwilioEmulator],
+    inputs: list[Any],
+    ended_by: str,
+    at_least: int,
+) -> None:
+    app.routes["/ivr/voice"] = twiml(
+        '<Gather action="/ivr/menu" numDigits="1"><Say>Press 1</Say></Gather>'
+        '<Record action="/ivr/recorded"/>'
+    )
+    app.routes["/ivr/menu"] = twiml("<Say>Bye</Say><Hangup/>")
+    app.routes["/ivr/recorded"] = twiml("")
+    app.routes["/ivr/call-status"] = twiml("")
+    emulator = make_emulator(status_callback="/ivr/call-status")
+
+    log = emulator.call(inputs)
+
+    assert log.ended_by == ended_by
+    assert app.paths()[-1] == "/ivr/call-status"  # last, after every other request
+    assert app.received[-1].valid  # signed like any webhook
+    (status,) = log.status_callbacks
+    form = status.params
+    assert (form["CallSid"], form["CallStatus"]) == (log.call_sid, "completed")
+    assert int(form["CallDuration"]) >= at_least
+    assert form["Timestamp"] and form["CallbackSource"] == "call-progress-events"
+
+
+def test_no_status_callback_without_one_configured(app: FakeApp, emulator: TwilioEmulator) -> None:
+    app.routes["/ivr/voice"] = twiml("<Hangup/>")
+    log = emulator.call([])
+    assert app.paths() == ["/ivr/voice"] and log.status_callbacks == []

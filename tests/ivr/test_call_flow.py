@@ -102,23 +102,26 @@ def test_an_invalid_language_key_repeats_the_menu(
     assert log.steps[2].said[-1].text == prompts["en-US"].text("main_menu")
 
 
-def test_three_invalid_language_keys_end_the_call_politely(
+def test_three_invalid_language_keys_put_the_caller_through_to_a_person(
     emulator: TwilioEmulator, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call(["9", "8", "7"])
-    assert log.said[-1].text == prompts["zh-CN"].text("menu_goodbye")
+    options = load_options(CONFIG_DIR / "ivr.toml")
+    log = emulator.call(["9", "8", "7", DialOutcome("completed", duration=30)])
+    assert log.dialed == [list(options.operator_numbers)]
+    assert log.said[-1].text == prompts["zh-CN"].text("operator_connecting")
     assert log.ended_by == "hangup-verb"
 
 
 @EACH_LOCALE
-def test_invalid_or_missing_main_menu_keys_repeat_it_and_three_misses_end_the_call(
+def test_invalid_or_missing_main_menu_keys_repeat_it_and_three_misses_reach_a_person(
     locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call([LANGUAGE_KEY[locale], "9", None, "5"])
+    log = emulator.call([LANGUAGE_KEY[locale], "9", None, "5", DialOutcome("completed")])
     texts = [spoken.text for spoken in log.said]
     assert texts.count(prompts[locale].text("menu_invalid")) == 2
     assert texts.count(prompts[locale].text("main_menu")) == 3
-    assert texts[-1] == prompts[locale].text("menu_goodbye")
+    assert texts[-1] == prompts[locale].text("operator_connecting")
+    assert len(log.dialed) == 1
     assert log.ended_by == "hangup-verb"
     assert lookups.cases_of(log.call_sid) == []
 
@@ -228,7 +231,7 @@ def test_withheld_caller_id_is_asked_for_a_callback_number(
 
     assert prompts[locale].text("callback_number_request") in [s.text for s in log.said]
     case = lookups.case_of(log.call_sid)
-    assert case.caller_number == "13912345678"
+    assert case.caller_number == "+8613912345678"  # in E.164, as texts and replies are
     assert case.sms_status in (SmsStatus.PENDING, SmsStatus.SENT)  # a text is due, or went
     assert cast(Call, case.call).caller_id_withheld
 
@@ -263,14 +266,14 @@ def test_two_silent_recordings_end_the_call_without_a_case(
     assert lookups.cases_of(log.call_sid) == []
 
 
-def test_a_hang_up_during_recording_opens_no_case_but_keeps_the_audio(
+def test_a_hang_up_during_recording_after_speaking_opens_the_case_with_its_audio(
     emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
     log = emulator.call(["1", "1", Speak(SPEECH, end="hangup")])
     assert log.ended_by == "caller-hangup"
-    assert lookups.cases_of(log.call_sid) == []
+    case = lookups.case_of(log.call_sid)
     (kept,) = lookups.recordings_of(log.call_sid)
-    assert kept.case_id is None and kept.recording_sid == log.recordings[0]["RecordingSid"]
+    assert kept.case_id == case.id and kept.recording_sid == log.recordings[0]["RecordingSid"]
 
 
 def test_a_hang_up_before_saying_anything_keeps_nothing(

@@ -37,6 +37,7 @@ def case_with_transcript(
             report=RecordingReport(
                 url=f"https://example.test/{call_sid}", recording_sid=None, duration=9
             ),
+            region="CN",
         )
         intake.store_transcript(
             session,
