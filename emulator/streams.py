@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-import simple_websocket
+from websockets.sync.client import connect
 
 from emulator.protocol import new_sid
 from transcription.audio import decode_wav, pcm16_to_mulaw, resample
@@ -26,8 +26,13 @@ class MediaStream:
         self.sequence = 0
         self.frames_sent = 0
         self.closed = False
-        self.socket = simple_websocket.Client.connect(
-            transport_url, headers={"X-Twilio-Signature": signature}
+        self.socket = connect(
+            transport_url,
+            additional_headers={"X-Twilio-Signature": signature},
+            compression=None,
+            open_timeout=15,
+            proxy=None,  # the app is reached directly, never through the environment's proxy
+            legacy=True,  # a connection held for the whole call, not a `with` block
         )
         self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         self._send(

@@ -25,7 +25,7 @@ from emulator import EmulatorError, Input, RecordingServer, Speak, Step, TwilioE
 from hotline import migrate
 from hotline.config import CONFIG_DIR, Settings
 from hotline.wiring import Wiring, current_wiring
-from ivr import streams
+from ivr.stream_server import StreamsServer
 from routing.classifier import ModelFormatError, ModelVersionError
 from routing.corpus import load_category_examples
 from routing.decide import Decision
@@ -263,6 +263,11 @@ def models_install(locale: str, size: str, index_url: str) -> None:
     default=None,
     help="A running server to call (default: serve this app on a free local port).",
 )
+@click.option(
+    "--streams-url",
+    default=None,
+    help="With --url: the running streams process (default: ws://127.0.0.1:$STREAMS_PORT).",
+)
 @click.option("--hangup", is_flag=True, help="Hang up while recording instead of pressing #.")
 @click.option(
     "--wait",
@@ -271,7 +276,13 @@ def models_install(locale: str, size: str, index_url: str) -> None:
     help="Seconds to wait for the worker to store the recording.",
 )
 def simulate_call_command(
-    wav: Path | None, digits: str, from_number: str, app_url: str | None, hangup: bool, wait: float
+    wav: Path | None,
+    digits: str,
+    from_number: str,
+    app_url: str | None,
+    streams_url: str | None,
+    hangup: bool,
+    wait: float,
 ) -> None:
     """Play a whole call against the app as Twilio would; no Twilio account needed."""
     wiring = current_wiring()
@@ -282,12 +293,18 @@ def simulate_call_command(
         inputs.append(Speak(wav.read_bytes(), end="hangup" if hangup else "#"))
 
     server = None
+    streams_server = None
     if app_url is None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the steps are printed below
         app = current_app._get_current_object()  # type: ignore[attr-defined]  # (werkzeug proxy)
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         app_url = f"http://127.0.0.1:{server.server_port}"
+        # Live transcripts need the Media Streams process too: this one, for the call.
+        streams_server = StreamsServer(wiring).start()
+        streams_url = streams_server.url
+    elif streams_url is None:
+        streams_url = f"ws://127.0.0.1:{settings.streams_port}"
 
     with RecordingServer(
         account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token
@@ -300,6 +317,10 @@ def simulate_call_command(
             recordings=recordings,
             from_number=from_number,
             on_step=lambda step: click.echo(_describe(step)),
+            # As the number is configured (README, "Connect a real Twilio number").
+            status_callback="/ivr/call-status",
+            public_stream_url=settings.public_stream_url,
+            streams_url=streams_url,
         )
         try:
             log = emulator.call(inputs)
@@ -308,7 +329,10 @@ def simulate_call_command(
         finally:
             if server is not None:
                 server.shutdown()
-                _wait_for_live_streams(timeout=60)
+            if streams_server is not None:
+                # Closes the sockets and waits for their transcripts: Kaldi aborts the process
+                # if it exits in the middle of a decode.
+                streams_server.stop()
         click.echo(f"call ended ({log.ended_by}) after {len(log.steps)} requests")
         number = _case_number_of(wiring, log.call_sid)
         if number is None:
@@ -316,14 +340,6 @@ def simulate_call_command(
             return
         click.echo(f"case number: {number}")
         _wait_for_recording(wiring, number, wait)
-
-
-def _wait_for_live_streams(*, timeout: float) -> None:
-    """Let this process's live decodes finish and store their transcripts: Kaldi aborts the
-    process if it exits in the middle of one."""
-    deadline = time.monotonic() + timeout
-    while streams.active_streams() and time.monotonic() < deadline:
-        time.sleep(0.1)
 
 
 def _describe(step: Step) -> str:

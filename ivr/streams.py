@@ -1,7 +1,10 @@
-"""Twilio Media Streams: the caller's audio, live over a WebSocket, into a recognizer.
+"""Twilio Media Streams: the messages of one call's stream, its token, and its transcript.
 
-One socket per call, handled by a gunicorn thread; decoding runs in the stream's own worker
-thread, so a slow or failing recognizer never blocks the socket or touches another call.
+The sockets are served by their own asyncio process (`ivr.stream_server`, started by
+`python -m hotline.streams`), never by a web thread. This module is what that server does with
+one socket: check the `start` against the call's token, feed the audio to a recognizer, and
+store the transcript when the stream ends. Everything here that may block (Kaldi, the
+database) runs off the event loop.
 """
 
 from __future__ import annotations
@@ -13,23 +16,24 @@ import hmac
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from flask import abort
-from simple_websocket import ConnectionClosed
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cases import intake
 from cases.errors import UnknownCallError
 from cases.models import Transcript as StoredTranscript
-from hotline.wiring import Wiring, current_wiring, db
+from hotline.wiring import Wiring
 from ivr import tasks
-from ivr.signatures import check_twilio_signature, signature_matches
+from ivr.signatures import signature_matches
+from ivr.stream_decoder import DecodingPool
 from routing import tasks as routing_tasks
 from transcription.models import LoadedModel, ModelUnavailableError
-from transcription.recognizer import ThreadedStream, Transcript, TranscriptionError
+from transcription.recognizer import Transcript, TranscriptionError
 
 log = logging.getLogger("hotline.ivr.streams")
 
@@ -38,6 +42,9 @@ STREAM_NAME = "report"
 # Twilio sends a frame every 20 ms while the call is up; this much silence means it's gone.
 IDLE_TIMEOUT_SECONDS = 30
 FINISH_TIMEOUT_SECONDS = 60
+# Twilio connects the stream as it runs the <Start> we just answered: a token older than this
+# was captured, not given. It is checked once, on `start`; the stream may then last the call.
+TOKEN_TTL_SECONDS = 120
 
 
 _active = 0
@@ -50,7 +57,8 @@ def active_streams() -> int:
         return _active
 
 
-def _take_decoder_slot(limit: int) -> bool:
+def take_decoder_slot(limit: int) -> bool:
+    """Take one of the process's `limit` live decoders; False when all are taken."""
     global _active
     with _active_lock:
         if _active >= limit:
@@ -59,15 +67,38 @@ def _take_decoder_slot(limit: int) -> bool:
         return True
 
 
-def _free_decoder_slot() -> None:
+def free_decoder_slot() -> None:
+    """Give back a slot `take_decoder_slot` gave."""
     global _active
     with _active_lock:
         _active -= 1
 
 
-def stream_token(secret: str, call_sid: str) -> str:
-    """The per-call token the TwiML hands the stream, so a socket can't claim another call."""
-    return hmac.new(secret.encode(), call_sid.encode(), hashlib.sha256).hexdigest()[:32]
+def stream_token(secret: str, call_sid: str, *, expires_at: int) -> str:
+    """The token the TwiML hands a call's stream: it names its expiry and is bound to the call."""
+    mac = hmac.new(secret.encode(), f"{call_sid}.{expires_at}".encode(), hashlib.sha256)
+    return f"{expires_at}.{mac.hexdigest()[:32]}"
+
+
+def new_stream_token(secret: str, call_sid: str, *, now: float | None = None) -> str:
+    """A fresh token for the call's stream, valid for TOKEN_TTL_SECONDS."""
+    expires_at = int(time.time() if now is None else now) + TOKEN_TTL_SECONDS
+    return stream_token(secret, call_sid, expires_at=expires_at)
+
+
+def token_refusal(
+    secret: str, call_sid: str, token: str, *, now: float | None = None
+) -> str | None:
+    """Why a `start` with this token is refused (another call's, forged, expired), or None."""
+    expires, _, _mac = token.partition(".")
+    if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
+        return "a malformed token"
+    expected = stream_token(secret, call_sid, expires_at=int(expires))
+    if not signature_matches(expected, token):
+        return "a wrong token"
+    if int(expires) < (time.time() if now is None else now):
+        return "an expired token"
+    return None
 
 
 def websocket_base_url(public_base_url: str) -> str:
@@ -77,9 +108,9 @@ def websocket_base_url(public_base_url: str) -> str:
     return "ws://" + public_base_url.removeprefix("http://")
 
 
-def stream_url(public_base_url: str) -> str:
-    """The wss:// URL the TwiML points the stream at."""
-    return websocket_base_url(public_base_url) + STREAM_PATH
+def stream_url(public_stream_url: str) -> str:
+    """The ws(s):// URL the TwiML points the stream at (and Twilio signs the upgrade over)."""
+    return public_stream_url.rstrip("/") + STREAM_PATH
 
 
 class LiveRecognizer(Protocol):
@@ -97,14 +128,41 @@ class LiveRecognizer(Protocol):
 class LiveTranscription:
     """Where live streams connect, and how many this process decodes at once.
 
-    Past `max_streams` live decodes in one process every stream would fall behind together;
-    further calls are left to the batch job. `open_recognizer` starts a call's recognizer on
-    its locale's model (tests give it a recognizer of their own).
+    Past `max_streams` live decodes in one process, or while the running ones fall behind
+    (`ivr.stream_decoder`), further calls are left to the batch job. `open_recognizer`, when
+    set, replaces the pooled decoder (tests give it a recognizer of their own).
     """
 
     url: str
     max_streams: int
-    open_recognizer: Callable[[LoadedModel], LiveRecognizer] = ThreadedStream
+    open_recognizer: Callable[[LoadedModel], LiveRecognizer] | None = None
+
+
+class BadFrameError(ValueError):
+    """A frame that is not what Twilio sends: the socket is closed, nothing raised further."""
+
+
+def parse_frame(raw: str | bytes) -> dict[str, Any]:
+    """A Media Streams message: a JSON object in a text frame, with a string `event`."""
+    if not isinstance(raw, str):
+        raise BadFrameError(f"a binary frame of {len(raw)} bytes")
+    try:
+        message = json.loads(raw)
+    except ValueError as error:  # JSONDecodeError, and recursion or number limits
+        raise BadFrameError(f"not JSON ({error.__class__.__name__})") from None
+    except RecursionError:
+        raise BadFrameError("JSON nested too deep") from None
+    if not isinstance(message, dict):
+        raise BadFrameError(f"a JSON {type(message).__name__}, not an object")
+    if not isinstance(message.get("event"), str):
+        raise BadFrameError("no event name")
+    return message
+
+
+def _text(value: object, what: str, *, limit: int = 200) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise BadFrameError(f"{what} is not a short string")
+    return value
 
 
 @dataclass(frozen=True)
@@ -118,104 +176,142 @@ class StreamStart:
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> StreamStart:
-        """Parse a `start` message; KeyError if it lacks what Twilio always sends."""
-        start = message["start"]
+        """Parse a `start` message; BadFrameError if it lacks what Twilio always sends."""
+        start = message.get("start")
+        if not isinstance(start, dict):
+            raise BadFrameError("a start without its `start` object")
         parameters = start.get("customParameters") or {}
+        if not isinstance(parameters, dict):
+            raise BadFrameError("customParameters is not an object")
         return cls(
-            call_sid=start["callSid"],
-            stream_sid=start.get("streamSid") or message.get("streamSid", ""),
-            token=str(parameters.get("token", "")),
-            locale=str(parameters.get("locale", "")),
+            call_sid=_text(start.get("callSid"), "callSid"),
+            stream_sid=_text(start.get("streamSid") or message.get("streamSid") or "", "streamSid"),
+            token=_text(parameters.get("token", ""), "the token"),
+            locale=_text(parameters.get("locale", ""), "the locale"),
         )
 
 
-def check_stream_signature() -> None:
-    """Refuse the WebSocket upgrade (403, before the handshake) unless Twilio signed it."""
-    wiring = current_wiring()
-    base = websocket_base_url(wiring.settings.public_base_url)
-    if not check_twilio_signature(wiring.twilio_validator, base):
-        log.warning("rejected a media stream with a missing or invalid signature")
-        abort(403)
-
-
-def handle_media_stream(ws: Any) -> None:
-    """Feed one call's audio to its recognizer; store the transcript when the stream ends."""
-    wiring = current_wiring()
-    start: StreamStart | None = None
-    stream: LiveRecognizer | None = None
-    complete = False
+def media_payload(message: dict[str, Any]) -> bytes:
+    """The μ-law bytes of a `media` message."""
+    media = message.get("media")
+    if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
+        raise BadFrameError("a media message without a payload")
     try:
-        while True:
-            raw = ws.receive(timeout=IDLE_TIMEOUT_SECONDS)
-            if raw is None:
-                log.warning("media stream went quiet", extra=_extra(start))
-                break
-            message = json.loads(raw)
-            event = message.get("event")
-            if event == "start":
-                start = StreamStart.from_message(message)
-                expected = stream_token(wiring.settings.secret_key, start.call_sid)
-                if not signature_matches(expected, start.token):
-                    log.warning("media stream with a wrong token", extra=_extra(start))
-                    ws.close(reason=1008, message="bad token")
-                    return
-                stream = _open_stream(wiring, start)
-            elif event == "media" and stream is not None:
-                stream.put_mulaw(base64.b64decode(message["media"]["payload"]))
-            elif event == "stop":
-                complete = True
-                break
-    except ConnectionClosed:
-        log.warning("media stream dropped before its stop message", extra=_extra(start))
-    except (ValueError, KeyError, binascii.Error):
-        log.exception("malformed media stream message", extra=_extra(start))
-    finally:
-        if start is not None and stream is not None:
-            try:
-                _finish(wiring, start, stream, complete=complete)
-            finally:
-                _free_decoder_slot()
+        return base64.b64decode(media["payload"], validate=True)
+    except (binascii.Error, ValueError):
+        raise BadFrameError("a payload that is not base64") from None
 
 
-def _open_stream(wiring: Wiring, start: StreamStart) -> LiveRecognizer | None:
-    live = wiring.live
-    try:
-        model = wiring.models.get(start.locale)
-    except ModelUnavailableError as error:
-        # The batch job meets the same gap and sends the case to the desk for listening.
-        log.warning("no live transcription: %s", error, extra=_extra(start))
-        return None
-    if not _take_decoder_slot(live.max_streams):
-        log.warning(
-            "live transcription at capacity (%d); the batch job will transcribe this call",
-            live.max_streams,
-            extra=_extra(start),
-        )
-        return None
-    try:
-        return live.open_recognizer(model)
-    except BaseException:
-        _free_decoder_slot()
-        raise
+class CallStream:
+    """One socket's call: at most one `start`, at most one decoder slot, always given back.
+
+    The server calls `begin` (off the event loop: it may load a model), `feed` for each frame
+    (it only queues) and `finish` exactly once at the end (off the loop: it waits for the
+    decode and writes the database), whatever happened on the socket.
+    """
+
+    def __init__(self, wiring: Wiring, decoding: DecodingPool) -> None:
+        self.wiring = wiring
+        self.decoding = decoding
+        self.start: StreamStart | None = None
+        self.recognizer: LiveRecognizer | None = None
+        self._holds_slot = False
+
+    def refusal(self, start: StreamStart) -> str | None:
+        """Why this `start` may not begin a stream on this socket (checked on the loop)."""
+        if self.start is not None:
+            return "a second start on one stream"
+        self.start = start
+        return token_refusal(self.wiring.settings.secret_key, start.call_sid, start.token)
+
+    def begin(self) -> None:
+        """Take a decoder slot and open the recognizer, or leave the call to the batch job."""
+        start, live = self.start, self.wiring.live
+        assert start is not None and not self._holds_slot
+        try:
+            model = self.wiring.models.get(start.locale)
+        except ModelUnavailableError as error:
+            # The batch job meets the same gap and sends the case to the desk for listening.
+            log.warning("no live transcription: %s", error, extra=log_extra(start))
+            return
+        if not take_decoder_slot(live.max_streams):
+            log.warning(
+                "live transcription at capacity (%d); the batch job will transcribe this call",
+                live.max_streams,
+                extra=log_extra(start),
+            )
+            return
+        if not self.decoding.admits():
+            free_decoder_slot()
+            log.warning(
+                "live decodes are %.1f s behind their callers; the batch job will transcribe "
+                "this call",
+                self.decoding.most_behind(),
+                extra=log_extra(start),
+            )
+            return
+        self._holds_slot = True
+        open_recognizer = live.open_recognizer or self.decoding.open
+        self.recognizer = open_recognizer(model)
+        self._note_live_decoding(True)
+
+    def feed(self, payload: bytes) -> None:
+        """Queue a frame of the caller's audio (frames before a begun stream are dropped)."""
+        if self.recognizer is not None:
+            self.recognizer.put_mulaw(payload)
+
+    def finish(self, *, complete: bool) -> None:
+        """Store what was heard (complete only after `stop`); frees the slot whatever happens."""
+        try:
+            if self.recognizer is not None and self.start is not None:
+                _finish(self.wiring, self.start, self.recognizer, complete=complete)
+        finally:
+            if self.recognizer is not None:
+                # Stored or not, nothing more will come: the report step stops waiting.
+                self._note_live_decoding(False)
+                self.decoding.forget(self.recognizer)
+            self.recognizer = None
+            if self._holds_slot:
+                self._holds_slot = False
+                free_decoder_slot()
+
+    def _note_live_decoding(self, decoding: bool) -> None:
+        assert self.start is not None
+        try:
+            with self.wiring.database.session() as session, session.begin():
+                intake.mark_live_decoding(session, call_sid=self.start.call_sid, decoding=decoding)
+        except SQLAlchemyError:
+            # Only the report step's short wait depends on it; the decode goes on.
+            log.exception("could not note the live decode", extra=log_extra(self.start))
 
 
 def _finish(wiring: Wiring, start: StreamStart, stream: LiveRecognizer, *, complete: bool) -> None:
+    ended = time.monotonic()
     try:
         transcript = stream.close(timeout=FINISH_TIMEOUT_SECONDS)
-    except TranscriptionError:
-        # Only this call's stream failed; the recording is still fetched and transcribed.
-        log.exception("live transcription failed; the batch job will do it", extra=_extra(start))
+    except TranscriptionError as error:
+        # Only this call's stream failed (or fell behind); the recording is still fetched and
+        # transcribed.
+        log.warning("no live transcript: %s", error, extra=log_extra(start))
         return
-    with db().begin():
-        stored = _store(db(), start, transcript, complete=complete)
+    with wiring.database.session() as session, session.begin():
+        stored = _store(session, start, transcript, complete=complete)
+        case_id = stored.case_id if stored and stored.complete else None
     log.info(
         ("live transcript stored" if complete else "partial live transcript stored")
         if stored
         else "live transcript not needed: the call already has one",
-        extra={**_extra(start), "seconds": round(transcript.duration_seconds, 2)},
+        extra={
+            **log_extra(start),
+            "seconds": round(transcript.duration_seconds, 2),
+            "decode_seconds": round(transcript.processing_seconds, 2),
+            # How far the decode was behind the caller when the stream ended: past a few
+            # seconds, the batch job can get there first.
+            "finish_seconds": round(time.monotonic() - ended, 2),
+        },
     )
-    if stored and stored.complete and stored.case_id is not None:
-        tasks.enqueue(routing_tasks.route_case, stored.case_id)
+    if case_id is not None:
+        tasks.enqueue(routing_tasks.route_case, case_id)
 
 
 def _store(
@@ -234,5 +330,6 @@ def _store(
     )
 
 
-def _extra(start: StreamStart | None) -> dict[str, str]:
+def log_extra(start: StreamStart | None) -> dict[str, str]:
+    """The call's identifiers for a log line, once the stream has said which call it is."""
     return {"call_sid": start.call_sid, "stream_sid": start.stream_sid} if start else {}

@@ -34,6 +34,7 @@ from hotline.config import PROJECT_ROOT
 from hotline.db import Database
 from hotline.wiring import Wiring, wiring_of
 from ivr import streams
+from ivr.stream_server import StreamsServer
 from tests.support.flaky_proxy import FlakyProxy
 
 # Fixtures that tests in several folders use: calls and their look-ups, staff accounts.
@@ -211,8 +212,17 @@ def live_server(app: Flask) -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
-    # Let live streams finish decoding: Kaldi aborts the process if it is torn down mid-decode.
-    wait_until(lambda: streams.active_streams() == 0, timeout=60, what="live streams to end")
+
+
+@pytest.fixture(scope="session")
+def streams_server(wiring: Wiring) -> Iterator[str]:
+    """The Media Streams server (the `streams` process's asyncio server) on a free port, on a
+    thread of this process: it shares the session's wiring, so a test can give it a recognizer
+    of its own. Its ws:// URL is where the emulator connects `<Stream>`s."""
+    with StreamsServer(wiring) as server:
+        yield server.url
+    # Stopping waits for the streams' transcripts: Kaldi aborts a process torn down mid-decode.
+    assert streams.active_streams() == 0
 
 
 @pytest.fixture(scope="session")
@@ -222,11 +232,15 @@ def recording_server() -> Iterator[RecordingServer]:
 
 
 @pytest.fixture
-def emulator(live_server: str, recording_server: RecordingServer) -> TwilioEmulator:
-    """A Twilio that calls the live server; each call gets a fresh CallSid."""
+def emulator(
+    live_server: str, streams_server: str, recording_server: RecordingServer
+) -> TwilioEmulator:
+    """A Twilio that calls the live server (and its streams server); each call gets a fresh
+    CallSid."""
     return TwilioEmulator(
         public_base_url=PUBLIC_BASE_URL,
         app_url=live_server,
+        streams_url=streams_server,
         auth_token=AUTH_TOKEN,
         account_sid=ACCOUNT_SID,
         recordings=recording_server,
@@ -277,5 +291,6 @@ def celery_worker(
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+        process.wait()  # reaped, or pytest reports the still-running Popen at teardown
     if os.environ.get("HOTLINE_KEEP_WORKER_LOG"):
         shutil.copy(log_path, PROJECT_ROOT / "worker.log")

@@ -67,6 +67,7 @@ def test_a_call_is_routed_pushed_resolved_through_the_api_texted_and_rated(
     app: Flask,
     database: Database,
     live_server: str,
+    streams_server: str,
     recording_server: RecordingServer,
     twilio_api: FlakyProxy,
     receiver: WebhookReceiver,
@@ -76,6 +77,7 @@ def test_a_call_is_routed_pushed_resolved_through_the_api_texted_and_rated(
     emulator = TwilioEmulator(
         public_base_url=PUBLIC_BASE_URL,
         app_url=live_server,
+        streams_url=streams_server,
         auth_token=AUTH_TOKEN,
         account_sid=ACCOUNT_SID,
         recordings=recording_server,

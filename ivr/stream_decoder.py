@@ -1,0 +1,234 @@
+"""A call's live decode on a shared pool of threads, and how far behind the caller it is.
+
+Why the live path lost the race (issue 12, defect 11): Kaldi costs about 0.5-0.7 CPU-seconds
+per second of speech with the small model on these machines, so two cores decode three or
+four calls in real time. `LIVE_STREAM_LIMIT` admitted eight per process (sixteen with two web
+workers), and twelve callers at once left every live decode at a third of real time: 40 s
+into a call it was 25 s behind, it had not finished 60 s after the stop, and the batch job
+(on Redis, started a second after the call) transcribed the whole recording first; the live
+decodes kept burning the CPU it needed meanwhile. So a decode is admitted only while the
+ones running keep up (`StreamLoad.admits`), and one that falls `GIVE_UP_BEHIND_SECONDS`
+behind stops at once: it can no longer win, and its CPU goes to the calls that can.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable
+
+from transcription.models import LoadedModel
+from transcription.recognizer import StreamingTranscriber, Transcript, TranscriptionError
+
+MULAW_BYTES_PER_SECOND = 8000
+# A new call is decoded live only while every running decode is less than this far behind.
+ADMIT_BEHIND_SECONDS = 1.5
+# Further behind than this, a decode can't beat the batch job: it is dropped, CPU and all.
+GIVE_UP_BEHIND_SECONDS = 8.0
+# When any decode is this far behind, the CPU is short: the newest decode is dropped (one at a
+# time, SHED_INTERVAL_SECONDS apart), so that the older ones catch up and win their races.
+SHED_BEHIND_SECONDS = 3.0
+SHED_INTERVAL_SECONDS = 1.0
+# A decode that is behind catches up in chunks of this much audio (not frame by frame), and
+# its progress is seen after each.
+CHUNK_BYTES = MULAW_BYTES_PER_SECOND // 2
+
+
+class LiveDecoder:
+    """A call's StreamingTranscriber, fed on the decoding pool.
+
+    `put_mulaw` (on the event loop) only appends; at most one pool task per call drains what
+    has arrived, in one piece (so a decode that is behind catches up in large chunks, not
+    frame by frame). `close` waits for the rest and returns the transcript.
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        pool: concurrent.futures.Executor,
+        *,
+        transcriber: Callable[[LoadedModel], StreamingTranscriber] = StreamingTranscriber,
+        clock: Callable[[], float] = time.monotonic,
+        on_frame: Callable[[], None] | None = None,
+    ) -> None:
+        self._transcriber = transcriber(model)
+        self._clock = clock
+        self._on_frame = on_frame
+        self._first_frame_at: float | None = None
+        self._pool = pool
+        self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+        # Audio received and audio decoded: the difference is how far behind the caller it is.
+        self._received_bytes = 0
+        self._decoded_bytes = 0
+        self._draining = False
+        self._closed = False
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+        self._transcript: Transcript | None = None
+
+    def put_mulaw(self, payload: bytes) -> None:
+        """Queue a μ-law frame; never blocks. A decode that has given up drops it."""
+        with self._lock:
+            if self._closed or self._error is not None:
+                return
+            if self._first_frame_at is None:
+                self._first_frame_at = self._clock()
+            self._pending.append(payload)
+            self._received_bytes += len(payload)
+            if self.behind_seconds() > GIVE_UP_BEHIND_SECONDS:
+                self._give_up()
+                return
+            self._schedule()
+        if self._on_frame is not None:
+            self._on_frame()
+
+    def behind_seconds(self) -> float:
+        """Seconds of the caller's speech not decoded yet.
+
+        A caller speaks in real time, and so Twilio sends; audio that arrives faster (the
+        emulator's streams, flat out) counts as said only as the clock reaches it."""
+        if self._first_frame_at is None:
+            return 0.0
+        spoken = (self._clock() - self._first_frame_at) * MULAW_BYTES_PER_SECOND
+        return max(0.0, min(self._received_bytes, spoken) - self._decoded_bytes) / (
+            MULAW_BYTES_PER_SECOND
+        )
+
+    @property
+    def gave_up(self) -> bool:
+        """Whether the decode fell too far behind and stopped."""
+        return self._error is not None
+
+    def close(self, timeout: float | None = 60.0) -> Transcript:
+        """End the stream, wait for the decode to finish, and return the transcript."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._schedule()
+        if not self._done.wait(timeout):
+            raise TranscriptionError(f"decoding did not finish within {timeout} s")
+        if self._error is not None:
+            raise TranscriptionError(f"live transcription failed: {self._error}")
+        assert self._transcript is not None
+        return self._transcript
+
+    def give_up(self, reason: str) -> None:
+        """Stop decoding this call (the batch job will transcribe it)."""
+        with self._lock:
+            if self._error is None:
+                self._give_up(reason)
+
+    def _give_up(self, reason: str | None = None) -> None:  # with the lock held
+        self._error = TranscriptionError(
+            reason
+            or f"fell {self.behind_seconds():.0f} s behind the caller; the batch job will do it"
+        )
+        self._pending = []
+        if not self._draining:
+            self._done.set()
+
+    def _schedule(self) -> None:  # with the lock held
+        if self._draining:
+            return  # the running drain takes what arrives, and finishes if closed
+        if self._error is not None:
+            self._done.set()
+            return
+        self._draining = True
+        self._pool.submit(self._drain)
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    joined = b"".join(self._pending)
+                    chunk, rest = joined[:CHUNK_BYTES], joined[CHUNK_BYTES:]
+                    self._pending = [rest] if rest else []
+                    if not chunk:
+                        if self._closed and self._error is None:
+                            self._transcript = self._transcriber.finish()
+                        if self._closed or self._error is not None:
+                            self._done.set()
+                        self._draining = False
+                        return
+                if self._error is not None:
+                    continue  # given up meanwhile: what is left was dropped
+                self._transcriber.feed_mulaw(chunk)
+                with self._lock:
+                    self._decoded_bytes += len(chunk)
+        except Exception as error:  # reported by close(), to the one call it concerns
+            with self._lock:
+                self._error = error
+                self._draining = False
+                self._done.set()
+
+
+class DecodingPool:
+    """The process's live decodes: a bounded pool of threads, and the admission of new calls
+    only while the decodes running keep up with their callers."""
+
+    def __init__(
+        self,
+        max_streams: int,
+        *,
+        transcriber: Callable[[LoadedModel], StreamingTranscriber] = StreamingTranscriber,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._transcriber = transcriber
+        self._clock = clock
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, max_streams), thread_name_prefix="live-decode"
+        )
+        self._lock = threading.Lock()
+        self._decoders: list[LiveDecoder] = []  # in the order they were admitted
+        self._last_shed = float("-inf")
+
+    def open(self, model: LoadedModel) -> LiveDecoder:
+        """A decoder for one call, counted until `forget`."""
+        decoder = LiveDecoder(
+            model,
+            self._pool,
+            transcriber=self._transcriber,
+            clock=self._clock,
+            on_frame=self._shed_if_short,
+        )
+        with self._lock:
+            self._decoders.append(decoder)
+        return decoder
+
+    def forget(self, decoder: object) -> None:
+        """The decoder's stream ended (anything else is not counted here)."""
+        with self._lock:
+            self._decoders = [known for known in self._decoders if known is not decoder]
+
+    def _running(self) -> list[LiveDecoder]:
+        with self._lock:
+            return [decoder for decoder in self._decoders if not decoder.gave_up]
+
+    def most_behind(self) -> float:
+        """How far behind its caller the furthest-behind running decode is, in seconds."""
+        return max((decoder.behind_seconds() for decoder in self._running()), default=0.0)
+
+    def _shed_if_short(self) -> None:
+        # A burst of callers is admitted at once, before any decode has fallen behind; if the
+        # CPU can't run them all in real time, all would lose. Drop the newest, one at a time.
+        now = self._clock()
+        if now - self._last_shed < SHED_INTERVAL_SECONDS:
+            return
+        running = self._running()
+        behind = max((decoder.behind_seconds() for decoder in running), default=0.0)
+        if len(running) > 1 and behind > SHED_BEHIND_SECONDS:
+            self._last_shed = now
+            running[-1].give_up(
+                f"dropped: the live decodes were {behind:.1f} s behind their callers; "
+                "the batch job will do it"
+            )
+
+    def admits(self) -> bool:
+        """Whether the decodes running now keep up, so that one more may start."""
+        return self.most_behind() < ADMIT_BEHIND_SECONDS
+
+    def shutdown(self) -> None:
+        """Let the decodes under way finish (Kaldi aborts a process torn down mid-decode)."""
+        self._pool.shutdown(wait=True)
