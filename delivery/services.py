@@ -16,10 +16,10 @@ from cases.models import Category, Channel, Delivery, DeliveryStatus, Department
 from cases.timeline import add_event
 from delivery.messages import DeliveryConfig, Outgoing, next_attempt_at
 
-# A row queued this long ago and never tried lost its job (a broker outage at the commit).
+# A row queued this long ago and never tried lost its job (a broker outage at the commit); one
+# whose next try is this overdue lost its retry (a worker died holding it). The re-send job
+# passes the configured figure (`JOBS_LOST_AFTER_SECONDS`).
 NEVER_STARTED_AFTER = timedelta(minutes=2)
-# A row whose next try is this overdue lost its retry (a worker died holding it).
-STALLED_GRACE = timedelta(minutes=2)
 
 
 def _due_at(delivery: Delivery, config: DeliveryConfig) -> datetime:
@@ -183,18 +183,24 @@ def give_up_delivery(session: Session, *, delivery_row_id: int, error: str) -> b
     return True
 
 
-def stalled_deliveries(session: Session, *, now: datetime, config: DeliveryConfig) -> list[int]:
-    """Pending rows whose job was lost: never tried a while after queueing, or well past the
-    time of their next try."""
+def stalled_deliveries(
+    session: Session,
+    *,
+    now: datetime,
+    config: DeliveryConfig,
+    lost_after: timedelta = NEVER_STARTED_AFTER,
+) -> list[int]:
+    """Pending rows whose job was lost: never tried `lost_after` after queueing, or that long
+    past the time of their next try."""
     rows = session.execute(
         select(Delivery.id, Delivery.attempts, Delivery.last_attempt_at, Delivery.created_at).where(
             Delivery.status == DeliveryStatus.PENDING,
             or_(
                 and_(
                     Delivery.last_attempt_at.is_(None),
-                    Delivery.created_at < now - NEVER_STARTED_AFTER,
+                    Delivery.created_at < now - lost_after,
                 ),
-                Delivery.last_attempt_at < now - STALLED_GRACE,
+                Delivery.last_attempt_at < now - lost_after,
             ),
         )
     ).all()
@@ -209,5 +215,5 @@ def stalled_deliveries(session: Session, *, now: datetime, config: DeliveryConfi
             backoff=config.backoff,
             retry_window=config.retry_window,
         )
-        <= now - STALLED_GRACE
+        <= now - lost_after
     ]

@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery import Task, shared_task
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import intake
@@ -178,14 +179,44 @@ def deliver(
 
 @shared_task(name="delivery.resend_pending_deliveries")  # type: ignore[untyped-decorator]
 def resend_pending_deliveries(wiring: Wiring) -> int:
-    """Beat job: queue again the deliveries a broker outage or a dead worker left behind."""
+    """Beat job: queue again the deliveries, and the callers' texts, that a broker outage or a
+    dead worker left behind (the pending rows are the jobs' outbox)."""
+    settings, now = wiring.settings, utcnow()
     with wiring.database.session() as session, session.begin():
-        stalled = stalled_deliveries(session, now=utcnow(), config=wiring.senders.config)
+        stalled = stalled_deliveries(
+            session,
+            now=now,
+            config=wiring.senders.config,
+            lost_after=timedelta(seconds=settings.jobs_lost_after_seconds),
+        )
+        # A text's retry chain is not claimed: wait until its longest chain would be over, so a
+        # re-send never runs beside a live one and texts the caller twice.
+        chain = _sms_chain_length(backoff=settings.sms_backoff, retries=settings.sms_retries)
+        texts_before = now - chain - timedelta(seconds=settings.jobs_lost_after_seconds)
+        untexted = session.scalars(
+            select(Case.id).where(
+                Case.sms_status == SmsStatus.PENDING,
+                Case.caller_number.is_not(None),
+                Case.opened_at < texts_before,
+            )
+        ).all()
     for delivery_row_id in stalled:
         enqueue_delivery(delivery_row_id)
-    if stalled:
-        log.warning("re-sent %d stalled deliveries", len(stalled))
-    return len(stalled)
+    for case_id in untexted:
+        try:
+            send_case_number_text.delay(case_id)
+        except Exception:
+            log.exception("could not enqueue the text for case %s", case_id)
+    if stalled or untexted:
+        log.warning("re-sent %d stalled deliveries and %d texts", len(stalled), len(untexted))
+    return len(stalled) + len(untexted)
+
+
+def _sms_chain_length(*, backoff: float, retries: int) -> timedelta:
+    """The longest a caller's text can take with all its retries (`send_case_number_text`),
+    each try given half a minute."""
+    waits = (min(backoff * 2**retry, 600.0) for retry in range(retries))
+    return timedelta(seconds=sum(waits) + retries * 30.0)
 
 
 @shared_task(bind=True, name="delivery.send_case_number_text", max_retries=None, acks_late=True)  # type: ignore[untyped-decorator]

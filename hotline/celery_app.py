@@ -8,15 +8,27 @@ job's own arguments (ids), so a retry re-sends exactly those.
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import logging
+import os
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from hotline.config import Settings
 
 if TYPE_CHECKING:
     from hotline.wiring import Wiring
+
+log = logging.getLogger("hotline.jobs")
 
 # Jobs whose failure would lose work are acknowledged only after they finish.
 TASK_MODULES = ["ivr.tasks", "routing.tasks", "delivery.tasks", "hotline.jobs"]
@@ -74,10 +86,19 @@ def create_celery(settings: Settings) -> HotlineCelery:
         # Our logs already go to stdout, one line per event; Celery must not re-log them.
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
+        # Re-drive sweeps: each finds the steps whose job a broker outage or a dead worker lost
+        # (the domain rows are the jobs' outbox) and queues them again; every job is
+        # idempotent, so a job queued twice does its work once.
         beat_schedule={
             "requeue-stalled-fetches": {
                 "task": "ivr.requeue_stalled_fetches",
-                "schedule": 120.0,
+                "schedule": settings.jobs_sweep_seconds,
+                "options": {"expires": settings.jobs_sweep_seconds},
+            },
+            "requeue-unrouted-cases": {
+                "task": "routing.requeue_unrouted_cases",
+                "schedule": settings.jobs_sweep_seconds,
+                "options": {"expires": settings.jobs_sweep_seconds},
             },
             # Lights, overdue reminders and escalations. A sweep queued while the workers were
             # down is dropped once the next one is due: running it late adds nothing.
@@ -88,9 +109,55 @@ def create_celery(settings: Settings) -> HotlineCelery:
             },
             "resend-pending-deliveries": {
                 "task": "delivery.resend_pending_deliveries",
-                "schedule": 60.0,
-                "options": {"expires": 55.0},
+                "schedule": settings.jobs_sweep_seconds,
+                "options": {"expires": settings.jobs_sweep_seconds},
             },
         },
     )
     return app
+
+
+def declare_queues(app: Celery, *, attempts: int = 10) -> None:
+    """Declare the app's queues on the embedded broker once, before consumers or beat use it.
+
+    kombu's SQLAlchemy transport creates a queue's row on first use and guards that only
+    within one process; a worker and beat starting together on a fresh broker both insert
+    it, and the loser dies at once on `UNIQUE constraint failed: kombu_queue.name`. So every
+    process declares first, one at a time across processes (a lock file beside the broker's
+    SQLite file), and a clash with a process that did not take the lock is retried: the row
+    is there on the next try. Other brokers declare queues atomically; nothing to do.
+    """
+    url = str(app.conf.broker_url or "")
+    if not url.startswith("sqla+"):
+        return
+    broker = make_url(url.removeprefix("sqla+"))
+    path = broker.database or ":memory:"
+    on_file = broker.get_backend_name() == "sqlite" and path != ":memory:"
+    lock_path = Path(f"{path}.declare-lock") if on_file else None
+    for attempt in range(1, attempts + 1):
+        try:
+            with _file_lock(lock_path), app.connection_for_write() as connection:
+                channel = connection.default_channel
+                for queue in app.amqp.queues.values():
+                    queue(channel).declare()
+            return
+        except DBAPIError as error:
+            if attempt == attempts:
+                raise
+            log.warning("declaring the broker's queues clashed (%s); trying again", error.orig)
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+
+
+@contextmanager
+def _file_lock(path: Path | None) -> Iterator[None]:
+    """An exclusive `flock` on `path` for the block (none when there is no path)."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing the file releases the lock

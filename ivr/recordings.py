@@ -69,10 +69,19 @@ def download(url: str, *, auth: tuple[str, str], max_bytes: int) -> FetchedRecor
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write a file so that readers see all of it or none of it."""
+    """Write a file so that readers see all of it or none of it.
+
+    A write that fails (a full disk: OSError ENOSPC) removes its partial temporary file
+    before the error goes on, so a failure leaves nothing half-written behind.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".part") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+        try:
+            handle.write(data)
+            handle.flush()  # here, not at close, so a full disk fails inside this block
+            os.fsync(handle.fileno())
+        except BaseException:
+            handle.close()
+            os.unlink(handle.name)
+            raise
     os.replace(handle.name, path)

@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Task, shared_task
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from cases import intake, lifecycle
-from cases.models import Recording, RecordingStatus, utcnow
+from cases import intake, lifecycle, models
+from cases.models import Call, Case, Recording, RecordingStatus, SmsStatus, utcnow
+from delivery import tasks as delivery_tasks
 from ivr import recordings
+from ivr.steps import RecordedStep
 from routing import tasks as routing_tasks
 from transcription.audio import AudioError, decode_wav
 from transcription.models import ModelUnavailableError
@@ -33,11 +36,6 @@ def enqueue(task: Any, *args: Any) -> None:
         task.delay(*args)
     except Exception:
         log.exception("could not enqueue %s%r; the sweep will retry", task.name, args)
-
-
-# A fetch chain is retried for about nine minutes at most; one silent for longer was lost.
-STALLED_AFTER = timedelta(minutes=15)
-NEVER_STARTED_AFTER = timedelta(minutes=2)
 
 
 def transcript_text(transcript: Transcript) -> intake.TranscriptText:
@@ -65,7 +63,8 @@ def fetch_recording(self: Task, wiring: Wiring, recording_id: int) -> str:
             session,
             recording_id=recording_id,
             job_id=self.request.id or "eager",
-            stale_before=utcnow() - STALLED_AFTER,
+            # A fetch chain is retried for minutes; one silent for longer lost its worker.
+            stale_before=utcnow() - timedelta(seconds=settings.jobs_stalled_seconds),
         )
         if recording is None:
             # Settled already, or another job is on it: a repeat changes nothing.
@@ -93,7 +92,10 @@ def fetch_recording(self: Task, wiring: Wiring, recording_id: int) -> str:
         return RecordingStatus.INVALID
 
     relative = folder / f"{name}.wav"
-    recordings.write_atomically(settings.recordings_dir / relative, fetched.data)
+    try:
+        recordings.write_atomically(settings.recordings_dir / relative, fetched.data)
+    except OSError as error:  # a full disk, above all: nothing was written
+        return _store_failed(self, wiring, recording_id, error, settings.recordings_dir / relative)
     with wiring.database.session() as session, session.begin():
         recording = intake.get_recording(session, recording_id=recording_id)
         intake.mark_recording_stored(
@@ -114,6 +116,41 @@ def fetch_recording(self: Task, wiring: Wiring, recording_id: int) -> str:
     if case_number is not None:
         enqueue(transcribe_recording, recording_id)
     return RecordingStatus.STORED
+
+
+# What the desk reads on a case whose audio could not be written here (staff read Chinese; the
+# error itself, with its errno and path, goes to the log).
+STORE_FAILED_REASON = (
+    "录音无法保存到本机（磁盘已满或存储故障）；录音仍在 Twilio，空间恢复后自动重新下载"
+)
+
+
+def _store_failed(task: Task, wiring: Wiring, recording_id: int, error: OSError, path: Path) -> str:
+    """The audio could not be written (a full disk): its case goes to the desk at once, and
+    the fetch is tried again, since Twilio keeps the recording. After the retries the row is
+    left pending, and the stalled-fetch sweep tries again later."""
+    settings = wiring.settings
+    with wiring.database.session() as session, session.begin():
+        recording = intake.get_recording(session, recording_id=recording_id)
+        case = recording.case
+        # Once per case: a retry that fails the same way adds nothing for the desk to read.
+        if case is not None and STORE_FAILED_REASON not in (case.review_reason or ""):
+            lifecycle.flag_for_review(session, case=case, reason=STORE_FAILED_REASON)
+        case_number = case.number if case is not None else None
+    log.error(
+        "recording could not be stored (%s); case sent to the dispatch desk",
+        error,
+        extra={
+            "recording_id": recording_id,
+            "case_number": case_number,
+            "errno": error.errno,
+            "path": str(path),
+        },
+    )
+    if task.request.retries >= settings.recording_fetch_retries:
+        return "not stored"
+    countdown = _backoff(settings.recording_fetch_backoff, task.request.retries)
+    raise task.retry(countdown=countdown, exc=error)
 
 
 def _give_up(
@@ -168,6 +205,9 @@ def transcribe_recording(wiring: Wiring, recording_id: int) -> str:
 
     with wiring.database.session() as session, session.begin():
         recording = intake.get_recording(session, recording_id=recording_id)
+        # Locked: a re-driven run beside a slow one waits here, then finds the transcript
+        # complete and stores nothing (without the lock both would, and route twice).
+        session.get_one(Call, recording.call_id, with_for_update=True)
         stored = intake.store_transcript(
             session,
             call=recording.call,
@@ -193,21 +233,99 @@ def _transcription_failed(
     return "flagged"
 
 
+def hand_over_report(form: dict[str, str], locale: str) -> bool:
+    """The Record action could not open its case (the database is out): hand the report to
+    `open_case_later` through the broker, which does not depend on the database. Whether the
+    broker took it."""
+    try:
+        open_case_later.delay(form, locale)
+    except Exception:
+        log.exception("could not hand over the report", extra={"call_sid": form.get("CallSid")})
+        return False
+    log.warning(
+        "report handed to a job until the database is back",
+        extra={"call_sid": form.get("CallSid"), "recording_sid": form.get("RecordingSid")},
+    )
+    return True
+
+
+@shared_task(bind=True, name="ivr.open_case_later", max_retries=None, acks_late=True)  # type: ignore[untyped-decorator]
+def open_case_later(self: Task, wiring: Wiring, form: dict[str, str], locale: str) -> str:
+    """Open the case of a report whose Record action failed, once the database answers.
+
+    It does what the action would have (`ivr.views.recorded`): the same CallSid and
+    RecordingSid find a case opened meanwhile (the caller, asked to record again, may have
+    been luckier), so a report handed over twice still opens one case.
+    """
+    step = RecordedStep.from_form(form)
+    if step.report is None:
+        return "nothing recorded"
+    try:
+        with wiring.database.session() as session, session.begin():
+            opened = intake.open_case_from_recording(
+                session,
+                caller=step.caller,
+                locale=locale,
+                report=step.report,
+                region=wiring.settings.phone_default_region,
+            )
+            case_id, recording_id = opened.case.id, opened.recording.id
+            case_number, created = opened.case.number, opened.created
+            sms_follows = opened.case.sms_status != SmsStatus.NONE
+    except (OperationalError, IntegrityError) as error:
+        # Still out (or a concurrent request kept it first: the retry finds it).
+        countdown = _backoff(1.0, self.request.retries)
+        raise self.retry(countdown=min(countdown, 60.0)) from error
+    if created:
+        enqueue(fetch_recording, recording_id)
+        if sms_follows:
+            enqueue(delivery_tasks.send_case_number_text, case_id)
+    log.info(
+        "case opened from a handed-over report" if created else "handed-over report: case exists",
+        extra={"call_sid": step.caller.call_sid, "case_number": case_number},
+    )
+    return case_number
+
+
 @shared_task(name="ivr.requeue_stalled_fetches")  # type: ignore[untyped-decorator]
 def requeue_stalled_fetches(wiring: Wiring) -> int:
-    """Beat job: re-send fetches lost to a broker outage or a worker crash."""
-    now = utcnow()
+    """Beat job: re-send fetches and transcriptions lost to a broker outage or a dead worker.
+
+    The rows are the jobs' outbox: a recording still `pending` is a fetch owed, a stored one
+    whose case has no complete transcript is a transcription owed. Both jobs are idempotent,
+    so one queued twice (a slow job taken for a lost one) costs time, never a second result.
+    Cases already with the desk (flagged for review) are left to the person listening.
+    """
+    settings, now = wiring.settings, utcnow()
+    lost_before = now - timedelta(seconds=settings.jobs_lost_after_seconds)
+    stalled_before = now - timedelta(seconds=settings.jobs_stalled_seconds)
     with wiring.database.session() as session, session.begin():
         stalled = session.scalars(
             select(Recording.id).where(
                 Recording.status == RecordingStatus.PENDING,
                 or_(
-                    (Recording.last_attempt_at.is_(None))
-                    & (Recording.created_at < now - NEVER_STARTED_AFTER),
-                    Recording.last_attempt_at < now - STALLED_AFTER,
+                    (Recording.last_attempt_at.is_(None)) & (Recording.created_at < lost_before),
+                    Recording.last_attempt_at < stalled_before,
                 ),
+            )
+        ).all()
+        complete = select(models.Transcript.id).where(
+            models.Transcript.call_id == Recording.call_id, models.Transcript.complete
+        )
+        untranscribed = session.scalars(
+            select(Recording.id)
+            .join(Case, Recording.case_id == Case.id)
+            .where(
+                Recording.status == RecordingStatus.STORED,
+                Recording.stored_at < lost_before,
+                ~Case.needs_review,
+                ~complete.exists(),
             )
         ).all()
     for recording_id in stalled:
         enqueue(fetch_recording, recording_id)
-    return len(stalled)
+    for recording_id in untranscribed:
+        enqueue(transcribe_recording, recording_id)
+    if stalled or untranscribed:
+        log.warning("re-queued %d fetches and %d transcriptions", len(stalled), len(untranscribed))
+    return len(stalled) + len(untranscribed)

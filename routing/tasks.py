@@ -6,13 +6,14 @@ Jobs are given the shell's `Wiring` as their first argument (`hotline.celery_app
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from celery import shared_task
 from sqlalchemy import select
 
 from cases import intake, lifecycle
-from cases.models import Case, Category
+from cases.models import Case, Category, Transcript, utcnow
 from routing.router import ClassifierMissingError, routes_from_categories
 
 if TYPE_CHECKING:
@@ -45,7 +46,9 @@ def route_case(wiring: Wiring, case_id: int) -> str:
         log.error("cannot route: %s", error, extra=extra)
         return "flagged"
     with database.session() as session, session.begin():
-        case = session.get_one(Case, case_id)
+        # Locked: a re-driven run beside a slow one waits here, then finds the case routed
+        # (without the lock both would route it, on PostgreSQL, and push it twice).
+        case = session.get_one(Case, case_id, with_for_update=True)
         routed = intake.route_case(session, case=case, outcome=outcome)
         # The push to the department (and leadership's copy) leaves after this commits.
         lifecycle.deliver_routed_case(session, case=case)
@@ -58,3 +61,34 @@ def route_case(wiring: Wiring, case_id: int) -> str:
         extra=extra,
     )
     return "routed" if routed else "already routed"
+
+
+@shared_task(name="routing.requeue_unrouted_cases")  # type: ignore[untyped-decorator]
+def requeue_unrouted_cases(wiring: Wiring) -> int:
+    """Beat job: route again the cases whose routing job was lost (a broker outage, a dead
+    worker): a complete transcript unrouted for a while. Routing twice routes once."""
+    lost_before = utcnow() - timedelta(seconds=wiring.settings.jobs_lost_after_seconds)
+    with wiring.database.session() as session, session.begin():
+        unrouted = session.scalars(
+            select(Case.id)
+            .join(Transcript, Transcript.case_id == Case.id)
+            .where(
+                Case.routed_at.is_(None),
+                ~Case.needs_review,
+                Transcript.complete,
+                Transcript.updated_at < lost_before,
+            )
+        ).all()
+    for case_id in unrouted:
+        enqueue_routing(case_id)
+    if unrouted:
+        log.warning("re-queued %d unrouted cases", len(unrouted))
+    return len(unrouted)
+
+
+def enqueue_routing(case_id: int) -> None:
+    """Queue `route_case`; with the broker down the caller goes on and the beat job re-queues."""
+    try:
+        route_case.delay(case_id)
+    except Exception:
+        log.exception("could not enqueue routing of case %s; the sweep will retry", case_id)

@@ -1,11 +1,19 @@
 """The shell's Celery app and the domain's own job: the beat schedule, and the deadline sweep
-every minute, run as Celery runs it (`apply`); what it queues goes through the real worker."""
+every minute, run as Celery runs it (`apply`); what it queues goes through the real worker.
+Then the worker and beat as the Procfile starts them: separate processes, reliable on a fresh
+embedded broker (issue 12, defect 4)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import functools
+import os
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from celery.beat import PersistentScheduler
 
 from cases.models import DeliveryStatus, Light, utcnow
 from hotline import jobs
@@ -14,6 +22,14 @@ from hotline.config import load_settings
 from hotline.db import Database
 from tests.conftest import wait_until
 from tests.support.factories import case_named, make_case, quiet_session
+from tests.support.processes import (
+    alive,
+    descendants,
+    procfile_commands,
+    start_procfile_entry,
+    started,
+    stop,
+)
 from tests.support.receivers import ReceivedPush, WebhookReceiver, make_department
 
 SECRET = "beat-secret-0123456789"
@@ -26,6 +42,7 @@ def test_beat_runs_the_sweep_every_minute_and_the_resend(environ: dict[str, str]
     assert jobs["cases.sweep_deadlines"] == 60.0
     assert jobs["delivery.resend_pending_deliveries"] <= 120.0
     assert jobs["ivr.requeue_stalled_fetches"] <= 300.0
+    assert jobs["routing.requeue_unrouted_cases"] <= 120.0
     # The worker knows every job the beat and the app send.
     assert {"hotline.jobs", "delivery.tasks", "routing.tasks", "ivr.tasks"} <= set(TASK_MODULES)
 
@@ -97,3 +114,98 @@ def test_the_sweep_job_lights_cases_reminds_on_red_and_escalates_after_the_grace
     # A second run a minute later changes nothing that has been done already.
     again = jobs.sweep_deadlines.apply().get()
     assert not set(cases.values()) & set(again["yellow"] + again["red"] + again["escalated"])
+
+
+# --- The worker and beat as the Procfile runs them (issue 12, defect 4) ----------------------
+
+
+def overdue_schedule(environ: dict[str, str], path: Path) -> None:
+    """Write beat's schedule file as a beat stopped long ago left it: every job overdue."""
+    scheduler = PersistentScheduler(
+        app=create_celery(load_settings(environ)), schedule_filename=str(path)
+    )
+    for entry in scheduler.schedule.values():
+        entry.last_run_at = datetime(2000, 1, 1, tzinfo=UTC)
+    scheduler.sync()
+    scheduler.close()
+
+
+def fresh_broker(environ: dict[str, str], folder: Path) -> dict[str, str]:
+    """The session's environment with an embedded broker of its own, empty."""
+    return {**environ, "BROKER_URL": f"sqla+sqlite:///{folder / 'broker.sqlite'}"}
+
+
+def test_the_procfile_runs_one_beat_beside_workers_that_schedule_nothing() -> None:
+    commands = procfile_commands()
+
+    assert "--beat" not in commands["worker"].split()
+    assert " beat" in commands["beat"] and "--schedule" in commands["beat"]
+    assert sum(1 for name in commands if name == "beat") == 1
+
+
+@pytest.mark.usefixtures("app")
+def test_a_worker_killed_outright_leaves_no_scheduler_behind_to_run_sweeps_twice(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    log_path = tmp_path / "worker.log"
+    worker = start_procfile_entry("worker", fresh_broker(environ, tmp_path), log_path)
+    try:
+        wait_until(
+            functools.partial(started, worker, log_path, "ready."),
+            timeout=60,
+            what="the worker to start",
+        )
+        assert worker.poll() is None, log_path.read_text()
+        below = descendants(worker.pid)
+
+        os.kill(worker.pid, signal.SIGKILL)  # the worker alone, as the OOM killer would
+        worker.wait(timeout=10)
+        time.sleep(1)  # a beat child is not told: it would still be running now
+
+        orphans = {pid for pid in below if alive(pid)}
+        assert not orphans, f"processes left running by the killed worker: {orphans}"
+    finally:
+        stop(worker)
+
+
+ROUNDS = int(os.environ.get("WORKER_START_ROUNDS", "3"))
+
+
+@pytest.mark.usefixtures("app")
+def test_a_worker_and_beat_started_together_on_a_fresh_embedded_broker_both_stay_up(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    if not environ["BROKER_URL"].startswith("sqla+"):
+        pytest.skip("the queue-declaration race is the embedded broker's (kombu's SQLAlchemy)")
+    failures = []
+    for round_ in range(ROUNDS):
+        folder = tmp_path / f"round{round_}"
+        folder.mkdir()
+        env = fresh_broker(environ, folder)
+        env["HOTLINE_INSTANCE_PATH"] = str(folder)
+        # A restart after a while: beat sends its overdue sweeps the moment it starts, into a
+        # queue the workers' consumers are declaring at that moment.
+        overdue_schedule(env, folder / "celerybeat-schedule")
+        # As `make run` starts them: all at once. Two workers make the clash likelier.
+        logs = {name: folder / f"{name}.log" for name in ("worker", "worker2", "beat")}
+        processes = {
+            "worker": start_procfile_entry("worker", env, logs["worker"], "-n", "w1@%h"),
+            "worker2": start_procfile_entry("worker", env, logs["worker2"], "-n", "w2@%h"),
+            "beat": start_procfile_entry("beat", env, logs["beat"]),
+        }
+        ready = {"worker": "ready.", "worker2": "ready.", "beat": "beat: Starting..."}
+        try:
+            for name, process in processes.items():
+                wait_until(
+                    functools.partial(started, process, logs[name], ready[name]),
+                    timeout=90,
+                    what=f"{name} to start",
+                )
+            time.sleep(1)  # a consumer that dies on its first declaration dies by now
+            for name, process in processes.items():
+                if process.poll() is not None or "kombu_queue" in logs[name].read_text():
+                    failures.append(f"round {round_}, {name}:\n{logs[name].read_text()[-2000:]}")
+        finally:
+            for process in processes.values():
+                stop(process)
+    assert not failures, "\n".join(failures)

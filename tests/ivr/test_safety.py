@@ -10,10 +10,11 @@ from twilio.request_validator import RequestValidator
 from cases import intake
 from cases.models import CaseStatus
 from emulator import Speak, TwilioEmulator
+from ivr import tasks
 from ivr.prompts import Prompts
 from ivr.signatures import check_twilio_signature
 from ivr.twiml import CallFlow
-from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
+from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, wait_until
 from tests.support.calls import SPEECH, Lookups
 
 IVR_PATHS = [
@@ -137,7 +138,32 @@ def test_an_internal_error_apologises_and_still_records_the_caller(
     assert case.status in (CaseStatus.OPEN, CaseStatus.TRIAGE, CaseStatus.ASSIGNED)
 
 
-def test_when_saving_the_report_fails_the_caller_hears_so_and_the_url_is_logged(
+@pytest.mark.usefixtures("celery_worker")
+def test_a_report_the_database_cannot_take_is_opened_by_a_job_once_it_can(
+    emulator: TwilioEmulator,
+    lookups: Lookups,
+    prompts: dict[str, Prompts],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database is down")
+
+    # Broken in the web process only: the worker, its own process, stands for the database
+    # being back by the time the handed-over job runs.
+    monkeypatch.setattr(intake, "open_case_from_recording", broken)
+    log = emulator.call(["1", "1", Speak(SPEECH)])
+
+    apology = prompts["zh-CN"].text("error_apology")
+    failed = next(step for step in log.steps if step.said and step.said[0].text == apology)
+    assert failed.twiml.find("Record") is not None  # the caller is recorded again
+    case = wait_until(
+        lambda: lookups.cases_of(log.call_sid), timeout=60, what="the handed-over report's case"
+    )
+    assert len(case) == 1
+    assert case[0].recordings[0].recording_sid == log.recordings[0]["RecordingSid"]
+
+
+def test_a_report_neither_the_database_nor_the_broker_can_take_is_logged_with_its_url(
     emulator: TwilioEmulator,
     lookups: Lookups,
     prompts: dict[str, Prompts],
@@ -148,6 +174,7 @@ def test_when_saving_the_report_fails_the_caller_hears_so_and_the_url_is_logged(
         raise RuntimeError("database is down")
 
     monkeypatch.setattr(intake, "open_case_from_recording", broken)
+    monkeypatch.setattr(tasks.open_case_later, "delay", broken)  # no broker to hand it to
     log = emulator.call(["1", "1", Speak(SPEECH)])
 
     assert log.said[-1].text == prompts["zh-CN"].text("recording_not_saved")

@@ -19,7 +19,9 @@ import email
 import email.policy
 import json
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,25 +56,50 @@ class ReceivedPush:
 
 class WebhookReceiver:
     """A department's endpoint over real HTTP: checks X-Hotline-Signature with its secret,
-    answers 401 to a bad one, and can be told to fail the next few pushes (503 by default)."""
+    answers 401 to a bad one, and can be told to fail the next few pushes (503 by default),
+    to fail every push until told otherwise (`fail_all`), or to go down (`go_down`: nothing
+    listens on its port, so a push's connection is refused) and come back on the same URL.
 
-    def __init__(self, *, secret: str, port: int = 0) -> None:
+    `clock` is the receiver's own wall clock, which the signature's timestamp must be within
+    300 s of: a test that moves the sender's clock moves this one alike, as two hosts kept on
+    time by NTP would agree."""
+
+    def __init__(
+        self, *, secret: str, port: int = 0, clock: Callable[[], float] = time.time
+    ) -> None:
         self.secret = secret
+        self.clock = clock
         self.received: list[ReceivedPush] = []
         self._failures: list[int] = []
+        self._failing: int | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._port = self._server.server_port
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """Where to POST."""
-        return f"http://127.0.0.1:{self._server.server_port}/hotline/push"
+        return f"http://127.0.0.1:{self._port}/hotline/push"
 
     def fail_next(self, count: int, *, status: int = 503) -> None:
         """Answer `status` to the next `count` pushes, however well signed."""
         with self._lock:
             self._failures.extend([status] * count)
+
+    def fail_all(self, status: int | None = 503) -> None:
+        """Answer `status` to every push from now on (None: answer as usual again)."""
+        with self._lock:
+            self._failing = status
+
+    def go_down(self) -> None:
+        """Stop listening: pushes meet a refused connection until `come_back`."""
+        self.stop()
+
+    def come_back(self) -> None:
+        """Listen again on the same port, keeping what was received before."""
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler_class())
+        self.start()
 
     def accepted_for(self, case_number: str) -> list[ReceivedPush]:
         """The pushes about a case that were acknowledged (2xx), in arrival order."""
@@ -99,6 +126,7 @@ class WebhookReceiver:
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=5)
+            self._thread = None
         self._server.server_close()
 
     def __enter__(self) -> Self:
@@ -108,12 +136,14 @@ class WebhookReceiver:
         self.stop()
 
     def _answer(self, headers: dict[str, str], body: bytes) -> ReceivedPush:
-        valid = verify_signature(self.secret, headers.get(SIGNATURE_HEADER), body)
+        valid = verify_signature(self.secret, headers.get(SIGNATURE_HEADER), body, now=self.clock())
         with self._lock:
             if not valid:
                 status = 401
             elif self._failures:
                 status = self._failures.pop(0)
+            elif self._failing is not None:
+                status = self._failing
             else:
                 status = 200
             push = ReceivedPush(
