@@ -56,4 +56,7 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
             abort(403)
         return view(*args, **kwargs)
 
+    # Flask answers OPTIONS itself, before any view or check runs; Twilio never sends it, and
+    # an unsigned request must not get a 200 (with the path's methods) from a webhook.
+    wrapper.provide_automatic_options = False  # type: ignore[attr-defined]
     return wrapper
