@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: help install run test test-postgres lint bench clean
+.PHONY: help install run test test-postgres lint fuzz faults bench load clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,9 +37,9 @@ $(WRK):
 
 install: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Install Python, Node and browser dependencies
 
-run: $(INSTALLED)  ## Run web and worker on the embedded defaults (SQLite, no servers)
+run: $(INSTALLED)  ## Run web, streams, worker and beat on the embedded defaults (SQLite, no servers)
 	$(BIN)/flask --app hotline init
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start web worker
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start web streams worker beat
 
 test: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Run the whole test suite (SQLite and the embedded broker), with line coverage
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
@@ -52,10 +52,33 @@ lint: $(INSTALLED)  ## ruff (check and format) and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The fuzzers' long run: 10,000 inputs per surface (`make fuzz FUZZ_EXAMPLES=N` for another
+# count); `make test` runs the same suites with a few hundred. Add DATABASE_URL and BROKER_URL
+# as for test-postgres to fuzz on PostgreSQL.
+FUZZ_EXAMPLES ?= 10000
+fuzz: $(INSTALLED) $(NODE_INSTALLED)  ## Fuzz the IVR webhooks and the department API; prints inputs, 5xx, crashes
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/fuzz/test_fuzz.py --timeout=0
+
+# The fault suite at full counts, on both setups (`make test` and `make test-postgres` run it
+# with small ones): FAULT_CALLS calls per fault, the broker down FAULT_OUTAGE_SECONDS, and
+# WORKER_START_ROUNDS fresh starts of worker and beat. Faults that need a server (Redis down,
+# PostgreSQL restarted) are skipped on the embedded setup and run on the second.
+FAULT_CALLS ?= 20
+FAULT_OUTAGE_SECONDS ?= 60
+WORKER_START_ROUNDS ?= 20
+faults: $(INSTALLED) $(NODE_INSTALLED)  ## The fault-injection suite at full counts, on both setups; prints its table
+	FAULT_CALLS=$(FAULT_CALLS) FAULT_OUTAGE_SECONDS=$(FAULT_OUTAGE_SECONDS) WORKER_START_ROUNDS=$(WORKER_START_ROUNDS) \
+		$(BIN)/python -m pytest tests/faults tests/hotline/test_jobs.py --timeout=0
+	DATABASE_URL=$(POSTGRES_URL) BROKER_URL=$(REDIS_URL) FAULT_CALLS=$(FAULT_CALLS) FAULT_OUTAGE_SECONDS=$(FAULT_OUTAGE_SECONDS) \
+		$(BIN)/python -m pytest tests/faults --timeout=0
+
 bench: $(INSTALLED) $(WRK)  ## Benchmarks, as ratios against a baseline run beside them
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/transcription.py
 	$(BIN)/python bench/classify.py
+
+load: $(INSTALLED)  ## 100 callers streaming at once (web, streams, worker): webhook latencies, cases
+	$(BIN)/python bench/streamed_calls.py --calls 100
 
 clean:  ## Remove the virtualenv, Node modules and local data
 	rm -rf $(VENV) node_modules instance

@@ -34,6 +34,9 @@ class Settings:
     broker_url: str
     secret_key: str
     public_base_url: str
+    # The ws(s):// base of `<Stream>` URLs (unset: PUBLIC_BASE_URL with the WebSocket scheme,
+    # for a proxy that sends /ivr/stream to the streams process).
+    public_stream_url: str
     twilio_account_sid: str
     twilio_auth_token: str
     twilio_from_number: str
@@ -43,6 +46,12 @@ class Settings:
     vosk_model_paths: Mapping[str, str] = field(default_factory=dict)
     recording_fetch_retries: int = 8
     recording_fetch_backoff: float = 2.0
+    # Re-driving jobs lost to a dead worker or a broker outage (`hotline.jobs.redrive_jobs`):
+    # how often beat looks; how long a step may wait for its job before it is queued again;
+    # how long a claimed fetch may stay silent before its worker is presumed dead.
+    jobs_sweep_seconds: float = 60.0
+    jobs_lost_after_seconds: float = 120.0
+    jobs_stalled_seconds: float = 900.0
     recording_max_bytes: int = 20 * 1024 * 1024
     sms_retries: int = 8
     sms_backoff: float = 10.0
@@ -63,12 +72,18 @@ class Settings:
     smtp_password: str | None = None
     smtp_starttls: bool = False
     mail_from: str = "hotline@localhost"
-    # Failed sign-ins allowed per account and per address in the window, before a pause.
+    # Wrong passwords for one account from one address that cost nothing; then a pause from a
+    # minute, doubling per failure, at most `login_window_seconds` (cases.throttles).
     login_max_failures: int = 5
     login_window_seconds: int = 900
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe: per-address
     # throttles need the visitor's address, not the proxy's.
     trusted_proxies: int = 0
+    # Where the Media Streams process (`python -m hotline.streams`) listens.
+    streams_port: int = 5001
+    # The region a phone number without a country code is read in (a caller keying
+    # 13912345678 means +8613912345678): numbers are stored and compared as E.164.
+    phone_default_region: str = "CN"
 
     @property
     def recordings_dir(self) -> Path:
@@ -107,6 +122,16 @@ def _locales(raw: str) -> tuple[str, ...]:
     return locales
 
 
+def _public_stream_url(raw: str | None, public_base_url: str) -> str:
+    """The `<Stream>` base: PUBLIC_STREAM_URL, or PUBLIC_BASE_URL with ws:// or wss://."""
+    if not raw:
+        scheme, rest = public_base_url.split("://", 1)
+        return ("wss://" if scheme == "https" else "ws://") + rest
+    if not raw.startswith(("ws://", "wss://")):
+        raise ConfigError(f"PUBLIC_STREAM_URL={raw!r}: it must start with ws:// or wss://")
+    return raw.rstrip("/")
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; a missing production secret raises ConfigError."""
     env = dict(os.environ if environ is None else environ)
@@ -137,6 +162,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'hotline.sqlite'}"
     )
     broker_url = env.get("BROKER_URL") or f"sqla+sqlite:///{instance_path / 'broker.sqlite'}"
+    public_base_url = (env.get("PUBLIC_BASE_URL") or "http://localhost:5000").rstrip("/")
     api_base = env.get("TWILIO_API_BASE_URL") or None
     # Without an account or a mock to talk to, texts are written to the log instead of sent.
     sms_enabled = bool(env.get("TWILIO_ACCOUNT_SID") or api_base)
@@ -147,7 +173,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=database_url,
         broker_url=broker_url,
         secret_key=env.get("SECRET_KEY") or DEV_SECRET_KEY,
-        public_base_url=(env.get("PUBLIC_BASE_URL") or "http://localhost:5000").rstrip("/"),
+        public_base_url=public_base_url,
+        public_stream_url=_public_stream_url(env.get("PUBLIC_STREAM_URL"), public_base_url),
         twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or DEV_ACCOUNT_SID,
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or DEV_AUTH_TOKEN,
         twilio_from_number=env.get("TWILIO_FROM_NUMBER") or "+865374412345",
@@ -165,6 +192,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         },
         recording_fetch_retries=int(env.get("RECORDING_FETCH_RETRIES", 8)),
         recording_fetch_backoff=float(env.get("RECORDING_FETCH_BACKOFF", 2.0)),
+        jobs_sweep_seconds=float(env.get("JOBS_SWEEP_SECONDS", 60.0)),
+        jobs_lost_after_seconds=float(env.get("JOBS_LOST_AFTER_SECONDS", 120.0)),
+        jobs_stalled_seconds=float(env.get("JOBS_STALLED_SECONDS", 900.0)),
         recording_max_bytes=int(env.get("RECORDING_MAX_BYTES", 20 * 1024 * 1024)),
         sms_retries=int(env.get("SMS_RETRIES", 8)),
         sms_backoff=float(env.get("SMS_BACKOFF", 10.0)),
@@ -185,4 +215,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         login_max_failures=int(env.get("LOGIN_MAX_FAILURES", 5)),
         login_window_seconds=int(env.get("LOGIN_WINDOW_SECONDS", 900)),
         trusted_proxies=int(env.get("TRUSTED_PROXIES", 0)),
+        streams_port=int(env.get("STREAMS_PORT", 5001)),
+        phone_default_region=(env.get("PHONE_DEFAULT_REGION") or "CN").strip().upper(),
     )

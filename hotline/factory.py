@@ -11,7 +11,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.views import bp as api_blueprint
-from cases import outbox
+from cases import free_text, outbox
 from cases.locales import LOCALES
 from console import init_console
 from delivery.channels import Senders
@@ -22,14 +22,14 @@ from hotline.celery_app import create_celery
 from hotline.config import CONFIG_DIR, Settings, load_settings
 from hotline.db import Database
 from hotline.logs import configure_logging
-from hotline.web import csrf, init_web
+from hotline.web import SecurityHeaders, csrf, init_web
 from hotline.wiring import EXTENSION, Wiring, close_request_session
 from ivr import sms as ivr_sms
 from ivr import views as ivr_views
 from ivr.entry import VoiceEntry
 from ivr.prompts import Prompts, load_options, load_prompts
 from ivr.sms import caller_text_renderer
-from ivr.streams import LiveTranscription, stream_token, stream_url
+from ivr.streams import LiveTranscription, new_stream_token, stream_url
 from ivr.twiml import CallFlow, LiveStreaming
 from public_site.views import bp as public_blueprint
 from routing.router import Router
@@ -48,7 +48,7 @@ def wire(settings: Settings) -> Wiring:
         confidence_threshold=settings.routing_confidence_threshold,
     )
     live = LiveTranscription(
-        url=stream_url(settings.public_base_url), max_streams=settings.live_stream_limit
+        url=stream_url(settings.public_stream_url), max_streams=settings.live_stream_limit
     )
     call_flow = CallFlow(
         prompts=prompts,
@@ -59,7 +59,8 @@ def wire(settings: Settings) -> Wiring:
         live=LiveStreaming(
             url=live.url,
             locales=frozenset(models.available()) & set(settings.enabled_locales),
-            token_for=lambda call_sid: stream_token(settings.secret_key, call_sid),
+            # Bound to the call and short-lived: Twilio opens the stream as it reads this TwiML.
+            token_for=lambda call_sid: new_stream_token(settings.secret_key, call_sid),
         ),
     )
     celery = create_celery(settings)
@@ -124,6 +125,9 @@ def build_app(environ: Mapping[str, str] | None = None) -> Flask:
     app = Flask("hotline", instance_path=str(settings.instance_path))
     app.config.update(SECRET_KEY=settings.secret_key)
     app.extensions[EXTENSION] = wiring
+    # Every value a page prints is made readable first: one stored lone surrogate or control
+    # character must not turn a case page (or any other) into an error for everyone.
+    app.jinja_env.finalize = free_text.readable_value
     init_web(app, settings=settings, timezone=wiring.router.calendar.timezone)
 
     # Twilio signs its requests, and departments' systems send a key with each: neither can
@@ -134,11 +138,16 @@ def build_app(environ: Mapping[str, str] | None = None) -> Flask:
     init_console(app)
     app.register_blueprint(public_blueprint)
 
+    # TRUSTED_PROXIES: how many proxies in front of us to believe about the visitor's address
+    # (for the per-address throttles) and about HTTPS (for HSTS and secure cookies' sake).
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
         )
-    # Outermost: a plain signed first webhook is answered before any other layer runs.
+    # Every answer Flask gives carries the security headers (outside ProxyFix, it sees HTTPS).
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
+    # Outermost: a plain signed first webhook is answered before any other layer runs. Its
+    # TwiML, for Twilio and never a browser, is the one answer without the browser headers.
     app.wsgi_app = VoiceEntry(app.wsgi_app, wiring)  # type: ignore[method-assign]
 
     @app.teardown_appcontext
