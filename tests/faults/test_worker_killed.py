@@ -38,6 +38,10 @@ STAGES = (
 )
 
 
+# How many passes over the stages, each with one more call, to catch a transcription in hand.
+KILL_ROUNDS = 3
+
+
 def place_calls(stack: FaultStack, count: int, placed: list[str], pause: float) -> None:
     """Korean reports (the language with a model here), the live stream broken off halfway so
     the worker transcribes the recording; the fetch finds a 404 first, as Twilio often does."""
@@ -73,12 +77,18 @@ def test_cases_are_transcribed_routed_and_pushed_once_through_worker_kills(
     caller = threading.Thread(target=place_calls, args=(stack, FAULT_CALLS, placed, 0.5))
     caller.start()
 
-    killed = []
-    for stage in STAGES:
-        if within(40, functools.partial(worker_has, stack, stage)):
-            stack.kill("worker")
-            killed.append(stage)
-            stack.start("worker")
+    killed: list[str] = []
+    for _ in range(KILL_ROUNDS):
+        for stage in STAGES:
+            if stage not in killed and within(40, functools.partial(worker_has, stack, stage)):
+                stack.kill("worker")
+                killed.append(stage)
+                stack.start("worker")
+        if "ivr.transcribe_recording" in killed:
+            break
+        # On a loaded machine a job can start and end between two looks (or while the worker
+        # restarts): one more call gives the missed stages another chance.
+        place_calls(stack, 1, placed, 0)
     caller.join(timeout=300)
 
     outcomes = settle(database, department_receiver, placed, timeout=90)
@@ -90,7 +100,7 @@ def test_cases_are_transcribed_routed_and_pushed_once_through_worker_kills(
     )
     record_fault(row)
 
-    assert len(placed) == FAULT_CALLS
+    assert len(placed) >= FAULT_CALLS
     assert row.lost == 0, [outcome for outcome in outcomes if not outcome.finished]
     assert row.doubled == 0, [outcome for outcome in outcomes if outcome.doubled]
     assert "ivr.transcribe_recording" in killed  # the long job: a kill lands mid-way
