@@ -59,6 +59,8 @@ ENDING_HANGUP_BEFORE_REPORT = "hangup_before_report"  # hung up at the report, b
 ENDING_STATUS_NOT_FOUND = "status_not_found"  # keyed a case number we could not find, twice
 # Twilio's final call statuses: a status callback after one of these changes nothing.
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+# Every status Twilio documents for a call; anything else tells us nothing and is not kept.
+CALL_STATUSES = FINAL_CALL_STATUSES | {"queued", "ringing", "in-progress"}
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,7 @@ def end_call(
     kept with its time, and nothing after it changes the call.
     """
     call = record_call(session, caller=caller)
-    if call.ended_at is not None:
+    if call.ended_at is not None or status not in CALL_STATUSES:
         return call
     call.status = status
     if status in FINAL_CALL_STATUSES:

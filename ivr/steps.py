@@ -29,6 +29,7 @@ CALL_DETAIL_KEYS = (
 SID_LENGTH = 64
 NUMBER_LENGTH = 40
 DETAIL_LENGTH = 200
+URL_LENGTH = 2000
 
 
 class MissingParameterError(ValueError):
@@ -45,6 +46,13 @@ def _required(form: Mapping[str, str], name: str) -> str:
     if not value or len(value) > SID_LENGTH or not value.isprintable():
         raise MissingParameterError(name)
     return value
+
+
+def _optional(form: Mapping[str, str], name: str, limit: int) -> str:
+    """A parameter we can use only as Twilio sends it (a sid, a URL): one that is too long or
+    holds characters Twilio never sends is unknown (""), rather than stored or refused."""
+    value = form.get(name, "").strip()
+    return value if len(value) <= limit and value.isprintable() else ""
 
 
 def _kept(value: str, limit: int) -> str:
@@ -107,7 +115,7 @@ class RecordedStep:
     @classmethod
     def from_form(cls, form: Mapping[str, str]) -> RecordedStep:
         """Parse the Record action's parameters."""
-        url = form.get("RecordingUrl", "").strip()
+        url = _optional(form, "RecordingUrl", URL_LENGTH)
         duration = seconds_param(form, "RecordingDuration")
         # Twilio sends an empty RecordingUrl or a zero duration when nothing was said. A
         # duration we cannot read, with a recording to go with it, is kept as a report: the
@@ -115,7 +123,7 @@ class RecordedStep:
         report = (
             RecordingReport(
                 url=url,
-                recording_sid=form.get("RecordingSid", "").strip() or None,
+                recording_sid=_optional(form, "RecordingSid", SID_LENGTH) or None,
                 duration=duration or 0,
             )
             if url and duration != 0
@@ -145,6 +153,6 @@ class RecordingStatusStep:
             caller=caller_from_form(form),
             recording_sid=_required(form, "RecordingSid"),
             status=_required(form, "RecordingStatus"),
-            url=form.get("RecordingUrl", "").strip(),
+            url=_optional(form, "RecordingUrl", URL_LENGTH),
             duration=seconds_param(form, "RecordingDuration"),
         )

@@ -44,3 +44,18 @@ def test_a_call_whose_network_sends_a_garbled_number_is_still_answered_and_recor
     call = lookups.call(call_sid)
     assert call is not None, "the call was recorded"
     assert 0 < len(call.from_number) <= 40 and "\x00" not in call.from_number
+
+
+def test_a_status_callback_with_a_status_twilio_never_sends_changes_nothing(
+    emulator: TwilioEmulator, lookups: Lookups
+) -> None:
+    # Found by the IVR fuzzer on PostgreSQL: CallStatus="\x00" was written to the call's row
+    # (PostgreSQL refuses NUL), and the callback answered the apology.
+    call_sid = emulator.new_call_sid()
+    base = emulator.base_params(call_sid)
+    assert emulator.post("/ivr/voice", {**base, "CallStatus": "ringing"}).status_code == 200
+    for odd in ("\x00", "x" * 30, "ended"):
+        answer = emulator.post("/ivr/call-status", {**base, "CallStatus": odd})
+        assert answer.status_code == 200 and "Say" not in answer.verbs
+    call = lookups.call(call_sid)
+    assert call is not None and call.status == "in-progress" and call.ended_at is None
