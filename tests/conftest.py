@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -252,45 +250,11 @@ def celery_worker(
     environ: dict[str, str], app: Flask, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     """A real Celery worker process (threads pool) on the session's database and broker."""
+    # Imported here: the module takes `wait_until` from this one.
+    from tests.support.fault_worker import celery_worker_process
+
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {**os.environ, **environ}
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "--app",
-                "hotline.worker",
-                "worker",
-                "--pool",
-                "threads",
-                "--concurrency",
-                "4",
-                "--loglevel",
-                "INFO",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    wait_until(
-        lambda: "ready." in log_path.read_text() or process.poll() is not None,
-        timeout=60,
-        what="the Celery worker",
-    )
-    if process.poll() is not None:
-        pytest.fail("Celery worker died:\n" + log_path.read_text())
-    yield log_path
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()  # reaped, or pytest reports the still-running Popen at teardown
+    with celery_worker_process(environ, log_path, what="the Celery worker"):
+        yield log_path
     if os.environ.get("HOTLINE_KEEP_WORKER_LOG"):
         shutil.copy(log_path, PROJECT_ROOT / "worker.log")

@@ -27,8 +27,8 @@ from hotline.db import Database
 from ivr.tasks import STORE_FAILED_REASON
 from tests.conftest import AUDIO, wait_until
 from tests.support.fault_worker import (
+    celery_worker_process,
     fault_counts,
-    fault_worker,
     flush_broker,
     isolated_broker_url,
     print_row,
@@ -123,7 +123,7 @@ def test_a_caller_whose_recording_meets_a_full_disk_reaches_the_desk_and_nothing
     log_path = tmp_path / "worker.log"
     filler = fill(full_disk)
 
-    with fault_worker(worker_env, log_path), sender(broker) as jobs:
+    with celery_worker_process(worker_env, log_path), sender(broker) as jobs:
         failed = [open_report(database, recording_server) for _ in range(calls)]
         for _, recording_id in failed:
             jobs.send_task("ivr.fetch_recording", args=[recording_id])

@@ -31,8 +31,8 @@ from tests.conftest import PUBLIC_BASE_URL, wait_until
 from tests.faults.conftest import FaultRow
 from tests.support.factories import make_case, quiet_session
 from tests.support.fault_worker import (
+    celery_worker_process,
     fault_counts,
-    fault_worker,
     flush_broker,
     isolated_broker_url,
     sender,
@@ -140,7 +140,7 @@ def test_a_department_whose_receiver_is_down_for_an_hour_gets_each_case_once_und
 
     with (
         WebhookReceiver(secret=SECRET, clock=clock.time) as receiver,
-        fault_worker(worker_env, log_path, wrapper=wrapper),
+        celery_worker_process(worker_env, log_path, wrapper=wrapper),
         sender(broker) as jobs,
     ):
         # A department of the test's own, and its cases routed to it with their pushes in the

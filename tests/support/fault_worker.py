@@ -54,15 +54,17 @@ def flush_broker(url: str) -> None:
 
 
 @contextmanager
-def fault_worker(
+def celery_worker_process(
     environ: Mapping[str, str],
     log_path: Path,
     *,
     app: str = "hotline.worker",
     extra_args: Sequence[str] = (),
     wrapper: Sequence[str] = (),
+    what: str = "the fault test's Celery worker",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Celery worker (threads pool) with this environment, stopped at the end.
+    """A real Celery worker (threads pool) with this environment, stopped at the end; the
+    session's worker (tests/conftest.py `celery_worker`) is one too.
 
     `wrapper` is a module (and its arguments) that runs the worker inside itself, e.g.
     `("tests.support.shifted_clock", clock_file)` for a worker whose wall clock the test moves.
@@ -97,10 +99,10 @@ def fault_worker(
         wait_until(
             lambda: "ready." in log_path.read_text() or process.poll() is not None,
             timeout=90,
-            what="the fault test's Celery worker",
+            what=what,
         )
         if process.poll() is not None:
-            pytest.fail("the fault test's worker died:\n" + log_path.read_text())
+            pytest.fail(f"{what} died:\n" + log_path.read_text())
         yield process
     finally:
         if process.poll() is None:
