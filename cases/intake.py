@@ -347,6 +347,12 @@ def note_recording_status(
         if _sid_of_another_call(session, call=call, report=report):
             return None
         recording = _find_or_make_recording(session, call=call, report=report)
+        # A report cut short for an emergency has its case already (`open_case_for_emergency`)
+        # and no Record action will come: the audio joins the case now.
+        recording.case = (
+            recording.case
+            or session.scalars(select(Case).where(Case.call_id == call.id)).one_or_none()
+        )
         session.flush()
         return recording.id
     if recording.status != RecordingStatus.PENDING:
@@ -575,11 +581,27 @@ def route_case(session: Session, *, case: Case, outcome: RoutingOutcome) -> bool
     case.deadline_at = outcome.deadline
     if case.needs_review:
         add_event(session, case=case, kind="routing_suggested", **case.routing)
-        return True
-    case.department_code = outcome.department
-    case.status = CaseStatus.TRIAGE if outcome.needs_triage else CaseStatus.ASSIGNED
-    add_event(session, case=case, kind="routed", **case.routing)
+    else:
+        case.department_code = outcome.department
+        case.status = CaseStatus.TRIAGE if outcome.needs_triage else CaseStatus.ASSIGNED
+        add_event(session, case=case, kind="routed", **case.routing)
+    if outcome.emergency and not any(e.kind == "emergency_transfer" for e in case.events):
+        # Heard only in the recording, after the call (the check in the call could not run,
+        # or the caller wrote or was cut off): nobody was put through, so a person calls back now.
+        flag_for_review(
+            session,
+            case=case,
+            reason=EMERGENCY_AFTER_CALL_REASON.format(
+                number=outcome.explanation.get("emergency_rule", {}).get("number", "")
+            ),
+        )
     return True
+
+
+# Stored on the case and shown to the desk as it is (Chinese, the desk's language).
+EMERGENCY_AFTER_CALL_REASON = (
+    "通话结束后才从录音中听出紧急情况，来电人未被转接：请立即回拨来电人，并通报{number}"
+)
 
 
 def record_emergency_transfer(session: Session, *, case: Case, kind: str, number: str) -> None:
@@ -588,6 +610,68 @@ def record_emergency_transfer(session: Session, *, case: Case, kind: str, number
     add_event(
         session, case=case, kind="emergency_transfer", actor="ivr", service=kind, number=number
     )
+
+
+@dataclass(frozen=True)
+class EmergencyCase:
+    """The case of a report cut short for an emergency, and whether this request opened it."""
+
+    case: Case
+    created: bool
+    # The recording status callback kept the call's audio before the case existed.
+    recording_kept_before: bool = False
+
+
+def open_case_for_emergency(
+    session: Session, *, caller: CallerInfo, locale: str, region: str, kind: str, number: str
+) -> EmergencyCase:
+    """Open (or find) the case of a call whose report was cut short because an emergency was
+    heard while the caller spoke, and note the transfer, once.
+
+    Twilio posts no Record action for a recording its call was redirected from, so the case
+    is opened from the call alone: the live transcript joins it now or when it is stored, the
+    recording when its status callback comes (`note_recording_status`). A repeat (a retried
+    webhook, a second interrupt) finds the same case and notes nothing twice.
+    """
+    call = record_call(session, caller=caller)
+    case = session.scalars(select(Case).where(Case.call_id == call.id)).one_or_none()
+    created, kept_before = case is None, False
+    if case is None:
+        reachable = phones.to_e164(call.reachable_number, region=region)
+        case = Case(
+            number=_unused_case_number(session),
+            call=call,
+            locale=locale,
+            caller_number=reachable,
+            sms_status=SmsStatus.PENDING if reachable else SmsStatus.NONE,
+            status=CaseStatus.OPEN,
+        )
+        session.add(case)
+        kept = session.scalars(
+            select(Recording).where(Recording.call_id == call.id, Recording.case_id.is_(None))
+        ).all()
+        for recording in kept:
+            recording.case = case
+        kept_before = bool(kept)
+        transcript = session.scalars(
+            select(Transcript).where(Transcript.call_id == call.id)
+        ).first()
+        if transcript is not None:
+            transcript.case = case
+        add_event(
+            session,
+            case=case,
+            kind="opened",
+            actor="ivr",
+            call_sid=call.call_sid,
+            locale=locale,
+            interrupted_for=kind,
+        )
+        # Flush now: a concurrent retry fails here on the unique call_id (see above).
+        session.flush()
+    if not any(event.kind == "emergency_transfer" for event in case.events):
+        record_emergency_transfer(session, case=case, kind=kind, number=number)
+    return EmergencyCase(case=case, created=created, recording_kept_before=kept_before)
 
 
 def case_number_of_call(session: Session, *, call_sid: str) -> str | None:
@@ -614,3 +698,38 @@ def transcript_of_call(session: Session, *, call_sid: str) -> Transcript | None:
         .join(Call, Transcript.call_id == Call.id)
         .where(Call.call_sid == call_sid, Transcript.complete)
     ).one_or_none()
+
+
+def mark_speech_heard(session: Session, *, call_sid: str, heard: bool) -> None:
+    """Note the live stream's verdict on the caller's audio: speech heard (True), or a stream
+    that ended having heard none (False). A True is never taken back."""
+    session.execute(
+        update(Call)
+        .where(Call.call_sid == call_sid, or_(Call.speech_heard.is_(None), ~Call.speech_heard))
+        .values(speech_heard=heard)
+    )
+
+
+def speech_heard(session: Session, *, call_sid: str) -> bool | None:
+    """The live stream's verdict on the call's audio so far (None: no verdict)."""
+    return session.scalar(select(Call.speech_heard).where(Call.call_sid == call_sid))
+
+
+def note_check_skipped(session: Session, *, case: Case, checks: list[str], reason: str) -> None:
+    """Record on the case that checks after the report could not run in the call (the live
+    transcript was late, no model for the locale, a database error), so nobody assumes they
+    passed."""
+    add_event(session, case=case, kind="check_skipped", actor="ivr", checks=checks, reason=reason)
+
+
+def reach_case_at_callback_number(session: Session, *, call_sid: str) -> Case | None:
+    """After a withheld caller keyed a number (once their report is kept), their case takes it,
+    so the case number can be texted; the case, if it now has a text to send."""
+    case = session.scalars(
+        select(Case).join(Call, Case.call_id == Call.id).where(Call.call_sid == call_sid)
+    ).one_or_none()
+    if case is None or case.caller_number or case.call is None or not case.call.callback_number:
+        return None
+    case.caller_number = case.call.callback_number
+    case.sms_status = SmsStatus.PENDING
+    return case

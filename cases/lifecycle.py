@@ -175,6 +175,16 @@ TRANSITIONS: dict[str, Transition] = {
         N_("Only the desk or a supervisor issues supervision notices"),
     ),
     "rate": Transition("rate", frozenset({CaseStatus.RESOLVED}), None),
+    # 当即解答: a consultation answered from the knowledge base, in the call (by the system) or
+    # by the desk, is closed at once (cases.knowledge_links). Offered as a button only once an
+    # article is attached to the case: that is the answer it would give.
+    "answer_at_once": Transition(
+        "answer at once",
+        frozenset({CaseStatus.OPEN, CaseStatus.TRIAGE, CaseStatus.ASSIGNED}),
+        _desk,
+        N_("Only the dispatch desk answers a case at once"),
+        needed=lambda case: case.article_id is not None,
+    ),
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -226,6 +226,9 @@ class Call(Base):
     # for a live transcript only then, so a burst of callers the CPU can't decode live doesn't
     # hold a web thread each for nothing (ivr.views._wait_for_live_transcript).
     live_decoding: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Whether the report's recording held speech (the IVR's check before opening a case); None
+    # for calls from before the check, or that never recorded.
+    speech_heard: Mapped[bool | None]
 
     recordings: Mapped[list[Recording]] = relationship(back_populates="call")
 
@@ -283,6 +286,9 @@ class Case(Base):
     rating: Mapped[int | None]
     rated_at: Mapped[datetime | None]
     reopen_count: Mapped[int] = mapped_column(default=0)
+    # The knowledge-base article suggested for the matter (cases.knowledge_links). A plain
+    # indexed column, no foreign key: a case may name an article the desk later retires.
+    article_id: Mapped[str | None] = mapped_column(String(80), index=True)
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -450,3 +456,56 @@ class StaffSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ArticleSource(enum.StrEnum):
+    """Where a knowledge-base article came from."""
+
+    SEED = "seed"  # config/knowledge/articles, loaded by `flask init`
+    DESK = "desk"  # written by the desk in the console
+    CASE = "case"  # made from a resolved case's answer
+
+
+class KnowledgeArticle(Base):
+    """A knowledge-base article as the desk keeps it: the current text of each language, as
+    `knowledge.articles.ArticleText.as_dict()` (knowledge.store reads and writes these)."""
+
+    __tablename__ = "knowledge_articles"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    category: Mapped[str] = mapped_column(String(40))
+    department: Mapped[str | None] = mapped_column(String(40), index=True)
+    reviewed: Mapped[date]
+    texts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    retired: Mapped[bool] = mapped_column(default=False, server_default=false())
+    source: Mapped[ArticleSource] = mapped_column(String(10), default=ArticleSource.SEED)
+    # The latest revision's number: seeding and editing each add one.
+    revision: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_by: Mapped[str] = mapped_column(String(80), default="seed")
+
+    revisions: Mapped[list[KnowledgeRevision]] = relationship(
+        back_populates="article", order_by="KnowledgeRevision.revision"
+    )
+
+
+class KnowledgeRevision(Base):
+    """One saved version of an article: what it said, who saved it and why. Never edited."""
+
+    __tablename__ = "knowledge_revisions"
+    __table_args__ = (UniqueConstraint("article_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[str] = mapped_column(ForeignKey("knowledge_articles.id"))
+    revision: Mapped[int]
+    # The whole article as saved: category, department, reviewed date and the texts.
+    snapshot: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # A staff member's username, or "seed" for the shipped files.
+    editor: Mapped[str] = mapped_column(String(80))
+    note: Mapped[str] = mapped_column(Text, default="")
+    # Retired or restored with this revision (the snapshot's text is unchanged then).
+    action: Mapped[str] = mapped_column(String(20), default="edit")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    article: Mapped[KnowledgeArticle] = relationship(back_populates="revisions")

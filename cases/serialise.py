@@ -98,6 +98,8 @@ def case_record(case: Case) -> dict[str, Any]:
         "place": case.place_code,
         "confidence": case.confidence,
         "routing": case.routing,
+        # The knowledge-base article suggested for it (cases.knowledge_links), or None.
+        "article": case.article_id,
         "needs_review": case.needs_review,
         "review_reason": case.review_reason,
         "caller_number": case.caller_number,

@@ -15,7 +15,7 @@ from flask_wtf.csrf import CSRFError
 def init_console(app: Flask) -> None:
     """Register the console's blueprints, with sign-in."""
     # Imported for their routes, which they add to the console's blueprint.
-    from console import actions, admin, auth, unreported_calls, views  # noqa: F401
+    from console import actions, admin, auth, knowledge, unreported_calls, views  # noqa: F401
     from console.blueprint import bp, form_expired
 
     auth.bp.register_error_handler(CSRFError, form_expired)

@@ -14,12 +14,13 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from cases import lifecycle
+from cases import knowledge_links, lifecycle
 from cases.access import Actor, get_visible_case
 from cases.errors import InvalidInputError, InvalidTransitionError
 from cases.models import Case, utcnow
 from console.auth import safe_next
 from console.blueprint import actor, bp, refusal_text
+from console.case_knowledge import attach_suggestion
 from console.case_page import FORM_FACTORIES, directory_now, render_case
 from hotline.wiring import current_wiring, db
 
@@ -76,6 +77,8 @@ def _triage(session: Session, case: Case, form: Any, who: Actor) -> None:
         deadline_at=deadline_at,
         note=form.note.data,
     )
+    # A consultation filed by the desk gets the knowledge base's suggestion, as one from a call.
+    attach_suggestion(session, case)
 
 
 def _rule(session: Session, case: Case, form: Any, who: Actor) -> None:
@@ -107,6 +110,11 @@ def _supervise(session: Session, case: Case, form: Any, who: Actor) -> None:
     lifecycle.supervise(session, case=case, actor=who, instruction=form.instruction.data)
 
 
+def _answer_at_once(session: Session, case: Case, form: Any, who: Actor) -> None:
+    # The button is offered only with an article attached (the transition's `needed`).
+    knowledge_links.answer_at_once(session, case=case, article_id=case.article_id or "", actor=who)
+
+
 ACTIONS: dict[str, Action] = {
     "accept": Action(_accept, _l("You have accepted the case; you are first-responsible.")),
     "note": Action(_note, _l("Note added.")),
@@ -117,6 +125,7 @@ ACTIONS: dict[str, Action] = {
     "ruling": Action(_rule, _l("Ruling recorded; the case is assigned.")),
     "escalate": Action(_escalate, _l("Case escalated to leadership.")),
     "supervise": Action(_supervise, _l("Supervision notice sent.")),
+    "answer_at_once": Action(_answer_at_once, _l("Answered at once; the case is closed.")),
 }
 
 
@@ -200,3 +209,9 @@ def escalate(number: str) -> Response | tuple[str, int]:
 def supervise(number: str) -> Response | tuple[str, int]:
     """Send a supervision notice to the department holding the case."""
     return act(number, "supervise")
+
+
+@bp.post("/cases/<number>/answer-at-once")
+def answer_at_once(number: str) -> Response | tuple[str, int]:
+    """Close the case as answered at once with its attached article's answer (当即解答)."""
+    return act(number, "answer_at_once")

@@ -18,6 +18,7 @@ from cases.privacy import mask_number
 from cases.timeline import last_event
 from console import forms
 from console.blueprint import actor
+from console.case_knowledge import shown_article
 from console.presenters import (
     EVENT_LABELS,
     NamedDirectory,
@@ -26,6 +27,7 @@ from console.presenters import (
     suggestion,
 )
 from hotline.web import session_locale
+from knowledge.store import may_edit as may_edit_knowledge
 from routing.decide import TRIAGE_CATEGORY
 
 
@@ -83,6 +85,7 @@ FORM_FACTORIES: dict[str, Callable[[NamedDirectory, Case], FormFactory]] = {
     "ruling": lambda d, c: lambda **kw: ruling_form(d, **kw),
     "escalate": lambda d, c: forms.EscalateForm,
     "supervise": lambda d, c: forms.SuperviseForm,
+    "answer_at_once": lambda d, c: forms.AnswerAtOnceForm,
 }
 
 
@@ -134,5 +137,12 @@ def render_case(
         error=error,
         failed_action=posted[0] if posted and error else None,
         sent_back=last_event(case, "sent_back") if case.status == CaseStatus.SENT_BACK else None,
+        article=shown_article(session, case),
+        # The desk may turn a resolved case's answer into a knowledge-base article.
+        may_make_article=(
+            may_edit_knowledge(who)
+            and case.status in (CaseStatus.RESOLVED, CaseStatus.CLOSED)
+            and bool(case.resolution)
+        ),
     )
     return page, status

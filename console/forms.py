@@ -194,6 +194,12 @@ class SuperviseForm(CaseActionForm):
     instruction = _text_field(_l("Instruction"))
 
 
+class AnswerAtOnceForm(CaseActionForm):
+    """Close the case with the attached article's answer (当即解答)."""
+
+    prefix_name = "answer-at-once"
+
+
 class ChannelsForm(FlaskForm):
     """How a department receives its cases; an empty field clears that channel, except the
     secret, which is never shown and stays as it is when left empty."""

@@ -76,6 +76,20 @@ EVENT_LABELS = {
     "sms_sent": _l("Case number texted to the caller"),
     "sms_logged": _l("Case number text logged"),
     "sms_failed": _l("Case number text failed"),
+    "answered_at_once": _l("Answered at once"),
+    "article_suggested": _l("Knowledge-base article suggested"),
+    "check_skipped": _l("A check in the call could not run"),
+}
+# What a `check_skipped` event names (ivr/checks.py CHECKS, and the report step's reasons).
+CHECK_SKIPPED_WORDS = {
+    "emergency": _l("emergency"),
+    "knowledge": _l("knowledge-base answer"),
+    "live transcript late": _l("the live transcript came too late"),
+    "no live transcript": _l("there was no live transcript"),
+    "no live model for the locale": _l("no speech model hears this language live"),
+    "database error": _l("the database could not be reached"),
+    "knowledge base not ready in time": _l("the knowledge base was not ready in time"),
+    "knowledge base failed": _l("the knowledge base failed"),
 }
 DETAIL_LABELS = {
     "reason": _l("Reason"),
@@ -108,6 +122,9 @@ DETAIL_LABELS = {
     "locale": _l("Language"),
     "error": _l("Error"),
     "note": _l("Note"),
+    "article": _l("Article"),
+    "revision": _l("Revision"),
+    "checks": _l("Checks"),
 }
 DEPARTMENT_KEYS = {
     "department",
@@ -229,8 +246,13 @@ def event_details(event: CaseEvent, directory: NamedDirectory) -> list[tuple[str
             shown = directory.category_name(value)
         elif isinstance(value, bool):
             shown = _("yes") if value else _("no")
+        elif key == "urgency" and isinstance(value, str):
+            shown = str(URGENCY_LABELS.get(value, value))
         elif key == "confidence" and isinstance(value, int | float):
             shown = f"{value:.0%}"
+        elif event.kind == "check_skipped" and key in ("checks", "reason"):
+            words = value if isinstance(value, list) else [value]
+            shown = "、".join(str(CHECK_SKIPPED_WORDS.get(str(w), w)) for w in words)
         else:
             shown = str(value)
         details.append((str(DETAIL_LABELS.get(key, key)), shown))

@@ -88,3 +88,19 @@ def rates_chart(labels: list[str], counts: list[stats.Counts]) -> Chart:
 def percent(value: float | None) -> str:
     """A rate as a percentage with one decimal, or a dash when there is nothing to measure."""
     return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def direct_answer_chart(labels: list[str], figures: stats.DirectAnswers) -> Chart:
+    """The direct-answer rate per week, as a line like the other rates."""
+    return Chart(
+        labels=labels,
+        series=[
+            Series(
+                name=str(_("Direct-answer rate")),
+                css_class="rate-direct",
+                values=[figures.rate(monday) for monday in figures.weeks],
+            )
+        ],
+        axis=PERCENT_AXIS,
+        percent=True,
+    )

@@ -350,3 +350,72 @@ def disclosure(
         departments=departments,
         counts=counts,
     )
+
+
+# --- answered at once ---------------------------------------------------------------------
+
+ANSWERED_AT_ONCE_KIND = "answered_at_once"
+
+
+@dataclass(frozen=True)
+class DirectAnswers:
+    """The direct-answer rate (当即解答率): of the cases opened in a range, the share the
+    hotline answered at once from its knowledge base (closed by an ``answered_at_once``
+    event), per ISO week of opening."""
+
+    weeks: list[date]
+    opened: dict[date, int]
+    answered: dict[date, int]
+
+    def rate(self, monday: date) -> float | None:
+        """The share answered at once of one week's cases."""
+        return _share(self.answered.get(monday, 0), self.opened.get(monday, 0))
+
+    @property
+    def total_opened(self) -> int:
+        """Every case opened in the range."""
+        return sum(self.opened.values())
+
+    @property
+    def total_answered(self) -> int:
+        """The cases of the range answered at once."""
+        return sum(self.answered.values())
+
+    @property
+    def total_rate(self) -> float | None:
+        """The share answered at once over the whole range."""
+        return _share(self.total_answered, self.total_opened)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts and the rate over the range, for the downloads."""
+        return {
+            "opened": self.total_opened,
+            "answered_at_once": self.total_answered,
+            "direct_answer_rate": self.total_rate,
+        }
+
+
+def direct_answers(
+    session: Session, *, start: datetime, end: datetime, zone: ZoneInfo
+) -> DirectAnswers:
+    """The direct-answer figures for the cases opened in [start, end)."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("start and end must be timezone-aware")
+    in_range = (Case.opened_at >= start, Case.opened_at < end)
+    answered_ids = set(
+        session.scalars(
+            select(CaseEvent.case_id)
+            .join(Case, Case.id == CaseEvent.case_id)
+            .where(CaseEvent.kind == ANSWERED_AT_ONCE_KIND, *in_range)
+        )
+    )
+    opened: dict[date, int] = {}
+    answered: dict[date, int] = {}
+    for case_id, opened_at in session.execute(select(Case.id, Case.opened_at).where(*in_range)):
+        week = week_start(opened_at, zone=zone)
+        opened[week] = opened.get(week, 0) + 1
+        if case_id in answered_ids:
+            answered[week] = answered.get(week, 0) + 1
+    return DirectAnswers(
+        weeks=weeks_between(start, end, zone=zone), opened=opened, answered=answered
+    )

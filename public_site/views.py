@@ -46,8 +46,16 @@ from cases.lookup import look_up_case
 from cases.models import Case, CaseStatus, Category, Department, utcnow
 from hotline.web import LOCALE_SESSION_KEY, WEB_LOCALES
 from hotline.wiring import current_wiring, db
+from knowledge import store
+from knowledge.articles import ArticleText
 from public_site import stats
-from public_site.charts import RATE_SERIES, percent, rates_chart, volume_chart
+from public_site.charts import (
+    RATE_SERIES,
+    direct_answer_chart,
+    percent,
+    rates_chart,
+    volume_chart,
+)
 
 bp = Blueprint(
     "public",
@@ -91,6 +99,7 @@ class _CachedFigures:
     computed_at: float
     disclosure: stats.Disclosure
     departments: dict[str, Department]
+    direct: stats.DirectAnswers
 
 
 class FiguresCache:
@@ -370,8 +379,14 @@ def published_figures(weeks: int) -> _CachedFigures:
         with db().begin():
             figures = stats.disclosure(db(), start=start, end=end, now=now, calendar=calendar)
             departments = {row.code: row for row in db().scalars(select(Department))}
+            direct = stats.direct_answers(
+                db(), start=start, end=end, zone=ZoneInfo(calendar.timezone)
+            )
         return _CachedFigures(
-            computed_at=time.monotonic(), disclosure=figures, departments=departments
+            computed_at=time.monotonic(),
+            disclosure=figures,
+            departments=departments,
+            direct=direct,
         )
 
     return _figures_cache().get(weeks, compute)
@@ -431,6 +446,8 @@ def disclosure() -> ResponseReturnValue:
             [names[code] for code in active],
             [data.department_total(code) for code in active],
         ),
+        direct=figures.direct,
+        direct_chart=direct_answer_chart(week_labels, figures.direct),
         period_start=local_time(data.start, zone),
         period_end=local_time(data.end, zone),
         percent=percent,
@@ -466,6 +483,7 @@ def disclosure_json() -> ResponseReturnValue:
             "definitions": url_for("public.disclosure", _anchor="definitions"),
             "rows": list(_figure_rows(figures, page_locale())),
             "total": data.grand_total().as_dict(),
+            "direct_answers": figures.direct.as_dict(),
         }
     )
 
@@ -497,3 +515,68 @@ def disclosure_csv() -> ResponseReturnValue:
         mimetype="text/csv",
         headers={"Content-Disposition": f"attachment; filename={filename}"},
     )
+
+
+# --- FAQ ----------------------------------------------------------------------------------
+
+# The FAQ speaks every language the articles are written in, Korean included. The page's own
+# words have no Korean catalogue yet: a Korean page is framed in English.
+FAQ_LOCALES = {"zh-CN": "中文", "en-US": "English", "ko-KR": "한국어"}
+FAQ_FRAME_LOCALE = {"ko-KR": "en_US"}
+
+
+def faq_locale() -> str:
+    """The FAQ's language: `?lang=` if the articles are written in it, else the page's."""
+    lang = request.args.get("lang")
+    return lang if lang in FAQ_LOCALES else page_locale()
+
+
+@dataclass(frozen=True)
+class FaqGroup:
+    """The articles of one category, named in the page's language."""
+
+    code: str
+    name: str
+    articles: list[tuple[str, ArticleText]]
+
+
+def faq_groups(session: Session, *, locale: str) -> list[FaqGroup]:
+    """The articles in use, grouped by category in the directory's order; each in `locale`,
+    or in Mandarin where it is not written in that language."""
+    categories = {row.code: row for row in session.scalars(select(Category))}
+    grouped: dict[str, list[tuple[str, ArticleText]]] = {}
+    for article in store.active_articles(session):
+        grouped.setdefault(article.category, []).append((article.id, article.text(locale)))
+    order = list(categories)
+    groups = [
+        FaqGroup(
+            code=code,
+            name=categories[code].name(locale) if code in categories else code,
+            articles=sorted(articles, key=lambda item: item[1].title),
+        )
+        for code, articles in grouped.items()
+    ]
+    return sorted(groups, key=lambda g: order.index(g.code) if g.code in order else len(order))
+
+
+@bp.get("/faq")
+def faq() -> ResponseReturnValue:
+    """Questions the hotline is asked most, with the answers, by category; no staff data."""
+    locale = faq_locale()
+    with db().begin():
+        groups = faq_groups(db(), locale=locale)
+    frame = FAQ_FRAME_LOCALE.get(locale)
+    if frame is None:
+        return _render("public/faq.html", groups=groups, faq_locale=locale, faq_locales=FAQ_LOCALES)
+    with force_locale(frame):
+        html = render_template(
+            "public/faq.html",
+            locale=locale,
+            lang=locale,
+            lang_url=_lang_url,
+            public_locales=PUBLIC_LOCALES,
+            groups=groups,
+            faq_locale=locale,
+            faq_locales=FAQ_LOCALES,
+        )
+    return html, 200

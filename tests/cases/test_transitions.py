@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cases import lifecycle
-from cases.access import DISPATCH_DESK, Actor
+from cases.access import DISPATCH_DESK, SYSTEM, Actor
 from cases.errors import InvalidTransitionError, NotAllowedError
 from cases.models import Case, CaseStatus, Role
 
@@ -124,3 +124,31 @@ def test_every_action_offered_on_a_reopened_case_is_one_the_checks_allow() -> No
         for name in lifecycle.allowed_actions(actor, reopened()):
             lifecycle.check_actor(name, actor=actor, case=reopened())
             lifecycle.check_status(name, case=reopened())
+
+
+def test_the_desk_is_offered_answering_at_once_only_with_an_article_attached() -> None:
+    # 当即解答 closes the case with the attached article's answer: no article, no button.
+    for status in (CaseStatus.OPEN, CaseStatus.TRIAGE, CaseStatus.ASSIGNED):
+        with_article = case(status, department_code=DISPATCH_DESK, article_id="hotline-service")
+        assert "answer_at_once" in lifecycle.allowed_actions(DISPATCHER, with_article)
+        assert "answer_at_once" in lifecycle.allowed_actions(DESK_STAFF, with_article)
+        assert "answer_at_once" not in lifecycle.allowed_actions(
+            DISPATCHER, case(status, department_code=DISPATCH_DESK)
+        )
+    for actor in (WATER, SUPERVISOR):
+        assigned = case(CaseStatus.ASSIGNED, article_id="hotline-service")
+        assert "answer_at_once" not in lifecycle.allowed_actions(actor, assigned)
+        with pytest.raises(NotAllowedError, match="Only the dispatch desk answers"):
+            lifecycle.check_actor("answer_at_once", actor=actor, case=assigned)
+
+
+@pytest.mark.parametrize(
+    "status",
+    [CaseStatus.ACCEPTED, CaseStatus.SENT_BACK, CaseStatus.RESOLVED, CaseStatus.CLOSED],
+)
+def test_a_case_a_department_took_up_or_that_is_done_is_not_answered_at_once(
+    status: CaseStatus,
+) -> None:
+    with pytest.raises(InvalidTransitionError, match="cannot answer at once"):
+        lifecycle.check_status("answer_at_once", case=case(status, article_id="hotline-service"))
+    lifecycle.check_actor("answer_at_once", actor=SYSTEM, case=case(status))

@@ -27,7 +27,7 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.routing import Rule
 
-from cases import lifecycle
+from cases import knowledge_links, lifecycle
 from cases.access import SYSTEM, Actor
 from cases.models import (
     Call,
@@ -44,6 +44,7 @@ from cases.models import (
 from cases.numbers import new_case_number
 from hotline.db import Database
 from hotline.wiring import wiring_of
+from knowledge import store as knowledge_store
 from tests.conftest import AUDIO
 from tests.support.factories import make_case
 from tests.support.staff import Account, Console, store_recording
@@ -125,6 +126,8 @@ def url_for_rule(rule: Rule, case: OtherCase) -> str:
             values[argument] = OTHER
         elif argument == "call_id":
             values[argument] = 0  # no case behind it, and no such call
+        elif argument == "article_id":
+            values[argument] = "hotline-service"  # the hotline office's, not the intruder's
         else:
             pytest.fail(f"{rule.rule}: teach the authorisation matrix about <{argument}>")
     return cast(tuple[str, str], rule.build(values, append_unknown=False))[1]
@@ -305,15 +308,18 @@ IVR = [
     "ivr.call_status",
     "ivr.callback_number",
     "ivr.fallback",
-    "ivr.language_choice",
+    "ivr.greeting_choice",
+    "ivr.interrupt.emergency_heard",
     "ivr.main_menu",
-    "ivr.main_menu_choice",
     "ivr.operator_done",
     "ivr.recorded",
     "ivr.recording_status",
     "ivr.report",
+    "ivr.report_answered",
     "ivr.report_check",
+    "ivr.report_danger",
     "ivr.report_nothing_heard",
+    "ivr.report_start",
     "ivr.status_lookup",
     "ivr.voice",
     "ivr_sms.inbound_sms",
@@ -331,6 +337,7 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("public.disclosure", "GET"): everyone(200),
     ("public.disclosure_csv", "GET"): everyone(200),
     ("public.disclosure_json", "GET"): everyone(200),
+    ("public.faq", "GET"): everyone(200),
     ("public.static", "GET"): everyone(200),
     # Twilio's webhooks need Twilio's signature; a staff cookie is not one.
     **{(endpoint, "POST"): everyone(403) for endpoint in IVR},
@@ -373,6 +380,17 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("console.unreported_call_recording", "GET"): staff_only(*DESK),
     ("console.open_case_from_call", "POST"): staff_only(*DESK),
     ("console.mark_call_handled", "POST"): staff_only(*DESK),
+    # 当即解答 on a consultation with an article attached, in the desk's triage queue.
+    ("console.answer_at_once", "POST"): staff_only(*DESK),
+    # The knowledge base: the desk edits; others read, department staff only their own
+    # department's articles (the scene's article is the own department's).
+    ("console.knowledge_list", "GET"): staff_only(),
+    ("console.knowledge_article", "GET"): staff_only(*SEES_THE_CASE),
+    ("console.knowledge_new", "GET"): staff_only(*DESK),
+    ("console.knowledge_create", "POST"): staff_only(*DESK),
+    ("console.knowledge_edit", "POST"): staff_only(*DESK),
+    ("console.knowledge_retire", "POST"): staff_only(*DESK),
+    ("console.knowledge_restore", "POST"): staff_only(*DESK),
     # Administration: administrators only.
     ("console.admin_departments", "GET"): staff_only(ADMIN),
     ("console.admin_department_channels", "POST"): staff_only(ADMIN),
@@ -425,6 +443,11 @@ class Scene:
         with self.database.session() as session, session.begin():
             if endpoint == "console.triage":
                 case = make_case(session, department_code="hotline_office", triage=True)
+            elif endpoint == "console.answer_at_once":
+                case = make_case(session, department_code="hotline_office", triage=True)
+                knowledge_links.attach_article(
+                    session, case=case, article_id="hotline-service", confidence=0.9
+                )
             else:
                 case = make_case(session, department_code=OWN)
             if endpoint == "console.ruling":
@@ -432,6 +455,36 @@ class Scene:
                 lifecycle.send_back(session, case=case, actor=holder, reason="不归我们")
             recording = store_recording(session, case=case, recordings_dir=self.recordings_dir)
             return case.number, recording.id
+
+    def article(self, endpoint: str) -> str:
+        """A knowledge-base article of the own department (retired, for the restore); its
+        id."""
+        article_id = f"matrix-{uuid.uuid4().hex[:12]}"
+        with self.database.session() as session, session.begin():
+            knowledge_store.create_article(
+                session, data=self.article_data(article_id), editor="matrix", note="矩阵"
+            )
+            if endpoint == "console.knowledge_restore":
+                knowledge_store.retire_article(
+                    session, article_id=article_id, editor="matrix", note="矩阵"
+                )
+        return article_id
+
+    @staticmethod
+    def article_data(article_id: str) -> dict[str, Any]:
+        """A valid article of the own department."""
+        return {
+            "id": article_id,
+            "category": "streetlight",
+            "department": OWN,
+            "reviewed": "2026-12-01",
+            "zh-CN": {
+                "title": "路灯坏了怎么报修",
+                "answer": "请拨打热线说明路灯所在的位置，城管局二十四小时内修复。",
+                "details": "报修路灯时请说明街道、路名和附近的门牌号或电线杆编号。",
+                "questions": ["路灯不亮找谁", "路灯坏了怎么办", "报修路灯"],
+            },
+        }
 
     def unreported_call(self) -> tuple[int, int]:
         """A call that ended with no report, with a stored recording; its id and the
@@ -467,6 +520,19 @@ class Scene:
         data.update({"username": "nobody-such", "password": "not-a-password"})
         data["user-username"] = f"matrix-{uuid.uuid4().hex[:10]}"
         data["user-role"] = "supervisor"
+        # The knowledge base's article form (a new article's id must be new).
+        article = self.article_data(f"matrix-{uuid.uuid4().hex[:12]}")
+        data.update(
+            {
+                "article_id": article["id"],
+                "category": article["category"],
+                "department": article["department"],
+                "reviewed": article["reviewed"],
+                **{f"zh_CN-{key}": value for key, value in article["zh-CN"].items()},
+                "zh_CN-questions": "\n".join(article["zh-CN"]["questions"]),
+                "note": "矩阵测试",
+            }
+        )
         with self.database.session() as session:
             department = session.get(Department, ADMIN_DEPARTMENT)
             category = session.get(Category, ADMIN_CATEGORY)
@@ -522,6 +588,8 @@ def test_every_route_gives_every_role_the_outcome_the_matrix_says(
                 values["number"], values["recording_id"] = scene.case(endpoint)
             if "call_id" in rule.arguments:
                 values["call_id"], values["recording_id"] = scene.unreported_call()
+            if "article_id" in rule.arguments:
+                values["article_id"] = scene.article(endpoint)
             if "user_id" in rule.arguments:
                 values["user_id"] = make_account("dispatcher").id
             if endpoint == "console.admin_set_time_limit":

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from cases import lifecycle, staff
+from cases import intake, lifecycle, staff
 from cases.access import SYSTEM, Actor
 from cases.models import (
     Case,
@@ -777,3 +777,22 @@ def test_a_full_length_note_typed_with_line_breaks_is_saved(
     (note,) = [e for e in load(database, number).events if e.kind == "note"]
     assert note.data["text"] == typed.replace("\r\n", "\n").strip()
     assert len(note.data["text"]) == 3999
+
+
+def test_a_check_the_call_could_not_run_is_on_the_timeline_in_chinese(
+    signed_in: Callable[..., Console], database: Any
+) -> None:
+    number = new_case(database)
+    with database.session() as session, session.begin():
+        case = session.scalars(select(Case).where(Case.number == number)).one()
+        intake.note_check_skipped(
+            session, case=case, checks=["emergency", "knowledge"], reason="live transcript late"
+        )
+
+    html = signed_in("dispatcher").get(f"/console/cases/{number}").get_data(as_text=True)
+
+    assert "通话中的检查未能进行" in html
+    assert "紧急情况、知识库答复" in html and "实时转写来得太晚" in html
+    shown = re.sub(r"<[^>]*>", " ", html)  # what the dispatcher reads, not the markup's classes
+    assert "live transcript late" not in shown and "check_skipped" not in shown
+    assert ">normal<" not in html  # the routed event's urgency, named in Chinese too

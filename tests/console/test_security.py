@@ -33,6 +33,7 @@ from cases.models import (
     Category,
     Delivery,
     Department,
+    KnowledgeRevision,
     StaffSession,
     ThrottleFailure,
     User,
@@ -231,6 +232,7 @@ def written(database: Database, *, number: str, user_id: int) -> tuple[Any, ...]
             category.time_limit_hours,
             count(StaffSession.id),
             count(ThrottleFailure.id),
+            count(KnowledgeRevision.id),
         )
 
 
@@ -245,6 +247,7 @@ def test_every_form_refuses_a_post_without_a_valid_token_and_writes_nothing(
     with database.session() as session, session.begin():
         number = make_case(session, department_code=OWN).number
     values = {"number": number, "user_id": target.id, "code": "water", "call_id": 1}
+    values["article_id"] = "hotline-service"
     before = written(database, number=number, user_id=target.id)
     checked = []
 
@@ -276,6 +279,7 @@ def sample_url(rule: Rule, number: str) -> str:
         "recording_id": 1,
         "user_id": 1,
         "call_id": 1,
+        "article_id": "hotline-service",
         "code": "water",
         "path": "nothing-here",
         "filename": {"console.static": "console.css", "public.static": "public.css"}.get(

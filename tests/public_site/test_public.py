@@ -303,7 +303,8 @@ def test_the_disclosure_page_draws_its_charts_here_with_no_external_urls(
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
     html = response.get_data(as_text=True)
     charts = re.findall(r"<svg[^>]*>.*?</svg>", html, re.S)
-    assert len(charts) == 4
+    # Volume and rates per week and per department, and the direct-answer rate (issue 13).
+    assert len(charts) == 5
     for chart in charts:
         assert 'role="img"' in chart and "aria-labelledby" in chart
         assert re.search(r"<title id=\"[^\"]+\">[^<]+</title>", chart)
