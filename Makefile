@@ -39,6 +39,7 @@ install: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Install Python, Node
 
 run: $(INSTALLED)  ## Run web, streams, worker and beat on the embedded defaults (SQLite, no servers)
 	$(BIN)/flask --app hotline init
+	$(BIN)/flask --app hotline models ensure
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start web streams worker beat
 
 test: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Run the whole test suite (SQLite and the embedded broker), with line coverage

@@ -11,15 +11,19 @@ from typing import TYPE_CHECKING
 
 from celery import shared_task
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cases import intake, lifecycle
 from cases.models import Case, Category, Transcript, utcnow
-from routing.router import ClassifierMissingError, routes_from_categories
+from routing.router import ClassifierMissingError, Router, routes_from_categories
 
 if TYPE_CHECKING:
     from hotline.wiring import Wiring
 
 log = logging.getLogger("hotline.routing")
+
+# What the desk triages has the `other` category's time limit (1 working day by default).
+TRIAGE_CATEGORY = "other"
 
 
 @shared_task(name="routing.route_case", acks_late=True)  # type: ignore[untyped-decorator]
@@ -92,3 +96,17 @@ def enqueue_routing(case_id: int) -> None:
         route_case.delay(case_id)
     except Exception:
         log.exception("could not enqueue routing of case %s; the sweep will retry", case_id)
+
+
+def give_triage_deadline(session: Session, *, case: Case, router: Router) -> None:
+    """A case the desk must listen to before anything can route it (no speech model for its
+    language, unreadable audio) gets the triage time limit, as the directory sets it for
+    `other`; one that has a deadline keeps it."""
+    if case.deadline_at is not None:
+        return
+    category = session.get(Category, TRIAGE_CATEGORY)
+    if category is None:  # a directory without `other`: nothing says how long triage takes
+        return
+    case.deadline_at = router.deadline_for(
+        category=category, urgency="normal", start=case.opened_at
+    )

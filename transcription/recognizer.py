@@ -214,6 +214,14 @@ class StreamingTranscriber:
             processing=self._processing_seconds,
         )
 
+    def heard_so_far(self) -> str:
+        """The words up to now, before the stream ends: the segments closed at pauses, then
+        the one under way (Vosk's partial result), for acting while the caller still speaks."""
+        texts = [json.loads(result).get("text", "") for result in self._results]
+        if self._recognizer is not None:
+            texts.append(json.loads(self._recognizer.PartialResult()).get("partial", ""))
+        return remove_cjk_spaces(" ".join(text for text in texts if text))
+
     def _buffer(self, samples: Samples) -> None:
         if len(samples):
             self._pending.append(samples)
