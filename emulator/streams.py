@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from websockets.sync.client import connect
@@ -13,6 +14,8 @@ from emulator.protocol import new_sid
 from transcription.audio import decode_wav, pcm16_to_mulaw, resample
 
 FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law, as Twilio sends it
+# How often (in frames: 100 ms) a caller still speaking looks for a REST update of the call.
+UPDATE_CHECK_FRAMES = 5
 
 
 class MediaStream:
@@ -52,18 +55,28 @@ class MediaStream:
         self.sequence += 1
         self.socket.send(json.dumps({"sequenceNumber": str(self.sequence), **message}))
 
-    def send_audio(self, wav: bytes, *, speed: float | None, drop_halfway: bool = False) -> None:
+    def send_audio(
+        self,
+        wav: bytes,
+        *,
+        speed: float | None,
+        drop_halfway: bool = False,
+        interrupted: Callable[[], bool] | None = None,
+    ) -> bool:
         """Send the WAV's audio as 20 ms mu-law frames; `speed` 1.0 is real time, None as fast
-        as the socket takes it."""
+        as the socket takes it. Stops early, and returns True, once `interrupted()` says the
+        call was taken elsewhere (a REST update cuts the caller's <Record> short)."""
         audio = decode_wav(wav)
         mulaw = pcm16_to_mulaw(resample(audio.samples, audio.sample_rate, 8000))
         frames = [mulaw[i : i + FRAME_BYTES] for i in range(0, len(mulaw), FRAME_BYTES)]
         started = time.monotonic()
         for index, frame in enumerate(frames):
+            if interrupted is not None and index % UPDATE_CHECK_FRAMES == 0 and interrupted():
+                return True
             if drop_halfway and index == len(frames) // 2:
                 self.socket.close()  # a network failure: no stop message
                 self.closed = True
-                return
+                return False
             self._send(
                 {
                     "event": "media",
@@ -81,6 +94,7 @@ class MediaStream:
                 delay = started + (index + 1) * 0.02 / speed - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+        return False
 
     def stop(self, call_sid: str, account_sid: str) -> None:
         """End the stream the way Twilio does: a `stop` message, then close."""

@@ -25,7 +25,11 @@ from emulator.streams import MediaStream
 
 _PHONE_KEYS = frozenset("0123456789*#")
 _RECORD_FINISH_KEYS = "1234567890*#"  # Twilio's default finishOnKey for <Record>
-_SPEAK_ENDS = {"#": "pressed #", "hangup": "hung up", "timeout": "went quiet (timeout)"}
+_SPEAK_ENDS = {
+    **{key: f"pressed {key}" for key in "0123456789*#"},
+    "hangup": "hung up",
+    "timeout": "went quiet (timeout)",
+}
 _DIAL_STATUSES = ("completed", "no-answer", "busy", "failed")
 
 
@@ -34,7 +38,9 @@ class Speak:
     """What the caller does at a <Record>: says the WAV's contents, then ends it."""
 
     wav: bytes | None = field(repr=False)  # None: the caller stays silent
-    end: str = "#"  # "#" (pressed the key), "hangup", or "timeout" (silence ended it)
+    # A key pressed to end it ("#", or any phone key, such as "0"), "hangup", or "timeout"
+    # (silence ended it).
+    end: str = "#"
     not_found_first: int = 1
     never_arrives: bool = False
     # What Twilio reports as RecordingDuration; by default read from the WAV. Set it to serve
@@ -178,6 +184,7 @@ class TwilioEmulator:
         stream_speed: float | None = None,
         public_stream_url: str | None = None,
         streams_url: str | None = None,
+        call_updates: Callable[[str], str | None] | None = None,
     ) -> None:
         self.public_base_url = public_base_url.rstrip("/")
         self.app_url = (app_url or public_base_url).rstrip("/")
@@ -200,6 +207,9 @@ class TwilioEmulator:
             public_stream_url or re.sub(r"^http", "ws", self.public_base_url)
         ).rstrip("/")
         self.streams_url = (streams_url or re.sub(r"^http", "ws", self.app_url)).rstrip("/")
+        # Where the emulator learns of the app's REST updates to a call (POST
+        # .../Calls/{CallSid}.json with a Url): given the CallSid, the URL, if one was sent.
+        self.call_updates = call_updates
 
     def new_call_sid(self) -> str:
         """A fresh CallSid: "CA" + 32 lowercase hex."""
@@ -463,16 +473,25 @@ class _Call:
         speak = self.inputs.popleft()
         if not isinstance(speak, Speak):
             raise EmulatorError(f"{self.where(url)}: <Record> expects a Speak, not {speak!r}")
-        if speak.end == "#" and "#" not in verb.get("finishOnKey", _RECORD_FINISH_KEYS):
-            raise EmulatorError(f"{self.where(url)}: the caller pressed # but finishOnKey lacks it")
+        # finishOnKey is a set of keys: any one of them ends the recording (and is its Digits).
+        finish_keys = verb.get("finishOnKey", _RECORD_FINISH_KEYS)
+        if speak.end in _PHONE_KEYS and speak.end not in finish_keys:
+            raise EmulatorError(
+                f"{self.where(url)}: the caller pressed {speak.end} but finishOnKey is "
+                f"{finish_keys!r}"
+            )
         if speak.wav is None and speak.end != "hangup":
             self.log.events.append("⏎ stayed silent: nothing recorded")
             return None  # Twilio runs the verbs after <Record> only when nothing was recorded
         params = {"RecordingSid": new_sid("RE"), "RecordingDuration": "0"}
+        cut_short = False
         if speak.wav is not None:
             for stream in self.open_streams.values():  # live listeners hear it as it is said
-                stream.send_audio(
-                    speak.wav, speed=self.emulator.stream_speed, drop_halfway=speak.drop_stream
+                cut_short = stream.send_audio(
+                    speak.wav,
+                    speed=self.emulator.stream_speed,
+                    drop_halfway=speak.drop_stream,
+                    interrupted=self.call_updated,
                 )
             params["RecordingUrl"] = self.emulator.recordings.add(
                 params["RecordingSid"],
@@ -484,6 +503,8 @@ class _Call:
             params["RecordingDuration"] = str(
                 _duration(speak.wav) if duration is None else duration
             )
+        if cut_short:
+            return self.follow_update(verb, url, params)
         if speak.end != "timeout":
             params["Digits"] = speak.end  # the key that ended it, or "hangup"
         self.log.recordings.append(params)
@@ -507,6 +528,34 @@ class _Call:
             status.pop("Digits", None)
             self.request(urljoin(url, callback), status, twiml=False, base=False)
         return "caller-hangup" if hung_up else answer
+
+    def call_updated(self) -> bool:
+        """Whether the app has redirected this call through the REST API (`call_updates`)."""
+        updates = self.emulator.call_updates
+        return updates is not None and updates(self.log.call_sid) is not None
+
+    def follow_update(self, verb: ET.Element, url: str, params: dict[str, str]) -> Step:
+        """A REST update cut the <Record> short. As Twilio documents it: the new URL is
+        fetched at once, the Record's action is never requested, and the recording status
+        callback still comes, with what was recorded until then."""
+        updates = self.emulator.call_updates
+        target = updates(self.log.call_sid) if updates is not None else None
+        assert target is not None
+        self.log.recordings.append(params)
+        self.log.events.append(f"⏎ call updated through the REST API: now {_path(target)}")
+        answer = self.request(target, {})
+        callback = verb.get("recordingStatusCallback")
+        if callback:
+            status = {
+                "CallSid": self.log.call_sid,
+                "AccountSid": self.emulator.account_sid,
+                **params,
+                "RecordingStatus": "completed",
+                "RecordingChannels": "1",
+                "RecordingSource": "RecordVerb",
+            }
+            self.request(urljoin(url, callback), status, twiml=False, base=False)
+        return answer
 
     def redirect(self, verb: ET.Element, url: str) -> Step:
         target = urljoin(url, (verb.text or "").strip())

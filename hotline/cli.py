@@ -3,11 +3,13 @@ train, classify, eval, department set, user add."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -15,6 +17,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.serving import make_server
 
 from cases import directory, queries, serialise, staff
@@ -29,10 +32,25 @@ from ivr.stream_server import StreamsServer
 from routing.classifier import ModelFormatError, ModelVersionError
 from routing.corpus import load_category_examples
 from routing.decide import Decision
+from routing.emergency_eval import (
+    HELDOUT_PATH,
+    evaluate_emergencies,
+    format_emergency_report,
+)
+from routing.emergency_eval import load_labelled as load_labelled_emergencies
 from routing.evaluate import cross_validate, format_report, save_confusion_matrix_png
 from routing.router import ClassifierMissingError, train_and_save
 from transcription.audio import AudioError, decode_wav
-from transcription.install import OFFICIAL_INDEX_URL, OFFICIAL_MODELS, InstallError, install_model
+from transcription.install import (
+    OFFICIAL_INDEX_URL,
+    OFFICIAL_MODELS,
+    OUT_OF_THE_BOX_LOCALES,
+    IndexEntry,
+    InstallError,
+    SiteUnreachableError,
+    ensure_models,
+    install_model,
+)
 from transcription.models import ModelUnavailableError
 from transcription.recognizer import transcribe
 
@@ -47,8 +65,24 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(train_command)
     app.cli.add_command(classify_command)
     app.cli.add_command(eval_command)
+    app.cli.add_command(ask_command)
+    app.cli.add_command(knowledge_eval_command)
+    app.cli.add_command(emergency_eval_command)
     app.cli.add_command(department_group)
     app.cli.add_command(user_group)
+
+
+@contextlib.contextmanager
+def database_set_up() -> Iterator[None]:
+    """A command's database work, with one clear line if the database has no tables yet."""
+    try:
+        yield
+    except (OperationalError, ProgrammingError) as error:
+        if "no such table" in str(error) or "does not exist" in str(error):
+            raise click.ClickException(
+                "the database is not set up yet: run `flask --app hotline init` first"
+            ) from error
+        raise
 
 
 @click.command("init")
@@ -62,6 +96,15 @@ def init_command() -> None:
             session, path=CONFIG_DIR / "directory.toml"
         )
     click.echo(f"database ready; directory: {departments} departments, {categories} categories")
+    from knowledge.articles import load_articles
+    from knowledge.store import seed_articles
+
+    with wiring.database.session() as session, session.begin():
+        seeded = seed_articles(session, load_articles())
+    click.echo(
+        f"knowledge base: {len(seeded.added)} articles added, {len(seeded.updated)} updated, "
+        f"{len(seeded.kept)} kept as the desk edited them"
+    )
     if not wiring.settings.classifier_path.exists():
         _train(wiring.settings.classifier_path)
 
@@ -138,6 +181,65 @@ def _decision_json(text: str, decision: Decision) -> dict[str, object]:
     }
 
 
+@click.command("ask")
+@click.argument("text")
+@click.option("--locale", type=click.Choice(LOCALES), help="The caller's language (else guessed).")
+@with_appcontext
+def ask_command(text: str, locale: str | None) -> None:
+    """The knowledge base's answer to TEXT as JSON: article (null when none fits), title,
+    answer, confidence."""
+    from knowledge.retrieval import detect_locale, is_confident
+
+    wiring = current_wiring()
+    with database_set_up():
+        wiring.knowledge.ready()
+    with wiring.database.session() as session:
+        suggestion = wiring.knowledge.suggest(session, text, locale)
+    answer_locale = locale or detect_locale(text)
+    if suggestion is None:
+        result: dict[str, object] = {
+            "article": None,
+            "title": None,
+            "answer": None,
+            "confidence": None,
+            "locale": answer_locale,
+            "answer_in_call": False,
+        }
+    else:
+        article_text = suggestion.article.text(suggestion.locale)
+        result = {
+            "article": suggestion.article.id,
+            "title": article_text.title,
+            "answer": article_text.answer,
+            "confidence": round(suggestion.confidence, 4),
+            "locale": suggestion.locale,
+            "answer_in_call": is_confident(suggestion),
+        }
+    click.echo(json.dumps(result, ensure_ascii=False))
+
+
+@click.command("knowledge-eval")
+@click.option(
+    "--heldout",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A held-out JSONL file (default config/knowledge/heldout.jsonl).",
+)
+@with_appcontext
+def knowledge_eval_command(heldout: Path | None) -> None:
+    """Evaluate retrieval on the held-out questions: accuracy, complaints answered, per locale,
+    confusions, ms per question."""
+    from knowledge.evaluate import HELDOUT_PATH, evaluate, format_report, load_heldout
+
+    wiring = current_wiring()
+    questions = load_heldout(heldout or HELDOUT_PATH)
+    click.echo("building the retriever ...", err=True)
+    with database_set_up():
+        retriever = wiring.knowledge.ready()
+    with click.progressbar(length=len(questions), label="asking", file=sys.stderr) as bar:
+        report = evaluate(retriever, questions, progress=lambda done, total: bar.update(1))
+    click.echo(format_report(report))
+
+
 @click.command("eval")
 @click.option("--folds", default=5, show_default=True)
 @click.option(
@@ -163,6 +265,20 @@ def eval_command(folds: int, png: Path | None) -> None:
     click.echo(f"confusion matrix written to {png}")
 
 
+@click.command("emergency-eval")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=HELDOUT_PATH,
+    show_default=True,
+    help="A JSON-lines file of {text, locale, emergency, kind_of_case}.",
+)
+def emergency_eval_command(path: Path) -> None:
+    """Emergency rules on a labelled set: recall, false emergencies, borderline share, misses."""
+    click.echo(format_emergency_report(evaluate_emergencies(load_labelled_emergencies(path))))
+
+
 @click.group("case", cls=AppGroup)
 def case_group() -> None:
     """Look at cases."""
@@ -174,7 +290,7 @@ def case_show(number: str) -> None:
     """Print a case as JSON: status, recording and call details."""
     wiring = current_wiring()
     settings: Settings = wiring.settings
-    with wiring.database.session() as session:
+    with wiring.database.session() as session, database_set_up():
         try:
             case = queries.get_case(session, number=number)
         except UnknownCaseError as error:
@@ -238,6 +354,53 @@ def models_install(locale: str, size: str, index_url: str) -> None:
     click.echo(f"installed {locale} model at {path}")
 
 
+@models_group.command("ensure")
+@click.option(
+    "--index-url",
+    default=OFFICIAL_INDEX_URL,
+    show_default=True,
+    help="Vosk's model list (a mirror's, where the official site is out of reach).",
+)
+def models_ensure(index_url: str) -> None:
+    """Install the small Mandarin and English models if they are missing (`make run` does
+    this first); offline, say so in one line and carry on."""
+    wiring = current_wiring()
+    missing = wiring.models.without_model(OUT_OF_THE_BOX_LOCALES)
+    if not missing:
+        return
+    # Every outcome exits 0: the hotline runs without these models (their reports wait for
+    # a person to listen), so a failed download must not stop `make run`.
+    with contextlib.ExitStack() as bars:
+
+        def progress_for(locale: str, entry: IndexEntry) -> Callable[[int, int], None]:
+            bars.close()  # the previous model's bar ends its line
+            label = f"downloading {entry.name} ({entry.size / 1_000_000:.0f} MB)"
+            bar = bars.enter_context(click.progressbar(length=entry.size, label=label))
+            return lambda done, _total: bar.update(done - bar.pos)
+
+        try:
+            report = ensure_models(
+                missing,
+                models_dir=wiring.settings.models_dir,
+                index_url=index_url,
+                progress_for=progress_for,
+            )
+        except SiteUnreachableError as error:
+            bars.close()
+            click.echo(
+                f"speech models for {' and '.join(missing)} not installed: offline ({error}); "
+                "those reports go to the desk to be listened to",
+                err=True,
+            )
+            return
+        except InstallError as error:
+            bars.close()
+            click.echo(f"speech model not installed: {error}", err=True)
+            return
+    for locale in report.installed:
+        click.echo(f"installed the {locale} speech model")
+
+
 @click.command("simulate-call")
 @with_appcontext
 @click.option(
@@ -247,8 +410,10 @@ def models_install(locale: str, size: str, index_url: str) -> None:
 )
 @click.option(
     "--digits",
-    default="1,1",
-    help="Keys pressed at each menu, comma-separated; an empty item is a timeout.",
+    default="",
+    help="Keys pressed at each prompt that asks for keys, comma-separated; an empty item is "
+    "no key. None (the default) records the report straight after the Mandarin greeting; "
+    "3,1 in Korean; 9,NUMBER# hears a case's status; 0 asks for a person.",
 )
 @click.option(
     "--from",
@@ -270,6 +435,14 @@ def models_install(locale: str, size: str, index_url: str) -> None:
 )
 @click.option("--hangup", is_flag=True, help="Hang up while recording instead of pressing #.")
 @click.option(
+    "--operator", is_flag=True, help="Press 0 to end the recording (keeps it, rings a person)."
+)
+@click.option(
+    "--callback-number",
+    default=None,
+    help="With --from anonymous: the number keyed when asked, after the report.",
+)
+@click.option(
     "--wait",
     default=20.0,
     show_default=True,
@@ -282,6 +455,8 @@ def simulate_call_command(
     app_url: str | None,
     streams_url: str | None,
     hangup: bool,
+    operator: bool,
+    callback_number: str | None,
     wait: float,
 ) -> None:
     """Play a whole call against the app as Twilio would; no Twilio account needed."""
@@ -290,7 +465,10 @@ def simulate_call_command(
     inputs: list[Input] = [item.strip() or None for item in digits.split(",")]
     if wav is not None:
         # The recording is consumed at the <Record>, wherever it comes in the script.
-        inputs.append(Speak(wav.read_bytes(), end="hangup" if hangup else "#"))
+        end = "hangup" if hangup else "0" if operator else "#"
+        inputs.append(Speak(wav.read_bytes(), end=end))
+    if callback_number is not None:
+        inputs.append(callback_number.rstrip("#") + "#")
 
     server = None
     streams_server = None

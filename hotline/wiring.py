@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ivr.prompts import Prompts
     from ivr.streams import LiveTranscription
     from ivr.twiml import CallFlow
+    from knowledge.base import KnowledgeBase
     from routing.router import Router
     from transcription.models import ModelRegistry
 
@@ -50,6 +51,8 @@ class Wiring:
     # How messages leave: the settings, and the senders of texts.
     senders: Senders
     celery: HotlineCelery
+    # The knowledge base: articles from the database, retrieval rebuilt when they change.
+    knowledge: KnowledgeBase
 
 
 def wiring_of(app: Flask) -> Wiring:

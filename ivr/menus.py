@@ -1,34 +1,60 @@
-"""The menus as pure decisions: which key leads where (DESIGN.md, contract 2)."""
+"""The greeting's keys as pure decisions: which key leads where (DESIGN.md, contract 2).
+
+There is one menu, the greeting itself, and no key is an answer too: the caller is recorded
+straight after it. GB/T 33358 asks that phone intake not put callers through voice menus.
+"""
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
-LANGUAGE_KEYS = {"1": "zh-CN", "2": "en-US", "3": "ko-KR"}
+# The languages the Mandarin greeting offers (1 is "report now", so Mandarin has no key).
+LANGUAGE_KEYS = {"2": "en-US", "3": "ko-KR"}
+
+# Keys that end the report's <Record>: # ends it, 0 ends it and goes to a person (the report
+# is kept). Twilio's finishOnKey is a set of keys; the action's `Digits` says which one it was.
+RECORD_FINISH_KEYS = "#0"
+OPERATOR_KEY = "0"
 
 
-class MenuChoice(enum.StrEnum):
-    """Where the main menu leads."""
+class GreetingChoice(enum.StrEnum):
+    """Where a key at the greeting leads."""
 
     REPORT = "report"
+    LANGUAGE = "language"
     STATUS = "status"
     OPERATOR = "operator"
 
 
-MAIN_MENU_KEYS = {"1": MenuChoice.REPORT, "2": MenuChoice.STATUS, "0": MenuChoice.OPERATOR}
+GREETING_KEYS = {
+    "1": GreetingChoice.REPORT,
+    "9": GreetingChoice.STATUS,
+    "0": GreetingChoice.OPERATOR,
+}
 
 
-def choose_language(digits: str, *, enabled: tuple[str, ...]) -> str | None:
-    """The locale a key picks; no key picks Mandarin (or the first enabled); None means invalid."""
+@dataclass(frozen=True)
+class Choice:
+    """A key's decision at the greeting, and the language the call goes on in."""
+
+    action: GreetingChoice
+    locale: str
+
+
+def choose_at_greeting(digits: str, *, locale: str, enabled: tuple[str, ...]) -> Choice | None:
+    """What a key at the greeting in `locale` chooses; None for a key that means nothing there.
+
+    No key is a report in the current language. The language keys work only at the first
+    greeting (the default locale's), and only for locales that are enabled.
+    """
     if not digits:
-        return "zh-CN" if "zh-CN" in enabled else enabled[0]
-    locale = LANGUAGE_KEYS.get(digits)
-    return locale if locale in enabled else None
-
-
-def choose_from_main_menu(digits: str) -> MenuChoice | None:
-    """The main-menu choice a key makes, or None for a missing or invalid key."""
-    return MAIN_MENU_KEYS.get(digits)
+        return Choice(GreetingChoice.REPORT, locale)
+    if digits in GREETING_KEYS:
+        return Choice(GREETING_KEYS[digits], locale)
+    if locale == enabled[0] and digits in language_keys(enabled):
+        return Choice(GreetingChoice.LANGUAGE, LANGUAGE_KEYS[digits])
+    return None
 
 
 def locale_or_default(value: str | None, *, enabled: tuple[str, ...]) -> str:
@@ -36,6 +62,18 @@ def locale_or_default(value: str | None, *, enabled: tuple[str, ...]) -> str:
     return value if value in enabled else enabled[0]
 
 
-def language_keys(enabled: tuple[str, ...]) -> list[tuple[str, str]]:
-    """The (key, locale) pairs the language menu offers, in key order."""
-    return [(key, locale) for key, locale in LANGUAGE_KEYS.items() if locale in enabled]
+def language_keys(enabled: tuple[str, ...]) -> dict[str, str]:
+    """The keys the first greeting offers for other languages, in key order; none with one
+    locale enabled, and never the greeting's own language."""
+    if len(enabled) < 2:
+        return {}
+    return {
+        key: locale
+        for key, locale in LANGUAGE_KEYS.items()
+        if locale in enabled and locale != enabled[0]
+    }
+
+
+def went_to_operator(digits: str) -> bool:
+    """Whether the key that ended the recording asks for a person."""
+    return digits == OPERATOR_KEY

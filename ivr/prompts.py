@@ -20,10 +20,8 @@ REQUIRED_KEYS = (
     "digits",
     "deadline_format",
     "greeting",
-    "language_option",
-    "main_menu",
+    "greeting_keys",
     "menu_invalid",
-    "menu_goodbye",
     "callback_number_request",
     "report_prompt",
     "report_silent_retry",
@@ -40,11 +38,19 @@ REQUIRED_KEYS = (
     "status_deadline",
     "operator_connecting",
     "operator_unavailable",
+    "operator_unavailable_report_kept",
     "error_apology",
     "recording_not_saved",
     "goodbye",
     "sms_case_opened",
     "emergency_transfer",
+    "report_check_wait",
+    "answer_intro",
+    "answer_question",
+    "answered_goodbye",
+    "answered_sms_goodbye",
+    "danger_question",
+    "sms_answer",
     # Texts to the caller after the call: outbox messages (sms_<message>) and rating replies.
     "sms_accepted",
     "sms_resolved",
@@ -55,6 +61,8 @@ REQUIRED_KEYS = (
     "sms_rating_failed",
     "statuses",
 )
+# A locale other than the first is offered at the Mandarin greeting in its own words.
+OFFERED_LOCALE_KEYS = ("language_option",)
 
 # Every status a case can be in must be readable to a caller on the status path.
 REQUIRED_STATUSES = ("open", "triage", "assigned", "accepted", "sent_back", "resolved", "closed")
@@ -105,9 +113,15 @@ class IVROptions:
     operator_dial_timeout: int
     menu_timeout: int
     menu_max_misses: int
+    greeting_timeout: int
     record_max_length: int
     record_silence_timeout: int
     emergency_check_wait: float
+    report_check_rounds: int
+    knowledge_wait: float
+    speech_check_wait: float
+    speech_threshold_dbfs: float
+    speech_min_seconds: float
     emergency_numbers: dict[str, str]
 
 
@@ -117,7 +131,8 @@ def load_prompts(directory: Path, locales: tuple[str, ...]) -> dict[str, Prompts
     for locale in locales:
         path = directory / f"{locale}.toml"
         texts = tomllib.loads(path.read_text(encoding="utf-8"))
-        missing = [key for key in REQUIRED_KEYS if key not in texts]
+        required = REQUIRED_KEYS + (OFFERED_LOCALE_KEYS if locale != locales[0] else ())
+        missing = [key for key in required if key not in texts]
         if missing:
             raise ValueError(f"{path}: missing prompts {', '.join(missing)}")
         missing_statuses = [
@@ -139,9 +154,15 @@ def load_options(path: Path) -> IVROptions:
         operator_dial_timeout=int(data["operator_dial_timeout"]),
         menu_timeout=int(data["menu_timeout"]),
         menu_max_misses=int(data["menu_max_misses"]),
+        greeting_timeout=int(data["greeting_timeout"]),
         record_max_length=int(data["record_max_length"]),
         record_silence_timeout=int(data["record_silence_timeout"]),
         emergency_check_wait=float(data["emergency_check_wait"]),
+        report_check_rounds=int(data["report_check_rounds"]),
+        knowledge_wait=float(data["knowledge_wait"]),
+        speech_check_wait=float(data["speech_check_wait"]),
+        speech_threshold_dbfs=float(data["speech_threshold_dbfs"]),
+        speech_min_seconds=float(data["speech_min_seconds"]),
         # Routing reads and checks them: one loader for the numbers calls are put through to.
         emergency_numbers=load_emergency_numbers(path),
     )

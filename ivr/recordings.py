@@ -14,7 +14,12 @@ from transcription.audio import AudioError, WavInfo, inspect_wav
 
 
 class RecordingNotReadyError(Exception):
-    """Twilio does not serve the recording yet (404), or answered with a passing failure."""
+    """Twilio does not serve the recording yet (404), or answered with a passing failure;
+    `status` is Twilio's HTTP status (None: Twilio could not be reached)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RecordingRejectedError(Exception):
@@ -38,16 +43,23 @@ class FetchedRecording:
         return hashlib.sha256(self.data).hexdigest()
 
 
-def download(url: str, *, auth: tuple[str, str], max_bytes: int) -> FetchedRecording:
-    """GET the recording as WAV with Basic auth; raise NotReady to retry, Rejected to give up."""
+def download(
+    url: str, *, auth: tuple[str, str], max_bytes: int, timeout: float | None = None
+) -> FetchedRecording:
+    """GET the recording as WAV with Basic auth; raise NotReady to retry, Rejected to give up.
+    `timeout` bounds connecting and each read (a webhook listening to it cannot wait long)."""
     try:
-        response = requests.get(url, auth=auth, stream=True, timeout=(5, 30))
+        response = requests.get(
+            url, auth=auth, stream=True, timeout=(5, 30) if timeout is None else timeout
+        )
     except requests.RequestException as error:
         raise RecordingNotReadyError(f"could not reach Twilio: {error}") from error
     with response:
         if response.status_code != 200:
             # 404 is normal for a few seconds after the call; 5xx and 429 pass too.
-            raise RecordingNotReadyError(f"Twilio answered HTTP {response.status_code}")
+            raise RecordingNotReadyError(
+                f"Twilio answered HTTP {response.status_code}", response.status_code
+            )
         declared = int(response.headers.get("Content-Length") or 0)
         if declared > max_bytes:
             raise RecordingRejectedError(f"recording of {declared} bytes exceeds the cap", b"")

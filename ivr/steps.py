@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from cases.free_text import readable
 from cases.intake import CallerInfo, RecordingReport
+from ivr.menus import went_to_operator
 
 # Parameters kept on the call record as its details (the rest are per-step or duplicates).
 CALL_DETAIL_KEYS = (
@@ -111,6 +112,7 @@ class RecordedStep:
     caller: CallerInfo
     report: RecordingReport | None  # None when nothing was recorded
     hung_up: bool
+    to_operator: bool = False  # ended with 0: the report is kept and a person takes the call
 
     @classmethod
     def from_form(cls, form: Mapping[str, str]) -> RecordedStep:
@@ -133,6 +135,7 @@ class RecordedStep:
             caller=caller_from_form(form),
             report=report,
             hung_up=form.get("Digits", "") == "hangup",
+            to_operator=went_to_operator(form.get("Digits", "")),
         )
 
 

@@ -14,6 +14,7 @@ behind stops at once: it can no longer win, and its CPU goes to the calls that c
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -34,13 +35,17 @@ SHED_INTERVAL_SECONDS = 1.0
 # its progress is seen after each.
 CHUNK_BYTES = MULAW_BYTES_PER_SECOND // 2
 
+log = logging.getLogger("hotline.ivr.streams")
+
 
 class LiveDecoder:
     """A call's StreamingTranscriber, fed on the decoding pool.
 
     `put_mulaw` (on the event loop) only appends; at most one pool task per call drains what
     has arrived, in one piece (so a decode that is behind catches up in large chunks, not
-    frame by frame). `close` waits for the rest and returns the transcript.
+    frame by frame). `close` waits for the rest and returns the transcript. `on_heard`, if
+    given, is told the words so far whenever they change (on the pool's thread, after each
+    chunk), while the caller still speaks.
     """
 
     def __init__(
@@ -51,10 +56,13 @@ class LiveDecoder:
         transcriber: Callable[[LoadedModel], StreamingTranscriber] = StreamingTranscriber,
         clock: Callable[[], float] = time.monotonic,
         on_frame: Callable[[], None] | None = None,
+        on_heard: Callable[[str], None] | None = None,
     ) -> None:
         self._transcriber = transcriber(model)
         self._clock = clock
         self._on_frame = on_frame
+        self._on_heard = on_heard
+        self._heard = ""
         self._first_frame_at: float | None = None
         self._pool = pool
         self._lock = threading.Lock()
@@ -157,11 +165,23 @@ class LiveDecoder:
                 self._transcriber.feed_mulaw(chunk)
                 with self._lock:
                     self._decoded_bytes += len(chunk)
+                if self._on_heard is not None:
+                    self._tell_heard()
         except Exception as error:  # reported by close(), to the one call it concerns
             with self._lock:
                 self._error = error
                 self._draining = False
                 self._done.set()
+
+    def _tell_heard(self) -> None:  # on the pool's thread, between two chunks
+        heard = self._transcriber.heard_so_far()
+        if heard == self._heard or self._on_heard is None:
+            return
+        self._heard = heard
+        try:
+            self._on_heard(heard)
+        except Exception:  # a listener's failure must not cost the call its transcript
+            log.exception("a live transcript listener failed")
 
 
 class DecodingPool:
@@ -184,14 +204,17 @@ class DecodingPool:
         self._decoders: list[LiveDecoder] = []  # in the order they were admitted
         self._last_shed = float("-inf")
 
-    def open(self, model: LoadedModel) -> LiveDecoder:
-        """A decoder for one call, counted until `forget`."""
+    def open(
+        self, model: LoadedModel, *, on_heard: Callable[[str], None] | None = None
+    ) -> LiveDecoder:
+        """A decoder for one call, counted until `forget`; `on_heard` hears its words so far."""
         decoder = LiveDecoder(
             model,
             self._pool,
             transcriber=self._transcriber,
             clock=self._clock,
             on_frame=self._shed_if_short,
+            on_heard=on_heard,
         )
         with self._lock:
             self._decoders.append(decoder)

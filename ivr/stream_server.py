@@ -5,8 +5,9 @@ each one held a gunicorn thread, and sixteen callers recording at once left none
 webhooks. Here a socket costs a coroutine: the loop only parses frames and queues audio.
 What blocks runs in threads the loop never waits on: the decoding pool (`ivr.stream_decoder`:
 at most `LIVE_STREAM_LIMIT` calls, and only while they keep up; others are left to the batch
-job), and a small pool for opening a model and for finishing a stream (waiting for its
-decode, writing the transcript to the database).
+job), a small pool for opening a model and for finishing a stream (waiting for its
+decode, writing the transcript to the database), and another for interrupting a call in
+which an emergency is heard (`ivr.interrupt`: a REST request to Twilio).
 
 `python -m hotline.streams` runs it as the Procfile's `streams` process; `StreamsServer` runs
 it on a thread for the tests and `simulate-call`.
@@ -25,7 +26,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from cases import intake
 from hotline.wiring import Wiring
+from ivr.interrupt import EMERGENCY_STEP_PATH, CallRedirect, EmergencyWatch, twilio_call_redirect
 from ivr.signatures import signature_matches
 from ivr.stream_decoder import DecodingPool
 from ivr.streams import (
@@ -38,6 +41,8 @@ from ivr.streams import (
     media_payload,
     parse_frame,
 )
+from transcription.models import LoadedModel
+from transcription.recognizer import StreamingTranscriber
 
 log = logging.getLogger("hotline.ivr.streams")
 
@@ -54,17 +59,60 @@ INTERNAL_ERROR = 1011
 MESSAGE_TOO_BIG = 1009
 
 
-class MediaStreams:
-    """The handlers `websockets.serve` calls: the signed upgrade, then each socket's frames."""
+Transcriber = Callable[[LoadedModel], StreamingTranscriber]
 
-    def __init__(self, wiring: Wiring) -> None:
+
+class MediaStreams:
+    """The handlers `websockets.serve` calls: the signed upgrade, then each socket's frames.
+
+    `transcriber` makes each call's recogniser (tests give one that hears set words);
+    `redirect` moves a live call to another step (Twilio's REST API, by default)."""
+
+    def __init__(
+        self,
+        wiring: Wiring,
+        *,
+        transcriber: Transcriber = StreamingTranscriber,
+        redirect: CallRedirect | None = None,
+    ) -> None:
         self.wiring = wiring
-        self.decoding = DecodingPool(wiring.live.max_streams)
+        self.decoding = DecodingPool(wiring.live.max_streams, transcriber=transcriber)
         # Opening a model (seconds, once per locale) and finishing a stream (waiting for its
         # decode, then the database) block; each admitted call needs one of these at a time.
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, wiring.live.max_streams) + 2, thread_name_prefix="stream-finish"
         )
+        # Emergencies are rare: two threads keep one slow REST request from holding another.
+        self.interrupts = concurrent.futures.ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="emergency-interrupt"
+        )
+        settings = wiring.settings
+        # Without a Twilio account or a mock of its API (sms_enabled) there is no call to
+        # redirect: an emergency is left to the check after the recording.
+        self.redirect = redirect
+        if redirect is None and settings.sms_enabled:
+            self.redirect = twilio_call_redirect(
+                account_sid=settings.twilio_account_sid,
+                auth_token=settings.twilio_auth_token,
+                api_base_url=settings.twilio_api_base_url,
+            )
+
+    def watch(self, start: StreamStart) -> EmergencyWatch:
+        """The call's watch for an emergency heard while its caller speaks."""
+        flow = self.wiring.call_flow
+        return EmergencyWatch(
+            call_sid=start.call_sid,
+            locale=start.locale,
+            step_url=lambda locale, kind: flow.url(EMERGENCY_STEP_PATH, lang=locale, kind=kind),
+            redirect=self.redirect,
+            report_ended=self._report_ended,
+            executor=self.interrupts,
+        )
+
+    def _report_ended(self, call_sid: str) -> bool:
+        # The Record action opens the case: once it has, the caller is past the recording.
+        with self.wiring.database.session() as session:
+            return intake.case_number_of_call(session, call_sid=call_sid) is not None
 
     def check_upgrade(self, connection: ServerConnection, request: Request) -> Response | None:
         """Refuse the upgrade (403, before the handshake) unless Twilio signed the URL it was
@@ -107,6 +155,7 @@ class MediaStreams:
                         log.warning("media stream refused: %s", refusal, extra=log_extra(start))
                         await websocket.close(POLICY_VIOLATION, refusal)
                         break
+                    call.on_heard = self.watch(start).heard
                     await loop.run_in_executor(self.pool, call.begin)
                 elif event == "media":
                     call.feed(media_payload(message))
@@ -145,6 +194,7 @@ class MediaStreams:
         """Wait for the streams being finished (Kaldi aborts a process torn down mid-decode)."""
         self.pool.shutdown(wait=True)
         self.decoding.shutdown()
+        self.interrupts.shutdown(wait=True)
 
 
 async def run_streams(
@@ -154,10 +204,12 @@ async def run_streams(
     *,
     stop: asyncio.Event,
     on_ready: Callable[[int], None] | None = None,
+    transcriber: Transcriber = StreamingTranscriber,
+    redirect: CallRedirect | None = None,
 ) -> None:
     """Serve until `stop` is set; then close every socket and finish their streams.
     `on_ready` is given the port once the server listens."""
-    streams = MediaStreams(wiring)
+    streams = MediaStreams(wiring, transcriber=transcriber, redirect=redirect)
     try:
         async with serve(
             streams.handle,
@@ -183,10 +235,20 @@ async def run_streams(
 class StreamsServer:
     """The streams server on a thread of this process, on a free port (tests, simulate-call)."""
 
-    def __init__(self, wiring: Wiring, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        wiring: Wiring,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        transcriber: Transcriber = StreamingTranscriber,
+        redirect: CallRedirect | None = None,
+    ) -> None:
         self.wiring = wiring
         self.host = host
         self.port = port
+        self.transcriber = transcriber
+        self.redirect = redirect
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -231,7 +293,13 @@ class StreamsServer:
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         await run_streams(
-            self.wiring, self.host, self.port, stop=self._stop, on_ready=self._listening
+            self.wiring,
+            self.host,
+            self.port,
+            stop=self._stop,
+            on_ready=self._listening,
+            transcriber=self.transcriber,
+            redirect=self.redirect,
         )
 
     def _listening(self, port: int) -> None:

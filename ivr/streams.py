@@ -30,6 +30,7 @@ from cases.models import Transcript as StoredTranscript
 from hotline.wiring import Wiring
 from ivr import tasks
 from ivr.signatures import signature_matches
+from ivr.speech import SpeechDetector, SpeechRule
 from ivr.stream_decoder import DecodingPool
 from routing import tasks as routing_tasks
 from transcription.models import LoadedModel, ModelUnavailableError
@@ -216,6 +217,11 @@ class CallStream:
         self.start: StreamStart | None = None
         self.recognizer: LiveRecognizer | None = None
         self._holds_slot = False
+        # Whether the caller said anything: heard on the socket's frames, model or not, so
+        # the Record action can tell a silent recording from a report (`ivr.speech`).
+        self.speech: SpeechDetector | None = None
+        # Told the words so far while the caller speaks (`ivr.interrupt.EmergencyWatch`).
+        self.on_heard: Callable[[str], None] | None = None
 
     def refusal(self, start: StreamStart) -> str | None:
         """Why this `start` may not begin a stream on this socket (checked on the loop)."""
@@ -228,6 +234,10 @@ class CallStream:
         """Take a decoder slot and open the recognizer, or leave the call to the batch job."""
         start, live = self.start, self.wiring.live
         assert start is not None and not self._holds_slot
+        options = self.wiring.call_flow.options
+        self.speech = SpeechDetector(
+            SpeechRule(options.speech_threshold_dbfs, options.speech_min_seconds)
+        )
         try:
             model = self.wiring.models.get(start.locale)
         except ModelUnavailableError as error:
@@ -251,18 +261,27 @@ class CallStream:
             )
             return
         self._holds_slot = True
-        open_recognizer = live.open_recognizer or self.decoding.open
-        self.recognizer = open_recognizer(model)
+        if live.open_recognizer is not None:
+            self.recognizer = live.open_recognizer(model)
+        else:
+            self.recognizer = self.decoding.open(model, on_heard=self.on_heard)
         self._note_live_decoding(True)
 
     def feed(self, payload: bytes) -> None:
         """Queue a frame of the caller's audio (frames before a begun stream are dropped)."""
+        if self.speech is not None and self.speech.feed_mulaw(payload):
+            # Once per call, and off the socket's loop: the Record action may be waiting on it.
+            threading.Thread(
+                target=self._note_speech_heard, args=(True,), name="speech-heard", daemon=True
+            ).start()
         if self.recognizer is not None:
             self.recognizer.put_mulaw(payload)
 
     def finish(self, *, complete: bool) -> None:
         """Store what was heard (complete only after `stop`); frees the slot whatever happens."""
         try:
+            if self.speech is not None and not self.speech.heard and self.speech.frames:
+                self._note_speech_heard(False)  # a whole stream with no speech in it
             if self.recognizer is not None and self.start is not None:
                 _finish(self.wiring, self.start, self.recognizer, complete=complete)
         finally:
@@ -274,6 +293,16 @@ class CallStream:
             if self._holds_slot:
                 self._holds_slot = False
                 free_decoder_slot()
+
+    def _note_speech_heard(self, heard: bool) -> None:
+        assert self.start is not None
+        try:
+            with self.wiring.database.session() as session, session.begin():
+                intake.mark_speech_heard(session, call_sid=self.start.call_sid, heard=heard)
+            log.info("speech heard" if heard else "no speech heard", extra=log_extra(self.start))
+        except SQLAlchemyError:
+            # Without a verdict the Record action listens to the recording itself.
+            log.exception("could not note whether speech was heard", extra=log_extra(self.start))
 
     def _note_live_decoding(self, decoding: bool) -> None:
         assert self.start is not None

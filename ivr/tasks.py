@@ -229,6 +229,7 @@ def _transcription_failed(
         recording = intake.get_recording(session, recording_id=recording_id)
         if recording.case is not None:
             lifecycle.flag_for_review(session, case=recording.case, reason=reason)
+            routing_tasks.give_triage_deadline(session, case=recording.case, router=wiring.router)
     log.warning("%s; case sent to the dispatch desk to listen", reason, extra=extra)
     return "flagged"
 

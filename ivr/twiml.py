@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Gather, Start, Stop, VoiceResponse
 
-from ivr.menus import language_keys
+from ivr.menus import RECORD_FINISH_KEYS, language_keys
 from ivr.prompts import IVROptions, Prompts
 
 
@@ -64,39 +64,30 @@ class CallFlow:
         return str(self.welcome())
 
     def welcome(self) -> VoiceResponse:
-        """The greeting, then the language menu (or the main menu if only one locale is on)."""
-        if len(self.locales) == 1:
-            return self.main_menu(self.locales[0], misses=0, greet=True)
-        return self.language_menu(misses=0, greet=True)
+        """The greeting in the first locale, with its keys; no key records the report."""
+        return self.greeting(self.locales[0], greet=True)
 
-    def language_menu(self, *, misses: int, greet: bool = False) -> VoiceResponse:
-        """Each language offered in its own voice; no key means Mandarin."""
-        response = VoiceResponse()
-        default = self.locales[0]
-        if greet:
-            self._say(response, default, self.prompts[default].text("greeting"))
-        elif misses:
-            self._say(response, default, self.prompts[default].text("menu_invalid"))
-        action = self.url("/ivr/language/choice", miss=misses)
-        gather = self._gather(response, action, num_digits=1)
-        for _key, locale in language_keys(self.locales):
-            self._say(gather, locale, self.prompts[locale].text("language_option"))
-        # No key pressed: Twilio falls through to here, and no Digits means the default.
-        response.redirect(action, method="POST")
-        return response
-
-    def main_menu(self, locale: str, *, misses: int, greet: bool = False) -> VoiceResponse:
-        """The main menu; after a miss it says so first."""
+    def greeting(self, locale: str, *, greet: bool, misses: int = 0) -> VoiceResponse:
+        """The greeting (with the 110/119/120 notice) as one short <Gather> of single keys:
+        1 report now, 2 and 3 other languages (in the first locale only), 9 a case's status,
+        0 a person. No key falls through to the report's recording."""
         response = VoiceResponse()
         prompts = self.prompts[locale]
-        if greet:
-            self._say(response, locale, prompts.text("greeting"))
         if misses:
             self._say(response, locale, prompts.text("menu_invalid"))
-        action = self.url("/ivr/menu/choice", lang=locale, miss=misses)
-        gather = self._gather(response, action, num_digits=1)
-        self._say(gather, locale, prompts.text("main_menu"))
-        response.redirect(action, method="POST")
+        action = self.url("/ivr/greeting/choice", lang=locale, miss=misses)
+        gather = response.gather(
+            action=action, method="POST", timeout=self.options.greeting_timeout, num_digits=1
+        )
+        if greet:
+            self._say(gather, locale, prompts.text("greeting"))
+        self._say(gather, locale, prompts.text("greeting_keys"))
+        if locale == self.locales[0]:
+            for other in language_keys(self.locales).values():
+                self._say(gather, other, self.prompts[other].text("language_option"))
+        # No key: Twilio falls through to here. The step it leads to gives the call its own
+        # stream token, so this answer stays the same for every call (ivr/entry.py).
+        response.redirect(self.url("/ivr/report/start", lang=locale), method="POST")
         return response
 
     def goodbye(self, locale: str, key: str = "goodbye") -> VoiceResponse:
@@ -106,14 +97,34 @@ class CallFlow:
         response.hangup()
         return response
 
-    def callback_number_request(self, locale: str) -> VoiceResponse:
-        """Ask a caller with a withheld ID for a number to reach them; # alone skips."""
+    def _stop_stream(self, response: VoiceResponse, locale: str) -> None:
+        """End the report's live stream (if this locale has one), so its transcript is final."""
+        if self.live and locale in self.live.locales:
+            stop = Stop()
+            stop.stream(name=STREAM_NAME)
+            response.append(stop)
+
+    def callback_number_request(
+        self, locale: str, *, case_number: str, sms_follows: bool
+    ) -> VoiceResponse:
+        """After the report, ask a caller with a withheld ID for a number to reach them; #
+        alone skips. No menu stands before their words: this comes once they are kept."""
         response = VoiceResponse()
-        action = self.url("/ivr/callback-number", lang=locale)
+        self._stop_stream(response, locale)
+        action = self.url(
+            "/ivr/callback-number", lang=locale, case=case_number, sms=int(sms_follows)
+        )
         gather = self._gather(response, action, finish_on_key="#")
         self._say(gather, locale, self.prompts[locale].text("callback_number_request"))
         response.redirect(action, method="POST")
         return response
+
+    def after_report(self, locale: str, *, case_number: str, sms_follows: bool) -> VoiceResponse:
+        """What follows a kept report: the live check where the words were heard live, else
+        the number read back at once."""
+        if self.live and locale in self.live.locales:
+            return self.report_ended(locale, case_number=case_number, sms_follows=sms_follows)
+        return self.case_opened(locale, case_number=case_number, sms_follows=sms_follows)
 
     def record_report(
         self,
@@ -140,7 +151,7 @@ class CallFlow:
         response.record(
             action=self.url("/ivr/recorded", lang=locale, attempt=attempt),
             method="POST",
-            finish_on_key="#",
+            finish_on_key=RECORD_FINISH_KEYS,
             max_length=self.options.record_max_length,
             timeout=self.options.record_silence_timeout,
             play_beep=True,
@@ -158,15 +169,66 @@ class CallFlow:
 
     def report_ended(self, locale: str, *, case_number: str, sms_follows: bool) -> VoiceResponse:
         """End the live stream, so its transcript is final at once, then check it for an
-        emergency before reading the number back."""
+        emergency (and an answer) before reading the number back."""
         response = VoiceResponse()
-        stop = Stop()
-        stop.stream(name=STREAM_NAME)
-        response.append(stop)
-        response.redirect(
-            self.url("/ivr/report/check", lang=locale, case=case_number, sms=int(sms_follows)),
-            method="POST",
+        self._stop_stream(response, locale)
+        response.redirect(self._check_url(locale, case_number, sms_follows, 0), method="POST")
+        return response
+
+    def _check_url(self, locale: str, case_number: str, sms_follows: bool, round_: int) -> str:
+        return self.url(
+            "/ivr/report/check", lang=locale, case=case_number, sms=int(sms_follows), round=round_
         )
+
+    def still_checking(
+        self, locale: str, *, case_number: str, sms_follows: bool, round_: int
+    ) -> VoiceResponse:
+        """The live transcript is late: tell the caller we are registering their report (the
+        first time), then come back to the check for another bounded wait."""
+        response = VoiceResponse()
+        if round_ == 1:
+            self._say(response, locale, self.prompts[locale].text("report_check_wait"))
+        response.redirect(self._check_url(locale, case_number, sms_follows, round_), method="POST")
+        return response
+
+    def answer_offered(
+        self, locale: str, *, answer: str, case_number: str, sms_follows: bool, article_id: str
+    ) -> VoiceResponse:
+        """Say the knowledge base's answer, then ask: 1 that answers it, 2 keep the case. No
+        key keeps the case."""
+        response = VoiceResponse()
+        prompts = self.prompts[locale]
+        action = self.url(
+            "/ivr/report/answered",
+            lang=locale,
+            case=case_number,
+            sms=int(sms_follows),
+            article=article_id,
+        )
+        self._say(response, locale, prompts.text("answer_intro"))
+        self._say(response, locale, answer)
+        gather = self._gather(response, action, num_digits=1)
+        self._say(gather, locale, prompts.text("answer_question"))
+        response.redirect(action, method="POST")
+        return response
+
+    def answered(self, locale: str, *, sms_follows: bool) -> VoiceResponse:
+        """The caller's question was answered in the call: a short goodbye."""
+        key = "answered_sms_goodbye" if sms_follows else "answered_goodbye"
+        return self.goodbye(locale, key)
+
+    def danger_question(
+        self, locale: str, *, kind: str, case_number: str, sms_follows: bool
+    ) -> VoiceResponse:
+        """The words may describe an emergency: ask the caller rather than guess. 1 puts them
+        through; anything else carries on."""
+        response = VoiceResponse()
+        action = self.url(
+            "/ivr/report/danger", lang=locale, case=case_number, sms=int(sms_follows), kind=kind
+        )
+        gather = self._gather(response, action, num_digits=1)
+        self._say(gather, locale, self.prompts[locale].text("danger_question"))
+        response.redirect(action, method="POST")
         return response
 
     def emergency_transfer(
@@ -184,10 +246,15 @@ class CallFlow:
             response.append(verb)
         return response
 
-    def case_opened(self, locale: str, *, case_number: str, sms_follows: bool) -> VoiceResponse:
-        """Read the case number back digit by digit, twice, and say whether an SMS follows."""
+    def case_opened(
+        self, locale: str, *, case_number: str, sms_follows: bool, before: str | None = None
+    ) -> VoiceResponse:
+        """Read the case number back digit by digit, twice, and say whether an SMS follows
+        (after the prompt `before`, if given)."""
         response = VoiceResponse()
         prompts = self.prompts[locale]
+        if before:
+            self._say(response, locale, prompts.text(before))
         spoken = prompts.digits(case_number)
         self._say(response, locale, f"{prompts.text('case_opened')} {spoken}")
         self._say(response, locale, f"{prompts.text('case_number_again')} {spoken}")
@@ -231,12 +298,20 @@ class CallFlow:
         response.redirect(self.url("/ivr/menu", lang=locale), method="POST")
         return response
 
-    def operator(self, locale: str) -> VoiceResponse:
-        """Ring the on-duty operators together; the first to answer takes the call."""
+    def operator(
+        self, locale: str, *, case_number: str | None = None, sms_follows: bool = False
+    ) -> VoiceResponse:
+        """Ring the on-duty operators together; the first to answer takes the call. After a
+        report (0 during the recording) the case is named, so that if nobody answers its
+        number is read back rather than the caller asked to speak again."""
         response = VoiceResponse()
+        query: dict[str, object] = {"lang": locale}
+        if case_number is not None:
+            self._stop_stream(response, locale)
+            query.update(case=case_number, sms=int(sms_follows))
         self._say(response, locale, self.prompts[locale].text("operator_connecting"))
         dial = response.dial(
-            action=self.url("/ivr/operator/done", lang=locale),
+            action=self.url("/ivr/operator/done", **query),
             method="POST",
             timeout=self.options.operator_dial_timeout,
         )

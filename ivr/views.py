@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -11,15 +13,19 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
-from cases import intake, numbers, queries
+from cases import intake, knowledge_links, numbers, outbox, queries
+from cases.access import SYSTEM
+from cases.errors import InvalidInputError
 from cases.intake import CallerInfo
-from cases.models import SmsStatus
+from cases.models import Case, KnowledgeArticle, SmsStatus
 from delivery import tasks as delivery_tasks
 from hotline.wiring import close_request_session, current_wiring, db
 from ivr import menus, tasks
+from ivr.checks import CHECKS, Next, Suggester, SuggestionLike, decide, is_confident
 from ivr.entry import answer_call
-from ivr.menus import MenuChoice
+from ivr.menus import GreetingChoice
 from ivr.signatures import twilio_signed
+from ivr.speech import SpeechRule, recording_has_speech
 from ivr.steps import (
     MissingParameterError,
     RecordedStep,
@@ -31,7 +37,7 @@ from ivr.steps import (
 )
 from ivr.twiml import CallFlow, empty
 from routing import tasks as routing_tasks
-from routing.emergency import find_emergency
+from routing.emergency import assess_emergency
 
 log = logging.getLogger("hotline.ivr")
 bp = Blueprint("ivr", __name__, url_prefix="/ivr")
@@ -76,62 +82,76 @@ def voice() -> Response:
     return twiml(answer)
 
 
-@bp.post("/language/choice")
+@bp.post("/greeting/choice")
 @twilio_signed
-def language_choice() -> Response:
-    """The language menu's answer: no key is Mandarin; an invalid key repeats the menu."""
-    flow = call_flow()
+def greeting_choice() -> Response:
+    """A key at the greeting: 1 (or none) records the report, 2 and 3 greet again in English
+    or Korean, 9 asks for a case number, 0 rings a person. A key that means nothing there
+    says so and offers the keys again; after three, a person is rung (or the caller recorded)."""
+    flow, locale = call_flow(), locale_arg()
     caller = caller_from_form(request.form)
-    misses = int_arg(request.args, "miss")
-    locale = menus.choose_language(digits_from_form(request.form), enabled=flow.locales)
-    if locale is None:
-        if misses + 1 >= flow.options.menu_max_misses:
-            return twiml(flow.after_menu_misses(flow.locales[0], call_sid=caller.call_sid))
-        return twiml(flow.language_menu(misses=misses + 1))
-    with db().begin():
-        intake.choose_locale(db(), caller=caller, locale=locale)
-    return twiml(flow.main_menu(locale, misses=0, greet=locale != flow.locales[0]))
+    choice = menus.choose_at_greeting(
+        digits_from_form(request.form), locale=locale, enabled=flow.locales
+    )
+    if choice is None:
+        misses = int_arg(request.args, "miss") + 1
+        if misses >= flow.options.menu_max_misses:
+            return twiml(flow.after_menu_misses(locale, call_sid=caller.call_sid))
+        return twiml(flow.greeting(locale, greet=False, misses=misses))
+    if choice.action is GreetingChoice.LANGUAGE:
+        with db().begin():
+            intake.choose_locale(db(), caller=caller, locale=choice.locale)
+        return twiml(flow.greeting(choice.locale, greet=True))
+    if choice.action is GreetingChoice.STATUS:
+        return twiml(flow.status_request(locale, misses=0))
+    if choice.action is GreetingChoice.OPERATOR:
+        return twiml(flow.operator(locale))
+    return twiml(flow.record_report(locale, attempt=0, call_sid=caller.call_sid))
+
+
+@bp.post("/report/start")
+@twilio_signed
+def report_start() -> Response:
+    """No key at the greeting: record the report now (the greeting's own answer is the same
+    for every call; this step gives the call its stream token)."""
+    caller = caller_from_form(request.form)
+    return twiml(call_flow().record_report(locale_arg(), attempt=0, call_sid=caller.call_sid))
 
 
 @bp.post("/menu")
 @twilio_signed
 def main_menu() -> Response:
-    """The main menu again (after hearing a status)."""
-    return twiml(call_flow().main_menu(locale_arg(), misses=0))
-
-
-@bp.post("/menu/choice")
-@twilio_signed
-def main_menu_choice() -> Response:
-    """The main menu's answer; a missing or invalid key repeats it, and after three misses
-    the caller is put through to a person (or recorded), never just hung up on."""
-    flow, locale = call_flow(), locale_arg()
-    caller = caller_from_form(request.form)
-    choice = menus.choose_from_main_menu(digits_from_form(request.form))
-    if choice is None:
-        misses = int_arg(request.args, "miss") + 1
-        if misses >= flow.options.menu_max_misses:
-            return twiml(flow.after_menu_misses(locale, call_sid=caller.call_sid))
-        return twiml(flow.main_menu(locale, misses=misses))
-    if choice is MenuChoice.STATUS:
-        return twiml(flow.status_request(locale, misses=0))
-    if choice is MenuChoice.OPERATOR:
-        return twiml(flow.operator(locale))
-    if caller.caller_id_withheld:
-        return twiml(flow.callback_number_request(locale))
-    return twiml(flow.record_report(locale, attempt=0, call_sid=caller.call_sid))
+    """The greeting's keys again (after hearing a status); no key records a report."""
+    return twiml(call_flow().greeting(locale_arg(), greet=False))
 
 
 @bp.post("/callback-number")
 @twilio_signed
 def callback_number() -> Response:
-    """A withheld caller's callback number (or none, if they skipped); then the report."""
+    """A withheld caller's callback number (or none, if they skipped), keyed once their report
+    was kept: the case takes it and texts its number; then the check or the read-back."""
+    flow, locale = call_flow(), locale_arg()
     caller = caller_from_form(request.form)
+    number, sms_follows = case_from_url()
     with db().begin():
         intake.set_callback_number(
             db(), caller=caller, number=digits_from_form(request.form), region=phone_region()
         )
-    return twiml(call_flow().record_report(locale_arg(), attempt=0, call_sid=caller.call_sid))
+        reachable = intake.reach_case_at_callback_number(db(), call_sid=caller.call_sid)
+        case_id = reachable.id if reachable is not None else None
+    if case_id is not None:
+        sms_follows = True
+        tasks.enqueue(delivery_tasks.send_case_number_text, case_id)
+    if number is None:
+        return twiml(flow.apology_and_record(locale))
+    return twiml(flow.after_report(locale, case_number=number, sms_follows=sms_follows))
+
+
+def case_from_url() -> tuple[str | None, bool]:
+    """The case number and SMS flag our own URL carries after a report (signed by Twilio
+    with the rest of the URL, so it is this call's; a number not well formed is none)."""
+    number = request.args.get("case", "")
+    return (number if numbers.is_well_formed(number) else None), request.args.get("sms") == "1"
 
 
 @bp.post("/report")
@@ -158,14 +178,69 @@ def _note_ending(caller: CallerInfo, ending: str) -> None:
         )
 
 
+def _speech_in(step: RecordedStep, *, streamed: bool) -> bool | None:
+    """Whether the report holds speech: the live stream's word if it heard some, else the
+    recording itself, fetched within a bounded wait. None: no verdict (the case is opened)."""
+    assert step.report is not None
+    wiring = current_wiring()
+    settings, options = wiring.settings, wiring.call_flow.options
+    # A stream hears speech within its first voiced words; its note may trail the Record
+    # action by a moment, so a streamed call waits for it briefly before fetching.
+    if _stream_heard_speech(step.caller.call_sid, wait=STREAM_VERDICT_WAIT if streamed else 0):
+        return True
+    if options.speech_check_wait <= 0:  # listening to recordings is turned off
+        return None
+    return recording_has_speech(
+        step.report.url,
+        auth=(settings.twilio_account_sid, settings.twilio_auth_token),
+        max_bytes=settings.recording_max_bytes,
+        rule=SpeechRule(options.speech_threshold_dbfs, options.speech_min_seconds),
+        wait=options.speech_check_wait,
+    )
+
+
+# How long a streamed call waits for its stream's "speech heard" (seconds).
+STREAM_VERDICT_WAIT = 1.0
+
+
+def _stream_heard_speech(call_sid: str, *, wait: float) -> bool:
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            with db().begin():
+                if intake.speech_heard(db(), call_sid=call_sid):
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+    except SQLAlchemyError:
+        close_request_session()  # the recording can still tell
+        return False
+
+
+def _nothing_said(step: RecordedStep, locale: str) -> Response:
+    """A recording without speech: ask once more, then a polite goodbye; never a case."""
+    flow = call_flow()
+    if step.hung_up:
+        _note_ending(step.caller, intake.ENDING_SILENCE)
+        return twiml(empty())
+    if step.to_operator:
+        return twiml(flow.operator(locale))
+    if int_arg(request.args, "attempt", limit=1) == 0:
+        return twiml(flow.record_report(locale, attempt=1))
+    _note_ending(step.caller, intake.ENDING_SILENCE)
+    return twiml(flow.goodbye(locale, "report_nothing_heard"))
+
+
 @bp.post("/recorded")
 @twilio_signed
 def recorded() -> Response:
     """The recording ended: open the case in this request and read its number back.
 
-    A caller who hangs up instead of pressing # after speaking gets a case all the same,
-    and the number by text when we know theirs: Twilio still posts this action, with
-    `Digits=hangup`, and ignores what we answer.
+    A recording with no speech in it opens no case (`_nothing_said`). `0` instead of `#`
+    keeps the report all the same and rings a person. A caller who hangs up instead of
+    pressing # after speaking gets a case all the same, and the number by text when we know
+    theirs: Twilio still posts this action, with `Digits=hangup`, and ignores what we answer.
     """
     flow, locale = call_flow(), locale_arg()
     step = RecordedStep.from_form(request.form)
@@ -173,12 +248,18 @@ def recorded() -> Response:
         if step.hung_up:
             _note_ending(step.caller, intake.ENDING_HANGUP_BEFORE_REPORT)
             return twiml(empty())
+        if step.to_operator:
+            return twiml(flow.operator(locale))
         # Nothing was heard: re-prompt once, then give up politely.
         attempt = int_arg(request.args, "attempt", limit=1)
         if attempt == 0:
             return twiml(flow.record_report(locale, attempt=1))
         _note_ending(step.caller, intake.ENDING_SILENCE)
         return twiml(flow.goodbye(locale, "report_nothing_heard"))
+    live = bool(flow.live and locale in flow.live.locales)
+    if _speech_in(step, streamed=live) is False:
+        log.info("a recording with no speech: no case", extra={"call_sid": step.caller.call_sid})
+        return _nothing_said(step, locale)
 
     for attempt in (1, 2):
         try:
@@ -195,6 +276,17 @@ def recorded() -> Response:
                 sms_follows = opened.case.sms_status != SmsStatus.NONE
                 transcript = opened.case.transcript
                 transcribed = transcript is not None and transcript.complete
+                ask_number = opened.case.call is not None and (
+                    opened.case.call.caller_id_withheld and not opened.case.call.callback_number
+                )
+                if opened.created:
+                    # The language the report was made in, chosen by key or by none.
+                    intake.choose_locale(db(), caller=step.caller, locale=locale)
+                if opened.created and not live and not transcribed:
+                    # No model hears this language live: the batch transcript checks it later.
+                    intake.note_check_skipped(
+                        db(), case=opened.case, checks=CHECKS, reason="no live model for the locale"
+                    )
             break
         except IntegrityError:
             # A concurrent request kept this call's case or recording first (a retry, or the
@@ -223,10 +315,15 @@ def recorded() -> Response:
             extra={"call_sid": step.caller.call_sid, "case_number": case_number},
         )
         return twiml(empty())
-    if flow.live and locale in flow.live.locales:
-        # The words were heard live: check them for an emergency before anything else.
-        return twiml(flow.report_ended(locale, case_number=case_number, sms_follows=sms_follows))
-    return twiml(flow.case_opened(locale, case_number=case_number, sms_follows=sms_follows))
+    if step.to_operator:
+        # 0 during the recording: the report is kept, and a person takes the call.
+        return twiml(flow.operator(locale, case_number=case_number, sms_follows=sms_follows))
+    if ask_number:
+        return twiml(
+            flow.callback_number_request(locale, case_number=case_number, sms_follows=sms_follows)
+        )
+    # Where the words were heard live, they are checked for an emergency before anything else.
+    return twiml(flow.after_report(locale, case_number=case_number, sms_follows=sms_follows))
 
 
 @bp.post("/report/nothing-heard")
@@ -237,27 +334,49 @@ def report_nothing_heard() -> Response:
     return twiml(call_flow().goodbye(locale_arg(), "report_nothing_heard"))
 
 
+def _note_skipped(call_sid: str, number: str, reason: str) -> None:
+    """Record on the case that the checks could not run in the call; only a note, so a
+    database that fails here changes nothing the caller hears."""
+    try:
+        with db().begin():
+            case = queries.get_case(db(), number=number)
+            intake.note_check_skipped(db(), case=case, checks=CHECKS, reason=reason)
+    except SQLAlchemyError:
+        close_request_session()
+        log.warning(
+            "could not note the skipped check (%s)",
+            reason,
+            exc_info=True,
+            extra={"call_sid": call_sid, "case_number": number},
+        )
+    log.warning(
+        "report checks skipped: %s", reason, extra={"call_sid": call_sid, "case_number": number}
+    )
+
+
 @bp.post("/report/check")
 @twilio_signed
 def report_check() -> Response:
     """Read the live transcript as soon as the recording ends: an emergency is put through to
-    119, 120 or 110 at once (the case is kept); anything else hears its case number.
+    119, 120 or 110 at once (the case is kept); a possible one is asked about; a question the
+    knowledge base answers is answered; anything else hears its case number.
 
-    The number said is the one the database has for this call. If the database cannot be
-    reached, it is the one in this URL: the Record action committed the case before writing
-    the URL into its answer, and Twilio's signature binds the URL to this call, so it is the
-    caller's own (and a number that is not well formed is never said).
+    A late transcript is waited for a bounded time, in rounds, the caller told that their
+    report is being registered; past the last round the checks are skipped and the case says
+    so. The number said is the one the database has for this call. If the database cannot be
+    reached, it is the one in this URL (see `case_from_url`).
     """
     flow, locale = call_flow(), locale_arg()
     call_sid = caller_from_form(request.form).call_sid
-    in_url, sms_follows = request.args.get("case", ""), request.args.get("sms") == "1"
+    in_url, sms_follows = case_from_url()
+    round_ = int_arg(request.args, "round", limit=flow.options.report_check_rounds)
     try:
         with db().begin():
             number = intake.case_number_of_call(db(), call_sid=call_sid)
-        text = (
+        text, decoding = (
             _wait_for_live_transcript(call_sid, seconds=flow.options.emergency_check_wait)
             if number
-            else None
+            else (None, False)
         )
     except SQLAlchemyError:
         close_request_session()
@@ -266,28 +385,148 @@ def report_check() -> Response:
             exc_info=True,
             extra={"call_sid": call_sid, "case_number": in_url},
         )
-        number, text = (in_url if numbers.is_well_formed(in_url) else None), None
+        number, text, decoding = in_url, None, False
+        if number is not None:
+            _note_skipped(call_sid, number, "database error")
+        return _read_back(locale, number, sms_follows)
+    if number is None:
+        return _read_back(locale, None, sms_follows)
+    if text is None:
+        if decoding and round_ + 1 < flow.options.report_check_rounds:
+            return twiml(
+                flow.still_checking(
+                    locale, case_number=number, sms_follows=sms_follows, round_=round_ + 1
+                )
+            )
+        reason = "live transcript late" if decoding else "no live transcript"
+        _note_skipped(call_sid, number, reason)
+        return _read_back(locale, number, sms_follows)
+    return _after_transcript(call_sid, locale, number, sms_follows, text)
+
+
+def _read_back(locale: str, number: str | None, sms_follows: bool) -> Response:
+    flow = call_flow()
     if number is None:
         # No case for this call: there is no number of theirs to say. Keep their words.
-        log.error("no case for this call at the report check", extra={"call_sid": call_sid})
+        log.error("no case for this call at the report check")
         return twiml(flow.apology_and_record(locale))
-    emergency = find_emergency(text) if text else None
-    if emergency is None:
-        return twiml(flow.case_opened(locale, case_number=number, sms_follows=sms_follows))
-    service_number = flow.options.emergency_numbers[emergency.kind]
+    return twiml(flow.case_opened(locale, case_number=number, sms_follows=sms_follows))
+
+
+def _suggest(call_sid: str, number: str, text: str, locale: str) -> SuggestionLike | None:
+    """The knowledge base's suggestion for the words, or None: also when it fails or takes
+    longer than `knowledge_wait` (its first question after a change rebuilds its index, which
+    is finished in the background for the next caller). The report then goes on as a case,
+    and the case says the check was skipped."""
+    wiring = current_wiring()
+    knowledge: Suggester = wiring.knowledge
+    database = wiring.database
+
+    def ask() -> SuggestionLike | None:
+        with database.session() as session, session.begin():
+            return knowledge.suggest(session, text, locale)
+
+    future = _KNOWLEDGE_POOL.submit(ask)
+    try:
+        return future.result(timeout=wiring.call_flow.options.knowledge_wait)
+    except FutureTimeout:
+        _note_skipped(call_sid, number, "knowledge base not ready in time")
+    except Exception:  # the knowledge base is a help: a failure must not cost the case
+        log.exception("the knowledge base failed", extra={"call_sid": call_sid})
+        _note_skipped(call_sid, number, "knowledge base failed")
+    return None
+
+
+# Questions to the knowledge base run here, so a call waits for one only a bounded time.
+_KNOWLEDGE_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="knowledge")
+
+
+def _after_transcript(
+    call_sid: str, locale: str, number: str, sms_follows: bool, text: str
+) -> Response:
+    flow = call_flow()
+    verdict = assess_emergency(text, locale)
+    suggestion = None if verdict.kind else _suggest(call_sid, number, text, locale)
+    decision = decide(
+        verdict, suggestion, confident=suggestion is not None and is_confident(suggestion)
+    )
+    if decision.next is Next.EMERGENCY:
+        assert verdict.kind is not None
+        return _transfer(call_sid, locale, number, sms_follows, verdict.kind, verdict.rule or "")
+    if decision.next is Next.ASK_DANGER:
+        assert verdict.kind is not None
+        return twiml(
+            flow.danger_question(
+                locale, kind=verdict.kind, case_number=number, sms_follows=sms_follows
+            )
+        )
+    if decision.next is Next.ANSWER and decision.suggestion is not None:
+        article_id = decision.suggestion.article.id
+        answer = _article_text(article_id, locale, "answer")
+        if answer:
+            return twiml(
+                flow.answer_offered(
+                    locale,
+                    answer=answer,
+                    case_number=number,
+                    sms_follows=sms_follows,
+                    article_id=article_id,
+                )
+            )
+    if decision.suggestion is not None:
+        _attach(call_sid, number, decision.suggestion.article.id, decision.suggestion.confidence)
+    return twiml(flow.case_opened(locale, case_number=number, sms_follows=sms_follows))
+
+
+def _article_text(article_id: str, locale: str, field: str) -> str:
+    """A field of the article as the desk keeps it, in `locale` (else Mandarin); "" if none."""
+    try:
+        with db().begin():
+            article = db().get(KnowledgeArticle, article_id)
+            if article is None or article.retired:
+                return ""
+            texts = article.texts or {}
+            return str((texts.get(locale) or texts.get("zh-CN") or {}).get(field, ""))
+    except SQLAlchemyError:
+        close_request_session()
+        return ""
+
+
+def _attach(call_sid: str, number: str, article_id: str, confidence: float | None) -> None:
+    """Attach the suggested article to the case for the desk; only a help, never an error."""
     try:
         with db().begin():
             case = queries.get_case(db(), number=number)
-            intake.record_emergency_transfer(
-                db(), case=case, kind=emergency.kind, number=service_number
+            knowledge_links.attach_article(
+                db(), case=case, article_id=article_id, confidence=confidence
             )
+    except (SQLAlchemyError, InvalidInputError):
+        close_request_session()
+        log.warning(
+            "could not attach the suggested article %s",
+            article_id,
+            exc_info=True,
+            extra={"call_sid": call_sid, "case_number": number},
+        )
+
+
+def _transfer(
+    call_sid: str, locale: str, number: str, sms_follows: bool, kind: str, rule: str
+) -> Response:
+    """Put the caller through to the emergency service; the case is kept and says so."""
+    flow = call_flow()
+    service_number = flow.options.emergency_numbers[kind]
+    try:
+        with db().begin():
+            case = queries.get_case(db(), number=number)
+            intake.record_emergency_transfer(db(), case=case, kind=kind, number=service_number)
     except SQLAlchemyError:  # put them through all the same; the transcript keeps the words
         close_request_session()
         log.exception("could not note the emergency transfer", extra={"call_sid": call_sid})
     log.warning(
         "emergency (%s, rule %s): transferring to %s",
-        emergency.kind,
-        emergency.rule,
+        kind,
+        rule,
         service_number,
         extra={"call_sid": call_sid, "case_number": number},
     )
@@ -298,7 +537,74 @@ def report_check() -> Response:
     )
 
 
-def _wait_for_live_transcript(call_sid: str, *, seconds: float) -> str | None:
+@bp.post("/report/danger")
+@twilio_signed
+def report_danger() -> Response:
+    """The caller's answer to "is someone in danger right now?": 1 puts them through to the
+    service the words pointed at; anything else carries on with the case number."""
+    flow, locale = call_flow(), locale_arg()
+    call_sid = caller_from_form(request.form).call_sid
+    number, sms_follows = case_from_url()
+    kind = request.args.get("kind", "")
+    if number is None:
+        return _read_back(locale, None, sms_follows)
+    if digits_from_form(request.form) == "1" and kind in flow.options.emergency_numbers:
+        return _transfer(call_sid, locale, number, sms_follows, kind, "the caller said so")
+    return twiml(flow.case_opened(locale, case_number=number, sms_follows=sms_follows))
+
+
+@bp.post("/report/answered")
+@twilio_signed
+def report_answered() -> Response:
+    """The caller's answer after hearing the knowledge base's answer: 1 closes the case as
+    answered at once (当即解答) and texts the longer answer; 2 or no key keeps the case, with
+    the article attached for the desk, and reads its number back."""
+    flow, locale = call_flow(), locale_arg()
+    call_sid = caller_from_form(request.form).call_sid
+    number, sms_follows = case_from_url()
+    article_id = request.args.get("article", "")[:80]
+    if number is None:
+        return _read_back(locale, None, sms_follows)
+    if digits_from_form(request.form) == "1":
+        try:
+            with db().begin():
+                case = queries.get_case(db(), number=number)
+                knowledge_links.answer_at_once(db(), case=case, article_id=article_id, actor=SYSTEM)
+                texted = outbox.text_caller(
+                    db(),
+                    case=case,
+                    message="answer",
+                    title=_article_field(case, article_id, "title"),
+                    details=_article_field(case, article_id, "details"),
+                )
+            log.info(
+                "answered in the call (article %s)",
+                article_id,
+                extra={"call_sid": call_sid, "case_number": number},
+            )
+            return twiml(flow.answered(locale, sms_follows=texted is not None))
+        except (SQLAlchemyError, InvalidInputError):
+            close_request_session()
+            log.warning(
+                "could not close the case as answered; it goes on",
+                exc_info=True,
+                extra={"call_sid": call_sid, "case_number": number},
+            )
+    _attach(call_sid, number, article_id, None)
+    return twiml(flow.case_opened(locale, case_number=number, sms_follows=sms_follows))
+
+
+def _article_field(case: Case, article_id: str, field: str) -> str:
+    """A field of the case's article in the case's language (else Mandarin), in the
+    transaction that closes it."""
+    article = db().get(KnowledgeArticle, article_id)
+    texts = (article.texts if article is not None else None) or {}
+    return str((texts.get(case.locale) or texts.get("zh-CN") or {}).get(field, ""))
+
+
+def _wait_for_live_transcript(call_sid: str, *, seconds: float) -> tuple[str | None, bool]:
+    """The live transcript, if it comes within `seconds`; and whether the decode is still
+    running (so another round may be worth it)."""
     # The stream's `stop` reaches the streams process about when this request does; its
     # transcript lands within a second or so. Only a call being decoded live is waited for: in
     # a burst, most calls are left to the batch job, and a web thread polling for each of them
@@ -308,11 +614,11 @@ def _wait_for_live_transcript(call_sid: str, *, seconds: float) -> str | None:
         with db().begin():
             transcript = intake.transcript_of_call(db(), call_sid=call_sid)
             if transcript is not None:
-                return transcript.text
+                return transcript.text, False
             if not intake.live_decoding(db(), call_sid=call_sid):
-                return None
+                return None, False
         if time.monotonic() >= deadline:
-            return None
+            return None, True
         time.sleep(0.05)
 
 
@@ -366,7 +672,8 @@ def status_lookup() -> Response:
 @bp.post("/operator/done")
 @twilio_signed
 def operator_done() -> Response:
-    """After ringing the operators: if nobody answered, offer a recording instead."""
+    """After ringing the operators: if nobody answered, read back the number of the report
+    the caller already made (0 during the recording), or else offer a recording."""
     flow, locale = call_flow(), locale_arg()
     caller = caller_from_form(request.form)
     if request.form.get("DialCallStatus") == "completed":
@@ -375,6 +682,16 @@ def operator_done() -> Response:
         response = VoiceResponse()
         response.hangup()
         return twiml(response)
+    number, sms_follows = case_from_url()
+    if number is not None:
+        return twiml(
+            flow.case_opened(
+                locale,
+                case_number=number,
+                sms_follows=sms_follows,
+                before="operator_unavailable_report_kept",
+            )
+        )
     call_sid = caller.call_sid
     return twiml(
         flow.record_report(locale, attempt=0, call_sid=call_sid, prompt_key="operator_unavailable")

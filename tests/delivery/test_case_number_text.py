@@ -48,7 +48,7 @@ def test_a_failed_sms_is_retried_and_the_call_is_unaffected(
 ) -> None:
     emulator.from_number = "+8613911110002"
     twilio_api.fail_next(2, to="+8613911110002")
-    log = emulator.call(["1", "1", Speak(SPEECH)])
+    log = emulator.call(["1", Speak(SPEECH)])
 
     assert log.said[-1].text == prompts["zh-CN"].text("sms_will_follow")  # the call went on
     case = wait_until(

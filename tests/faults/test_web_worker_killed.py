@@ -90,7 +90,7 @@ def test_calls_whose_first_row_died_with_a_killed_web_worker_are_recorded_by_the
         # The master starts a new worker; each call goes on: the menu, then the report.
         wait_until(lambda: answers_http(url + "/healthz"), timeout=60, what="a new worker")
         for sid in sids:
-            menu = twilio.post("/ivr/menu/choice", {**twilio.base_params(sid), "Digits": "1"})
+            menu = twilio.post("/ivr/greeting/choice", {**twilio.base_params(sid), "Digits": "1"})
             assert menu.status_code == 200 and "Record" in menu.verbs
             recording_sid = "RE" + sid[2:]
             recording_url = recording_server.add(recording_sid, WAV, not_found_first=0)

@@ -60,6 +60,47 @@ def test_simulate_call_then_case_show(environ: dict[str, str], app: Flask) -> No
     assert kinds[0] == "opened" and "recording_stored" in kinds
 
 
+def case_number_in(output: str) -> str:
+    return next(
+        line.split(":", 1)[1].strip()
+        for line in output.splitlines()
+        if line.startswith("case number:")
+    )
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_simulate_call_with_no_keys_records_mandarin_and_9_reads_its_status(
+    environ: dict[str, str], app: Flask
+) -> None:
+    wav = AUDIO / "zh_manhole.wav"
+    call = flask(environ, "simulate-call", "--wav", str(wav), "--wait", "60")
+    assert call.returncode == 0, call.stdout + call.stderr
+    posts = [line.split()[2] for line in call.stdout.splitlines() if line.startswith("→ POST")]
+    # Straight from the greeting to the recording: no menu between.
+    assert [post.split("?")[0] for post in posts[:3]] == [
+        "/ivr/voice",
+        "/ivr/report/start",
+        "/ivr/recorded",
+    ]
+    number = case_number_in(call.stdout)
+    case = json.loads(flask(environ, "case", "show", number).stdout)
+    assert case["locale"] == "zh-CN"
+
+    status = flask(environ, "simulate-call", "--digits", f"9,{number}#")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "/ivr/status/lookup" in status.stdout
+    assert "工单 " + "，".join("零幺二三四五六七八九"[int(d)] for d in number) in status.stdout
+    assert "no case was opened" in status.stdout
+
+
+def test_simulate_call_0_asks_for_a_person(environ: dict[str, str], app: Flask) -> None:
+    call = flask(environ, "simulate-call", "--digits", "0")
+    assert call.returncode == 0, call.stdout + call.stderr
+    assert "正在为您转接人工服务" in call.stdout
+    assert "/ivr/operator/done" in call.stdout  # nobody answered in the emulator
+    assert "no case was opened" in call.stdout
+
+
 def test_case_show_of_an_unknown_number_fails_clearly(environ: dict[str, str], app: Flask) -> None:
     result = flask(environ, "case", "show", "000000000")
     assert result.returncode != 0
@@ -120,3 +161,14 @@ def test_models_install_shows_progress_and_unpacks(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "downloading the small zh-CN model" in result.stdout
     assert (tmp_path / "models" / "zh-CN" / "am" / "final.mdl").exists()
+
+
+@pytest.mark.parametrize("command", [("ask", "身份证丢了怎么补办"), ("case", "show", "000000000")])
+def test_a_command_on_a_database_not_set_up_says_to_run_init(
+    environ: dict[str, str], tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    empty = {**environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite'}"}
+    result = flask(empty, *command)
+    assert result.returncode == 1
+    assert "the database is not set up yet: run `flask --app hotline init` first" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
-"""Whole calls through the Twilio emulator over real HTTP: every menu path, in every locale."""
+"""Whole calls through the Twilio emulator over real HTTP: every path from the greeting, in every
+locale (DESIGN.md, contract 2)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from emulator import CallLog, DialOutcome, Speak, Step, TwilioEmulator
 from hotline.config import CONFIG_DIR
 from hotline.db import Database
 from ivr.prompts import Prompts, load_options
-from tests.support.calls import LANGUAGE_KEY, SPEECH, VOICE, Lookups
+from tests.support.calls import GREET_IN, SPEECH, VOICE, Lookups
 
 EACH_LOCALE = pytest.mark.parametrize("locale", LOCALES)
 
@@ -26,23 +27,56 @@ def answers_to(log: CallLog, path: str) -> list[Step]:
     return [step for step in log.steps if path in step.url]
 
 
-def test_greeting_warns_of_emergencies_and_offers_each_language_in_its_own_voice(
+def test_greeting_warns_of_emergencies_and_offers_its_keys_and_each_language_in_its_own_voice(
     emulator: TwilioEmulator, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call([])  # the caller listens, then hangs up at the language menu
-    greeting, *options = log.steps[0].said
+    log = emulator.call([])  # the caller listens, then hangs up at the greeting
+    greeting, keys, *options = log.steps[0].said
     assert greeting.text == prompts["zh-CN"].text("greeting")
     assert "一一零" in greeting.text and "一一九" in greeting.text and "一二零" in greeting.text
-    assert [(s.language, s.voice) for s in options] == [VOICE[loc] for loc in LOCALES]
-    assert [s.text for s in options] == [prompts[loc].text("language_option") for loc in LOCALES]
+    assert keys.text == prompts["zh-CN"].text("greeting_keys")
+    others = [loc for loc in LOCALES if loc != "zh-CN"]
+    assert [(s.language, s.voice) for s in options] == [VOICE[loc] for loc in others]
+    assert [s.text for s in options] == [prompts[loc].text("language_option") for loc in others]
+    # One short <Gather> of single keys; with no key, the report is recorded next.
+    gather = log.steps[0].twiml.find("Gather")
+    assert gather is not None and gather.get("numDigits") == "1"
+    assert log.steps[0].verbs == ["Gather", "Redirect"]
     assert log.ended_by == "caller-hangup"
+
+
+def test_no_key_records_a_mandarin_report_straight_after_the_greeting(
+    emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
+) -> None:
+    log = emulator.call([None, Speak(SPEECH)])
+    # The greeting, then at once the report prompt and the beep: no menu between.
+    assert [step.url.split("?")[0].removeprefix(emulator.public_base_url) for step in log.steps][
+        :3
+    ] == ["/ivr/voice", "/ivr/report/start", "/ivr/recorded"]
+    assert log.steps[1].said[0].text == prompts["zh-CN"].text("report_prompt")
+    case = lookups.case_of(log.call_sid)
+    assert case.locale == "zh-CN"
+
+
+@pytest.mark.parametrize(("key", "locale"), [("2", "en-US"), ("3", "ko-KR")])
+def test_a_language_key_greets_again_in_that_language_and_no_key_then_records(
+    key: str, locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
+) -> None:
+    log = emulator.call([key, None, Speak(SPEECH)])
+    again = log.steps[1]
+    assert [s.text for s in again.said] == [
+        prompts[locale].text("greeting"),
+        prompts[locale].text("greeting_keys"),
+    ]
+    assert all((s.language, s.voice) == VOICE[locale] for s in again.said)
+    assert lookups.case_of(log.call_sid).locale == locale
 
 
 @EACH_LOCALE
 def test_report_opens_a_case_and_reads_its_number_back_digit_by_digit(
     locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call([LANGUAGE_KEY[locale], "1", Speak(SPEECH)])
+    log = emulator.call([*GREET_IN[locale], "1", Speak(SPEECH)])
 
     case = lookups.case_of(log.call_sid)
     assert numbers.is_well_formed(case.number)
@@ -54,10 +88,10 @@ def test_report_opens_a_case_and_reads_its_number_back_digit_by_digit(
     assert case.recordings[0].recording_sid == log.recordings[0]["RecordingSid"]
     assert cast(Call, case.call).locale == locale
 
-    record = answers_to(log, "/ivr/menu/choice")[0].twiml.find("Record")
+    record = answers_to(log, "/ivr/greeting/choice")[-1].twiml.find("Record")
     assert record is not None
     assert (record.get("finishOnKey"), record.get("maxLength"), record.get("timeout")) == (
-        "#",
+        "#0",
         "180",
         "5",
     )
@@ -82,44 +116,39 @@ def test_report_opens_a_case_and_reads_its_number_back_digit_by_digit(
 def test_every_prompt_after_the_language_choice_is_in_that_language(
     locale: str, emulator: TwilioEmulator
 ) -> None:
-    log = emulator.call([LANGUAGE_KEY[locale], "1", Speak(SPEECH)])
+    log = emulator.call([*GREET_IN[locale], "1", Speak(SPEECH)])
     after_choice = [spoken for step in log.steps[1:] for spoken in step.said]
     assert after_choice and all((s.language, s.voice) == VOICE[locale] for s in after_choice)
 
 
-def test_no_key_at_the_language_menu_means_mandarin(
-    emulator: TwilioEmulator, lookups: Lookups
-) -> None:
-    log = emulator.call([None, "1", Speak(SPEECH)])
-    assert lookups.case_of(log.call_sid).locale == "zh-CN"
-
-
-def test_an_invalid_language_key_repeats_the_menu(
+def test_an_invalid_key_at_the_greeting_offers_the_keys_again(
     emulator: TwilioEmulator, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call(["9", "2"])
+    log = emulator.call(["7", "2"])
     assert log.steps[1].said[0].text == prompts["zh-CN"].text("menu_invalid")
-    assert log.steps[2].said[-1].text == prompts["en-US"].text("main_menu")
+    assert log.steps[1].said[1].text == prompts["zh-CN"].text("greeting_keys")
+    assert log.steps[2].said[-1].text == prompts["en-US"].text("greeting_keys")
 
 
-def test_three_invalid_language_keys_put_the_caller_through_to_a_person(
+def test_three_invalid_keys_at_the_greeting_put_the_caller_through_to_a_person(
     emulator: TwilioEmulator, prompts: dict[str, Prompts]
 ) -> None:
     options = load_options(CONFIG_DIR / "ivr.toml")
-    log = emulator.call(["9", "8", "7", DialOutcome("completed", duration=30)])
+    log = emulator.call(["7", "8", "4", DialOutcome("completed", duration=30)])
     assert log.dialed == [list(options.operator_numbers)]
     assert log.said[-1].text == prompts["zh-CN"].text("operator_connecting")
     assert log.ended_by == "hangup-verb"
 
 
 @EACH_LOCALE
-def test_invalid_or_missing_main_menu_keys_repeat_it_and_three_misses_reach_a_person(
+def test_invalid_keys_repeat_the_greetings_keys_and_three_misses_reach_a_person(
     locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call([LANGUAGE_KEY[locale], "9", None, "5", DialOutcome("completed")])
+    misses = ["4", "5", "6"] if locale == "zh-CN" else ["4", "2", "5"]  # 2 is Mandarin's only
+    log = emulator.call([*GREET_IN[locale], *misses, DialOutcome("completed")])
     texts = [spoken.text for spoken in log.said]
     assert texts.count(prompts[locale].text("menu_invalid")) == 2
-    assert texts.count(prompts[locale].text("main_menu")) == 3
+    assert texts.count(prompts[locale].text("greeting_keys")) == 3
     assert texts[-1] == prompts[locale].text("operator_connecting")
     assert len(log.dialed) == 1
     assert log.ended_by == "hangup-verb"
@@ -130,7 +159,7 @@ def test_invalid_or_missing_main_menu_keys_repeat_it_and_three_misses_reach_a_pe
 def test_a_miss_then_a_valid_key_still_reaches_the_report(
     locale: str, emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
-    log = emulator.call([LANGUAGE_KEY[locale], "4", "1", Speak(SPEECH)])
+    log = emulator.call([*GREET_IN[locale], "4", "1", Speak(SPEECH)])
     assert lookups.case_of(log.call_sid).locale == locale
 
 
@@ -142,7 +171,7 @@ def test_status_reads_back_status_department_and_deadline(
     database: Database,
     prompts: dict[str, Prompts],
 ) -> None:
-    opened = lookups.case_of(emulator.call([LANGUAGE_KEY[locale], "1", Speak(SPEECH)]).call_sid)
+    opened = lookups.case_of(emulator.call([*GREET_IN[locale], "1", Speak(SPEECH)]).call_sid)
     deadline = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
     with database.session() as session, session.begin():
         case = session.scalars(select(Case).where(Case.number == opened.number)).one()
@@ -153,7 +182,7 @@ def test_status_reads_back_status_department_and_deadline(
         )
         case.routed_at = deadline  # routed by hand: the routing job must leave it be
 
-    log = emulator.call([LANGUAGE_KEY[locale], "2", opened.number])
+    log = emulator.call([*GREET_IN[locale], "9", opened.number])
 
     said = answers_to(log, "/ivr/status/lookup")[-1].said[0]
     assert (said.language, said.voice) == VOICE[locale]
@@ -162,16 +191,18 @@ def test_status_reads_back_status_department_and_deadline(
     water = {"zh-CN": "水务", "en-US": "Water Authority", "ko-KR": "수도국"}[locale]
     assert prompts[locale].text("status_department", department=water) in said.text
     assert prompts[locale].deadline(deadline) in said.text
-    # After the status, the caller is back at the main menu.
-    assert log.said[-1].text == prompts[locale].text("main_menu")
+    # After the status, the caller hears the greeting's keys again (no key: a report).
+    again = answers_to(log, "/ivr/menu")[0]
+    assert prompts[locale].text("greeting_keys") in [spoken.text for spoken in again.said]
+    assert again.verbs == ["Gather", "Redirect"]
 
 
 @EACH_LOCALE
 def test_status_of_a_fresh_case_says_it_is_being_dispatched(
     locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    opened = lookups.case_of(emulator.call([LANGUAGE_KEY[locale], "1", Speak(SPEECH)]).call_sid)
-    log = emulator.call([LANGUAGE_KEY[locale], "2", opened.number + "#"])
+    opened = lookups.case_of(emulator.call([*GREET_IN[locale], "1", Speak(SPEECH)]).call_sid)
+    log = emulator.call([*GREET_IN[locale], "9", opened.number + "#"])
     said = answers_to(log, "/ivr/status/lookup")[0].said[0].text
     # Open, or already with the desk or a department if a worker got to it first.
     assert any(prompts[locale].status(status) in said for status in ("open", "triage", "assigned"))
@@ -181,10 +212,10 @@ def test_status_of_a_fresh_case_says_it_is_being_dispatched(
 def test_unknown_case_number_lets_the_caller_try_once_more(
     locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    opened = lookups.case_of(emulator.call([LANGUAGE_KEY[locale], "1", Speak(SPEECH)]).call_sid)
+    opened = lookups.case_of(emulator.call([*GREET_IN[locale], "1", Speak(SPEECH)]).call_sid)
     wrong = opened.number[:-1] + str((int(opened.number[-1]) + 1) % 10)  # one key off
 
-    log = emulator.call([LANGUAGE_KEY[locale], "2", wrong, opened.number])
+    log = emulator.call([*GREET_IN[locale], "9", wrong, opened.number])
 
     first, second = answers_to(log, "/ivr/status/lookup")
     assert first.said[0].text == prompts[locale].text("status_unknown_retry")
@@ -195,7 +226,7 @@ def test_unknown_case_number_lets_the_caller_try_once_more(
 def test_unknown_case_number_twice_ends_the_call(
     locale: str, emulator: TwilioEmulator, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call([LANGUAGE_KEY[locale], "2", "123456789", "999"])
+    log = emulator.call([*GREET_IN[locale], "9", "123456789", "999"])
     assert log.said[-1].text == prompts[locale].text("status_unknown_goodbye")
     assert log.ended_by == "hangup-verb"
 
@@ -205,9 +236,9 @@ def test_operator_rings_the_on_duty_numbers(
     locale: str, emulator: TwilioEmulator, prompts: dict[str, Prompts]
 ) -> None:
     options = load_options(CONFIG_DIR / "ivr.toml")
-    log = emulator.call([LANGUAGE_KEY[locale], "0", DialOutcome("completed", duration=60)])
+    log = emulator.call([*GREET_IN[locale], "0", DialOutcome("completed", duration=60)])
     assert log.dialed == [list(options.operator_numbers)]
-    dial = answers_to(log, "/ivr/menu/choice")[0].twiml.find("Dial")
+    dial = answers_to(log, "/ivr/greeting/choice")[-1].twiml.find("Dial")
     assert dial is not None and dial.get("timeout") == str(options.operator_dial_timeout)
     assert log.said[-1].text == prompts[locale].text("operator_connecting")
     assert log.ended_by == "hangup-verb"
@@ -217,7 +248,7 @@ def test_operator_rings_the_on_duty_numbers(
 def test_when_no_operator_answers_the_caller_can_record_instead(
     locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call([LANGUAGE_KEY[locale], "0", DialOutcome("no-answer"), Speak(SPEECH)])
+    log = emulator.call([*GREET_IN[locale], "0", DialOutcome("no-answer"), Speak(SPEECH)])
     assert prompts[locale].text("operator_unavailable") in [s.text for s in log.said]
     assert lookups.case_of(log.call_sid).locale == locale
 
@@ -227,9 +258,12 @@ def test_withheld_caller_id_is_asked_for_a_callback_number(
     locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     emulator.from_number = "anonymous"
-    log = emulator.call([LANGUAGE_KEY[locale], "1", "13912345678#", Speak(SPEECH)])
+    log = emulator.call([*GREET_IN[locale], "1", Speak(SPEECH), "13912345678#"])
 
-    assert prompts[locale].text("callback_number_request") in [s.text for s in log.said]
+    # Asked after the report, not before it: no menu stands before the caller's words.
+    texts = [spoken.text for spoken in log.said]
+    asked = texts.index(prompts[locale].text("callback_number_request"))
+    assert texts.index(prompts[locale].text("report_prompt")) < asked
     case = lookups.case_of(log.call_sid)
     assert case.caller_number == "+8613912345678"  # in E.164, as texts and replies are
     assert case.sms_status in (SmsStatus.PENDING, SmsStatus.SENT)  # a text is due, or went
@@ -241,7 +275,7 @@ def test_withheld_caller_who_skips_the_callback_number_still_reports(
     locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     emulator.from_number = ""
-    log = emulator.call([LANGUAGE_KEY[locale], "1", "#", Speak(SPEECH)])
+    log = emulator.call([*GREET_IN[locale], "1", Speak(SPEECH), "#"])
 
     case = lookups.case_of(log.call_sid)
     assert case.caller_number is None and case.sms_status == SmsStatus.NONE
@@ -252,7 +286,7 @@ def test_withheld_caller_who_skips_the_callback_number_still_reports(
 def test_a_silent_recording_is_reprompted_once(
     locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call([LANGUAGE_KEY[locale], "1", Speak(None), Speak(SPEECH)])
+    log = emulator.call([*GREET_IN[locale], "1", Speak(None), Speak(SPEECH)])
     assert prompts[locale].text("report_silent_retry") in [s.text for s in log.said]
     assert lookups.case_of(log.call_sid).locale == locale
 
@@ -261,7 +295,7 @@ def test_a_silent_recording_is_reprompted_once(
 def test_two_silent_recordings_end_the_call_without_a_case(
     locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call([LANGUAGE_KEY[locale], "1", Speak(None), Speak(None)])
+    log = emulator.call([*GREET_IN[locale], "1", Speak(None), Speak(None)])
     assert log.said[-1].text == prompts[locale].text("report_nothing_heard")
     assert lookups.cases_of(log.call_sid) == []
 
@@ -269,7 +303,7 @@ def test_two_silent_recordings_end_the_call_without_a_case(
 def test_a_hang_up_during_recording_after_speaking_opens_the_case_with_its_audio(
     emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
-    log = emulator.call(["1", "1", Speak(SPEECH, end="hangup")])
+    log = emulator.call(["1", Speak(SPEECH, end="hangup")])
     assert log.ended_by == "caller-hangup"
     case = lookups.case_of(log.call_sid)
     (kept,) = lookups.recordings_of(log.call_sid)
@@ -279,7 +313,7 @@ def test_a_hang_up_during_recording_after_speaking_opens_the_case_with_its_audio
 def test_a_hang_up_before_saying_anything_keeps_nothing(
     emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
-    log = emulator.call(["1", "1", Speak(None, end="hangup")])
+    log = emulator.call(["1", Speak(None, end="hangup")])
     assert lookups.cases_of(log.call_sid) == []
     assert lookups.recordings_of(log.call_sid) == []
 
@@ -307,7 +341,7 @@ def test_a_repeated_voice_webhook_gives_the_same_answer_and_one_call(
 
 
 def test_call_details_are_kept(emulator: TwilioEmulator, lookups: Lookups) -> None:
-    log = emulator.call(["1", "1", Speak(SPEECH)], extra_params={"FromCity": "QUFU"})
+    log = emulator.call(["1", Speak(SPEECH)], extra_params={"FromCity": "QUFU"})
     call = cast(Call, lookups.case_of(log.call_sid).call)
     assert call.from_number == emulator.from_number and call.to_number == emulator.to_number
     assert call.details["FromCity"] == "QUFU" and call.details["Direction"] == "inbound"

@@ -66,7 +66,7 @@ def test_a_caller_whose_case_is_committed_hears_their_number_through_a_database_
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    log = emulator.call(["1", "1", Speak(SPEECH)])
+    log = emulator.call(["1", Speak(SPEECH)])
     number = lookups.case_of(log.call_sid).number
     # From here on the webhooks' database cannot be reached (a file in no directory).
     unreachable = create_engine(f"sqlite:///{tmp_path / 'gone' / 'hotline.sqlite'}")
@@ -84,8 +84,8 @@ def test_a_caller_whose_case_is_committed_hears_their_number_through_a_database_
 def test_a_caller_never_hears_a_case_number_that_is_not_theirs(
     emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    theirs = lookups.case_of(emulator.call(["1", "1", Speak(SPEECH)]).call_sid).number
-    other_call = emulator.call(["1", "1", Speak(SPEECH)]).call_sid
+    theirs = lookups.case_of(emulator.call(["1", Speak(SPEECH)]).call_sid).number
+    other_call = emulator.call(["1", Speak(SPEECH)]).call_sid
     own = lookups.case_of(other_call).number
 
     step = emulator.post(
@@ -104,7 +104,7 @@ def test_a_signed_url_with_a_malformed_number_is_never_read_out_in_a_blip(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    log = emulator.call(["1", "1", Speak(SPEECH)])
+    log = emulator.call(["1", Speak(SPEECH)])
     unreachable = create_engine(f"sqlite:///{tmp_path / 'gone' / 'hotline.sqlite'}")
     monkeypatch.setattr(views, "db", lambda: Session(unreachable))
 
@@ -123,7 +123,7 @@ def test_a_signed_url_with_a_malformed_number_is_never_read_out_in_a_blip(
 def test_a_recording_sid_reused_by_another_call_never_takes_that_callers_recording(
     emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    first = emulator.call(["1", "1", Speak(SPEECH)])
+    first = emulator.call(["1", Speak(SPEECH)])
     first_case = lookups.case_of(first.call_sid)
     reused = first.recordings[0]["RecordingSid"]
     second = emulator.new_call_sid()
@@ -183,7 +183,7 @@ def test_a_caller_who_hangs_up_after_speaking_still_gets_a_case_and_the_sms(
 ) -> None:
     caller = new_caller_number()
     emulator.from_number = caller
-    log = emulator.call(["1", "1", Speak(SPEECH, end="hangup")])
+    log = emulator.call(["1", Speak(SPEECH, end="hangup")])
     assert log.ended_by == "caller-hangup"
 
     case = wait_until(
@@ -203,10 +203,10 @@ def test_a_caller_who_hangs_up_after_speaking_still_gets_a_case_and_the_sms(
     assert recording.case_id == case.id
 
 
-def test_a_caller_who_keys_nothing_three_times_reaches_a_person_or_a_recording(
+def test_a_caller_who_keys_nothing_usable_three_times_reaches_a_person_or_a_recording(
     emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call(["1", None, None, None, DialOutcome("no-answer"), Speak(SPEECH)])
+    log = emulator.call(["4", "5", "7", DialOutcome("no-answer"), Speak(SPEECH)])
 
     assert len(log.dialed) == 1  # the operators were rung
     assert prompts["zh-CN"].text("operator_unavailable") in [s.text for s in log.said]
@@ -236,7 +236,7 @@ def test_a_caller_who_leaves_no_report_is_listed_for_the_desk_who_opens_a_case_f
     emulator.status_callback = "/ivr/call-status"
     caller = new_caller_number()
     emulator.from_number = caller
-    silent = emulator.call(["1", "1", Speak(None), Speak(None)])  # nothing heard, twice
+    silent = emulator.call(["1", Speak(None), Speak(None)])  # nothing heard, twice
     call = call_row(lookups, silent.call_sid)
     assert call.ended_at is not None and call.ending == "silence"
     assert lookups.cases_of(silent.call_sid) == []
@@ -273,10 +273,10 @@ def test_a_caller_who_hangs_up_in_the_menus_is_listed_until_the_desk_marks_it_ha
     emulator: TwilioEmulator, lookups: Lookups, signed_in: Callable[..., Console]
 ) -> None:
     emulator.status_callback = "/ivr/call-status"
-    menus = emulator.call(["1"])  # hangs up at the main menu
-    before = emulator.call(["1", "1", Speak(None, end="hangup")])  # at the beep, silent
-    served = emulator.call(["1", "0", DialOutcome("completed")])  # talked to an operator
-    reported = emulator.call(["1", "1", Speak(SPEECH)])
+    menus = emulator.call([])  # hangs up at the greeting
+    before = emulator.call(["1", Speak(None, end="hangup")])  # at the beep, silent
+    served = emulator.call(["0", DialOutcome("completed")])  # talked to an operator
+    reported = emulator.call(["1", Speak(SPEECH)])
     desk = signed_in("dispatcher")
 
     on_list = listed(desk)
@@ -324,7 +324,7 @@ def test_a_withheld_caller_who_keys_their_number_gets_the_sms_and_can_rate_by_re
 ) -> None:
     e164 = new_caller_number()
     emulator.from_number = "anonymous"
-    log = emulator.call(["1", "1", e164.removeprefix("+86") + "#", Speak(SPEECH)])
+    log = emulator.call(["1", Speak(SPEECH), e164.removeprefix("+86") + "#"])
 
     case = wait_until(
         lambda: (c := lookups.case_of(log.call_sid)).sms_status == SmsStatus.SENT and c,

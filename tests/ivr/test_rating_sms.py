@@ -295,7 +295,7 @@ def test_the_ivr_status_path_reads_the_state_the_feedback_left(
         if status == "closed":
             text_in(emulator, caller=caller, body="5")
 
-    log = emulator.call(["2", "2", number + "#"])
+    log = emulator.call(["2", "9", number + "#"])
 
     (lookup,) = [step for step in log.steps if "/ivr/status/lookup" in step.url]
     said = lookup.said[0].text

@@ -164,7 +164,7 @@ def test_an_emergency_heard_in_a_live_call_is_put_through_to_119(
     monkeypatch.setattr(wiring.live, "open_recognizer", HeardFire)
     log = emulator.call(["3", "1", Speak((AUDIO / "ko_streetlight.wav").read_bytes())])
 
-    transfer = next(step for step in log.steps if "/ivr/report/check" in step.url)
+    transfer = [step for step in log.steps if "/ivr/report/check" in step.url][-1]
     assert transfer.said[0].text == prompts["ko-KR"].text("emergency_transfer", number="119")
     assert (transfer.said[0].language, transfer.said[0].voice) == VOICE["ko-KR"]
     assert log.dialed == [["119"]]
@@ -177,7 +177,8 @@ def test_a_live_call_without_an_emergency_hears_its_number(
     emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     log = emulator.call(["3", "1", Speak((AUDIO / "ko_garbage.wav").read_bytes())])
-    check = next(step for step in log.steps if "/ivr/report/check" in step.url)
+    # The last round of the check (a late transcript is waited for in rounds) reads it back.
+    check = [step for step in log.steps if "/ivr/report/check" in step.url][-1]
     case = lookups.case_of(log.call_sid)
     assert prompts["ko-KR"].digits(case.number) in check.said[0].text
     assert log.dialed == []

@@ -19,13 +19,16 @@ from tests.support.calls import SPEECH, Lookups
 
 IVR_PATHS = [
     "/ivr/voice",
-    "/ivr/language/choice?miss=0",
-    "/ivr/menu/choice?lang=zh-CN&miss=0",
+    "/ivr/greeting/choice?lang=zh-CN&miss=0",
+    "/ivr/report/start?lang=zh-CN",
     "/ivr/recorded?lang=zh-CN&attempt=0",
     "/ivr/recording-status",
     "/ivr/status/lookup?lang=zh-CN&miss=0",
     "/ivr/callback-number?lang=zh-CN",
     "/ivr/operator/done?lang=zh-CN",
+    "/ivr/report/check?lang=zh-CN&case=123456789&sms=1&round=0",
+    "/ivr/report/answered?lang=zh-CN&case=123456789&sms=1&article=x",
+    "/ivr/report/danger?lang=zh-CN&case=123456789&sms=1&kind=fire",
     "/ivr/call-status",
     "/ivr/fallback",
 ]
@@ -127,8 +130,8 @@ def test_an_internal_error_apologises_and_still_records_the_caller(
     def broken(self: CallFlow, *args: object, **kwargs: object) -> None:
         raise RuntimeError("prompt store unavailable")
 
-    monkeypatch.setattr(CallFlow, "main_menu", broken)
-    log = emulator.call(["2", Speak(SPEECH)])
+    monkeypatch.setattr(CallFlow, "greeting", broken)
+    log = emulator.call(["3", Speak(SPEECH)])
 
     failed = log.steps[1]
     assert failed.status_code == 200
@@ -151,7 +154,7 @@ def test_a_report_the_database_cannot_take_is_opened_by_a_job_once_it_can(
     # Broken in the web process only: the worker, its own process, stands for the database
     # being back by the time the handed-over job runs.
     monkeypatch.setattr(intake, "open_case_from_recording", broken)
-    log = emulator.call(["1", "1", Speak(SPEECH)])
+    log = emulator.call(["1", Speak(SPEECH)])
 
     apology = prompts["zh-CN"].text("error_apology")
     failed = next(step for step in log.steps if step.said and step.said[0].text == apology)
@@ -175,7 +178,7 @@ def test_a_report_neither_the_database_nor_the_broker_can_take_is_logged_with_it
 
     monkeypatch.setattr(intake, "open_case_from_recording", broken)
     monkeypatch.setattr(tasks.open_case_later, "delay", broken)  # no broker to hand it to
-    log = emulator.call(["1", "1", Speak(SPEECH)])
+    log = emulator.call(["1", Speak(SPEECH)])
 
     assert log.said[-1].text == prompts["zh-CN"].text("recording_not_saved")
     # Twilio still holds the audio; the log line says where, so it can be recovered.
@@ -203,7 +206,7 @@ def test_the_fallback_url_apologises_and_records(
 def test_the_call_status_callback_records_how_the_call_ended(
     emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
-    log = emulator.call(["1", "1", Speak(SPEECH)])
+    log = emulator.call(["1", Speak(SPEECH)])
     params = {**emulator.base_params(log.call_sid), "CallStatus": "completed", "CallDuration": "42"}
     assert emulator.post("/ivr/call-status", params).status_code == 200
     call = lookups.call(log.call_sid)
@@ -228,7 +231,7 @@ def test_the_call_status_callback_records_a_call_it_has_no_row_for(
 def test_tampered_locale_in_our_own_url_falls_back_to_the_default(
     emulator: TwilioEmulator, prompts: dict[str, Prompts]
 ) -> None:
-    params = {**emulator.base_params(emulator.new_call_sid()), "Digits": "9"}
-    step = emulator.post("/ivr/menu/choice?lang=xx-XX&miss=abc", params)
+    params = {**emulator.base_params(emulator.new_call_sid()), "Digits": "7"}
+    step = emulator.post("/ivr/greeting/choice?lang=xx-XX&miss=abc", params)
     assert step.status_code == 200
     assert step.said[0].text == prompts["zh-CN"].text("menu_invalid")

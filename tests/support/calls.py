@@ -13,7 +13,8 @@ from hotline.db import Database
 from ivr.prompts import Prompts, load_prompts
 from tests.conftest import AUDIO
 
-LANGUAGE_KEY = {"zh-CN": "1", "en-US": "2", "ko-KR": "3"}
+# The keys that make the Mandarin greeting greet again in a locale (none for Mandarin itself).
+GREET_IN: dict[str, list[str | None]] = {"zh-CN": [], "en-US": ["2"], "ko-KR": ["3"]}
 VOICE = {
     "zh-CN": ("cmn-CN", "Polly.Zhiyu"),
     "en-US": ("en-US", "Polly.Joanna"),
