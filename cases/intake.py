@@ -250,6 +250,19 @@ def _find_or_make_recording(session: Session, *, call: Call, report: RecordingRe
     return recording
 
 
+def _new_case(session: Session, *, call: Call, locale: str, region: str) -> Case:
+    """A new open case for the call, texted its number where the caller can be reached."""
+    reachable = phones.to_e164(call.reachable_number, region=region)
+    return Case(
+        number=_unused_case_number(session),
+        call=call,
+        locale=locale,
+        caller_number=reachable,
+        sms_status=SmsStatus.PENDING if reachable else SmsStatus.NONE,
+        status=CaseStatus.OPEN,
+    )
+
+
 def _unused_case_number(session: Session) -> str:
     while True:
         number = numbers.new_case_number()
@@ -279,15 +292,7 @@ def open_case_from_recording(
         session.flush()
         return OpenedCase(case=existing, recording=recording, created=False)
 
-    reachable = phones.to_e164(call.reachable_number, region=region)
-    case = Case(
-        number=_unused_case_number(session),
-        call=call,
-        locale=locale,
-        caller_number=reachable,
-        sms_status=SmsStatus.PENDING if reachable else SmsStatus.NONE,
-        status=CaseStatus.OPEN,
-    )
+    case = _new_case(session, call=call, locale=locale, region=region)
     kept_before = _recording_for(session, call=call, report=report) is not None
     recording = _find_or_make_recording(session, call=call, report=report)
     recording.case = case
@@ -637,15 +642,7 @@ def open_case_for_emergency(
     case = session.scalars(select(Case).where(Case.call_id == call.id)).one_or_none()
     created, kept_before = case is None, False
     if case is None:
-        reachable = phones.to_e164(call.reachable_number, region=region)
-        case = Case(
-            number=_unused_case_number(session),
-            call=call,
-            locale=locale,
-            caller_number=reachable,
-            sms_status=SmsStatus.PENDING if reachable else SmsStatus.NONE,
-            status=CaseStatus.OPEN,
-        )
+        case = _new_case(session, call=call, locale=locale, region=region)
         session.add(case)
         kept = session.scalars(
             select(Recording).where(Recording.call_id == call.id, Recording.case_id.is_(None))
