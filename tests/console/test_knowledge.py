@@ -343,8 +343,11 @@ def test_a_case_the_desk_triages_as_a_consultation_gets_the_suggested_article(
 
 
 def test_the_knowledge_base_itself_suggests_the_article_for_a_consultations_words(
-    database: Database, signed_in: Callable[..., Console]
+    app: Flask, database: Database, signed_in: Callable[..., Console]
 ) -> None:
+    # The index is built in the background (never inside a page's transaction): wait for it,
+    # as a desk would have by the time it opens a case.
+    wiring_of(app).knowledge.ready(timeout=120)
     number = consultation(database, article=None)
     page = signed_in("dispatcher").get(f"/console/cases/{number}").get_data(as_text=True)
     assert 'id="article-section"' in page
