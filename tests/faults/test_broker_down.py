@@ -31,9 +31,11 @@ from tests.support.calls import SPEECH, Lookups
 from tests.support.receivers import WebhookReceiver
 
 
-def heard_shape(said: list[str], spoken_number: str) -> list[str]:
-    """What a caller heard, with their own case number (as it is spoken) masked."""
-    return [text.replace(spoken_number, "<number>") for text in said]
+def heard_shape(said: list[str], spoken_number: str, *, waiting: str) -> list[str]:
+    """What a caller heard, with their own case number (as it is spoken) masked. The check's
+    "one moment" notice (`waiting`) is left out: whether a caller hears it depends on how fast
+    the live decode finished, on a good day as in an outage, not on the broker."""
+    return [text.replace(spoken_number, "<number>") for text in said if text != waiting]
 
 
 def test_calls_during_a_broker_outage_sound_the_same_and_their_jobs_flow_when_it_returns(
@@ -81,11 +83,14 @@ def test_calls_during_a_broker_outage_sound_the_same_and_their_jobs_flow_when_it
     record_fault(row)
 
     korean = prompts["ko-KR"]
-    usual = heard_shape(before_heard, korean.digits(lookups.case_of(before_sid).number))
+    waiting = korean.text("report_check_wait")
+    usual = heard_shape(
+        before_heard, korean.digits(lookups.case_of(before_sid).number), waiting=waiting
+    )
     for call_sid, heard, _ in during:
         spoken_number = korean.digits(lookups.case_of(call_sid).number)
         assert korean.text("error_apology") not in heard
         assert any(spoken_number in text for text in heard), heard  # their number, read back
-        assert heard_shape(heard, spoken_number) == usual
+        assert heard_shape(heard, spoken_number, waiting=waiting) == usual
     assert row.lost == 0, [outcome for outcome in outcomes if not outcome.finished]
     assert row.doubled == 0, [outcome for outcome in outcomes if outcome.doubled]

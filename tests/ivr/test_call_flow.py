@@ -17,6 +17,7 @@ from emulator import CallLog, DialOutcome, Speak, Step, TwilioEmulator
 from hotline.config import CONFIG_DIR
 from hotline.db import Database
 from ivr.prompts import Prompts, load_options
+from tests.conftest import wait_until
 from tests.support.calls import GREET_IN, SPEECH, VOICE, Lookups
 
 EACH_LOCALE = pytest.mark.parametrize("locale", LOCALES)
@@ -163,7 +164,15 @@ def test_a_miss_then_a_valid_key_still_reaches_the_report(
     assert lookups.case_of(log.call_sid).locale == locale
 
 
+def settled_by_the_worker(database: Database, number: str) -> bool:
+    """Whether the worker is done with a new case: routed, or sent to the desk to listen to."""
+    with database.session() as session:
+        case = session.scalars(select(Case).where(Case.number == number)).one()
+        return case.routed_at is not None or case.needs_review
+
+
 @EACH_LOCALE
+@pytest.mark.usefixtures("celery_worker")
 def test_status_reads_back_status_department_and_deadline(
     locale: str,
     emulator: TwilioEmulator,
@@ -172,6 +181,13 @@ def test_status_reads_back_status_department_and_deadline(
     prompts: dict[str, Prompts],
 ) -> None:
     opened = lookups.case_of(emulator.call([*GREET_IN[locale], "1", Speak(SPEECH)]).call_sid)
+    # The worker first, then the hand: a worker still busy with the case would write its own
+    # status, department and deadline over the ones set here (PostgreSQL, CI).
+    wait_until(
+        lambda: settled_by_the_worker(database, opened.number),
+        timeout=120,
+        what="the worker to route the case or send it to the desk",
+    )
     deadline = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
     with database.session() as session, session.begin():
         case = session.scalars(select(Case).where(Case.number == opened.number)).one()
