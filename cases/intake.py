@@ -251,9 +251,10 @@ def _find_or_make_recording(session: Session, *, call: Call, report: RecordingRe
 
 
 def _new_case(session: Session, *, call: Call, locale: str, region: str) -> Case:
-    """A new open case for the call, texted its number where the caller can be reached."""
+    """A new open case for the call, texted its number where the caller can be reached, with
+    the call's live transcript if it came first."""
     reachable = phones.to_e164(call.reachable_number, region=region)
-    return Case(
+    case = Case(
         number=_unused_case_number(session),
         call=call,
         locale=locale,
@@ -261,6 +262,11 @@ def _new_case(session: Session, *, call: Call, locale: str, region: str) -> Case
         sms_status=SmsStatus.PENDING if reachable else SmsStatus.NONE,
         status=CaseStatus.OPEN,
     )
+    # The live stream may have finished before the case was opened: its transcript joins it.
+    transcript = session.scalars(select(Transcript).where(Transcript.call_id == call.id)).first()
+    if transcript is not None:
+        transcript.case = case
+    return case
 
 
 def _unused_case_number(session: Session) -> str:
@@ -297,10 +303,6 @@ def open_case_from_recording(
     recording = _find_or_make_recording(session, call=call, report=report)
     recording.case = case
     session.add(case)
-    # The live stream may have finished before the Record action reached us.
-    transcript = session.scalars(select(Transcript).where(Transcript.call_id == call.id)).first()
-    if transcript is not None:
-        transcript.case = case
     add_event(
         session,
         case=case,
@@ -650,11 +652,6 @@ def open_case_for_emergency(
         for recording in kept:
             recording.case = case
         kept_before = bool(kept)
-        transcript = session.scalars(
-            select(Transcript).where(Transcript.call_id == call.id)
-        ).first()
-        if transcript is not None:
-            transcript.case = case
         add_event(
             session,
             case=case,
