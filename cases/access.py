@@ -49,10 +49,13 @@ def visibility(actor: Actor) -> ColumnElement[bool]:
     """The WHERE clause that limits cases to those the actor may see.
 
     Department staff see the cases in their inbox and the ones they stay first-responsible for;
-    leadership also sees what was escalated or copied to it as major.
+    leadership also sees what was escalated or copied to it as major. Operators see the cases
+    they opened at their seat (the caller's earlier cases are shown on the call, not here).
     """
     if actor.sees_everything:
         return true()
+    if actor.role == Role.OPERATOR:
+        return Case.owner == actor.name
     if actor.role != Role.DEPARTMENT or actor.department_code is None:
         return false()
     own = or_(

@@ -727,3 +727,17 @@ def reach_case_at_callback_number(session: Session, *, call_sid: str) -> Case | 
     case.caller_number = case.call.callback_number
     case.sms_status = SmsStatus.PENDING
     return case
+
+
+def open_case_for_person(session: Session, *, call_sid: str, locale: str, region: str) -> Case:
+    """The case of a call a person answered: the report the caller already made (0 during the
+    recording), or a new case for the call. The operator then writes it up
+    (`cases.lifecycle.route_at_seat`)."""
+    call = get_call(session, call_sid=call_sid)
+    case = session.scalars(select(Case).where(Case.call_id == call.id)).one_or_none()
+    if case is None:
+        case = _new_case(session, call=call, locale=locale, region=region)
+        session.add(case)
+        add_event(session, case=case, kind="opened", actor="seat", call_sid=call_sid, locale=locale)
+        session.flush()
+    return case

@@ -31,7 +31,16 @@ from cases import outbox
 from cases.access import DISPATCH_DESK, LEADERSHIP, Actor, holds_case
 from cases.errors import N_, InvalidInputError, InvalidTransitionError, NotAllowedError
 from cases.free_text import PROSE
-from cases.models import ACTIVE_STATUSES, Case, CaseStatus, Category, Department, Light, utcnow
+from cases.models import (
+    ACTIVE_STATUSES,
+    Case,
+    CaseStatus,
+    Category,
+    Department,
+    Light,
+    Role,
+    utcnow,
+)
 from cases.timeline import add_event
 
 PRESSING_URGENCIES = ("urgent", "emergency")
@@ -63,6 +72,10 @@ def _desk(actor: Actor, case: Case) -> bool:
 
 def _supervises(actor: Actor, case: Case) -> bool:
     return actor.supervises
+
+
+def _operator_on_the_call(actor: Actor, case: Case) -> bool:
+    return actor.role == Role.OPERATOR and case.owner in (None, actor.name)
 
 
 def _always(case: Case) -> bool:
@@ -154,6 +167,12 @@ TRANSITIONS: dict[str, Transition] = {
         frozenset({CaseStatus.TRIAGE, CaseStatus.OPEN}),
         _desk,
         N_("Only the dispatch desk triages cases"),
+    ),
+    "route_at_seat": Transition(
+        "open",
+        frozenset({CaseStatus.OPEN, CaseStatus.TRIAGE}),
+        _operator_on_the_call,
+        N_("Only the operator who took the call opens its case"),
     ),
     "ruling": Transition(
         "rule on",
@@ -419,21 +438,9 @@ def triage(
     check_actor("triage", actor=actor, case=case)
     check_status("triage", case=case)
     note_text = PROSE.clean(note, field="note", required=False)
-    get_category(session, category_code)
-    target = _department(session, department_code)
-    if urgency not in ("normal", *PRESSING_URGENCIES):
-        raise InvalidInputError(f"unknown urgency {urgency!r}")
-    if target.code == LEADERSHIP:
-        raise InvalidInputError("leadership supervises cases; it does not handle them")
-    if target.code == DISPATCH_DESK:
-        # Assigning to the desk would file the case as triage again (`_assign`): it would look
-        # triaged and not be.
-        raise InvalidInputError(
-            N_(
-                "The desk cannot triage a case to itself: "
-                "choose the department that will handle it."
-            )
-        )
+    target = _check_decision(
+        session, category_code=category_code, department_code=department_code, urgency=urgency
+    )
     case.category_code = category_code
     case.urgency = urgency
     case.needs_review = False
@@ -451,9 +458,80 @@ def triage(
         note=note_text or None,
     )
     _assign(session, case=case, department_code=target.code, deadline_at=deadline_at)
-    if urgency in PRESSING_URGENCIES and not case.major:
+    _copy_pressing_to_leadership(session, case=case)
+    return case
+
+
+def _check_decision(
+    session: Session, *, category_code: str, department_code: str, urgency: str
+) -> Department:
+    """A person's routing decision checked: a known category and urgency, and a department
+    that handles cases (not leadership, not the desk itself)."""
+    get_category(session, category_code)
+    target = _department(session, department_code)
+    if urgency not in ("normal", *PRESSING_URGENCIES):
+        raise InvalidInputError(f"unknown urgency {urgency!r}")
+    if target.code == LEADERSHIP:
+        raise InvalidInputError("leadership supervises cases; it does not handle them")
+    if target.code == DISPATCH_DESK:
+        # Assigning to the desk would file the case as triage again (`_assign`): it would look
+        # triaged and not be.
+        raise InvalidInputError(
+            N_(
+                "The desk cannot triage a case to itself: "
+                "choose the department that will handle it."
+            )
+        )
+    return target
+
+
+def _copy_pressing_to_leadership(session: Session, *, case: Case) -> None:
+    if case.urgency in PRESSING_URGENCIES and not case.major:
         case.major = True
         outbox.push_case(session, case=case, department_code=LEADERSHIP, topic="copy")
+
+
+def route_at_seat(
+    session: Session,
+    *,
+    case: Case,
+    actor: Actor,
+    summary: str,
+    category_code: str,
+    department_code: str,
+    urgency: str,
+    deadline_at: datetime,
+    place_code: str | None,
+    suggestion: dict[str, object] | None = None,
+) -> Case:
+    """The operator who took the call writes the case up and sends it to its department; they
+    are its owner, first-responsible for what the caller was told (首问负责)."""
+    check_actor("route_at_seat", actor=actor, case=case)
+    check_status("route_at_seat", case=case)
+    summary_text = PROSE.clean(summary, field="summary")
+    target = _check_decision(
+        session, category_code=category_code, department_code=department_code, urgency=urgency
+    )
+    case.owner = actor.name
+    case.category_code = category_code
+    case.urgency = urgency
+    case.place_code = place_code
+    case.needs_review = False
+    case.routed_at = case.routed_at or utcnow()
+    add_event(
+        session,
+        case=case,
+        kind="opened_at_seat",
+        actor=actor.name,
+        summary=summary_text,
+        category=category_code,
+        department=target.code,
+        urgency=urgency,
+        place=place_code,
+        suggested=(suggestion or {}).get("category"),
+    )
+    _assign(session, case=case, department_code=target.code, deadline_at=deadline_at)
+    _copy_pressing_to_leadership(session, case=case)
     return case
 
 

@@ -101,6 +101,8 @@ class Role(enum.StrEnum):
     DISPATCHER = "dispatcher"
     DEPARTMENT = "department"
     SUPERVISOR = "supervisor"
+    # Answers calls at a seat (cases.seats): the queue rings them, they open the case.
+    OPERATOR = "operator"
     ADMIN = "admin"
 
 
@@ -286,6 +288,9 @@ class Case(Base):
     rating: Mapped[int | None]
     rated_at: Mapped[datetime | None]
     reopen_count: Mapped[int] = mapped_column(default=0)
+    # The operator who took the call and opened the case (首问负责, first-responsible for
+    # what the caller was told), a username; None for cases the IVR opened by itself.
+    owner: Mapped[str | None] = mapped_column(String(80))
     # The knowledge-base article suggested for the matter (cases.knowledge_links). A plain
     # indexed column, no foreign key: a case may name an article the desk later retires.
     article_id: Mapped[str | None] = mapped_column(String(80), index=True)
@@ -509,3 +514,152 @@ class KnowledgeRevision(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     article: Mapped[KnowledgeArticle] = relationship(back_populates="revisions")
+
+
+class SeatStatus(enum.StrEnum):
+    """Where an operator's seat stands. The operator chooses the first four; the queue moves
+    the seat through the others (cases.seats)."""
+
+    SIGNED_OUT = "signed_out"
+    AVAILABLE = "available"
+    BUSY = "busy"  # at the seat, but doing something else: rings no calls
+    ON_BREAK = "on_break"
+    OFFERED = "offered"  # a call to the seat's phone is ringing to put a caller through
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"  # after a call: writing it up, for the configured wrap-up time
+    AWAY = "away"  # an offered call went unanswered: rings nothing until set available again
+
+
+class WrapUpCode(enum.StrEnum):
+    """How a call that asked for a person ended: chosen by the operator, or set by the queue
+    for a caller no operator reached."""
+
+    ANSWERED = "answered"
+    CASE_OPENED = "case_opened"
+    TRANSFERRED = "transferred"
+    CALLBACK_NEEDED = "callback_needed"
+    NUISANCE = "nuisance"
+    SILENT = "silent"
+    # Set by the queue itself:
+    ABANDONED = "abandoned"  # hung up while waiting
+    CALLBACK_REQUESTED = "callback_requested"  # pressed 1 while waiting, or at "no seat"
+    NO_OPERATOR = "no_operator"  # no seat open, after hours, or waited past the limit
+
+
+class Seat(Base):
+    """An operator's place on the line: the phone that rings them and their status."""
+
+    __tablename__ = "seats"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    # E.164 or a sip: address: what Twilio dials to ring the operator.
+    address: Mapped[str] = mapped_column(String(120))
+    status: Mapped[SeatStatus] = mapped_column(String(20), default=SeatStatus.SIGNED_OUT)
+    # Since when: the longest-idle available seat is offered the next caller.
+    status_since: Mapped[datetime] = mapped_column(default=utcnow)
+    # The call placed to the seat to put a caller through (its own CallSid once answered),
+    # and which offer it was: a late callback about an older offer changes nothing.
+    offer: Mapped[int] = mapped_column(default=0)
+    seat_call_sid: Mapped[str | None] = mapped_column(String(64))
+    # The queue entry the seat is talking to or wrapping up. No foreign key: the entry names
+    # its seat, and a key each way would make the two tables a cycle.
+    entry_id: Mapped[int | None]
+    wrap_up_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User] = relationship()
+    entry: Mapped[QueueEntry | None] = relationship(
+        primaryjoin="foreign(Seat.entry_id) == QueueEntry.id", viewonly=True
+    )
+
+
+class QueueEntry(Base):
+    """One caller's time in the queue for a person, from joining to the wrap-up code. The
+    service-level figures are read from these rows."""
+
+    __tablename__ = "queue_entries"
+    __table_args__ = (Index("ix_queue_entries_enqueued_at", "enqueued_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # One entry per call: a retried webhook finds it (a call asks for a person once).
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    caller_number: Mapped[str | None] = mapped_column(String(40))
+    locale: Mapped[str] = mapped_column(String(10))
+    # Why the call wants a person (cases.seats.WHY_A_PERSON keys).
+    reason: Mapped[str] = mapped_column(String(30))
+    # The report the caller made before asking for a person (0 during the recording).
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # None while waiting or talking; then Twilio's QueueResult (bridged, hangup, leave, ...),
+    # or "no_seat" for a caller never put in the queue.
+    result: Mapped[str | None] = mapped_column(String(30))
+    left_at: Mapped[datetime | None]
+    # Seconds waited, as Twilio counted them (QueueTime): the service level's own measure.
+    wait_seconds: Mapped[int | None]
+    # Why the caller left before a person answered: "callback" (pressed 1), "limit".
+    leave_reason: Mapped[str | None] = mapped_column(String(20))
+    last_position: Mapped[int | None]
+    # Put through to a seat: when, to whom, and how long they talked.
+    answered_at: Mapped[datetime | None]
+    seat_id: Mapped[int | None] = mapped_column(ForeignKey("seats.id"))
+    operator: Mapped[str | None] = mapped_column(String(80))
+    handled_seconds: Mapped[int | None]
+    # What the caller said so far while talking to the operator (the live stream's words),
+    # and the emergency heard in them, if any ({"kind": ..., "number": ...}).
+    live_text: Mapped[str] = mapped_column(Text, default="")
+    live_updated_at: Mapped[datetime | None]
+    emergency: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    wrap_up: Mapped[WrapUpCode | None] = mapped_column(String(30))
+    wrap_up_by: Mapped[str | None] = mapped_column(String(80))
+    wrap_up_at: Mapped[datetime | None]
+
+    case: Mapped[Case | None] = relationship(foreign_keys=[case_id])
+    seat: Mapped[Seat | None] = relationship(foreign_keys=[seat_id])
+
+
+class CallbackTask(Base):
+    """A caller who asked for a person and reached none is called back (12345's rule)."""
+
+    __tablename__ = "callback_tasks"
+    __table_args__ = (Index("ix_callback_tasks_status_created_at", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    caller_number: Mapped[str] = mapped_column(String(40))
+    locale: Mapped[str] = mapped_column(String(10))
+    # cases.seats.CALLBACK_REASONS keys: hung up in the queue, asked, no seat open...
+    reason: Mapped[str] = mapped_column(String(30))
+    # The call it came from (one task per call: a retried webhook finds it).
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("queue_entries.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # "open" until called back ("done"), given up after the last attempt ("failed"), or
+    # "withdrawn" by a caller who recorded a report instead.
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    attempts: Mapped[int] = mapped_column(default=0)
+    closed_at: Mapped[datetime | None]
+
+    attempt_rows: Mapped[list[CallbackAttempt]] = relationship(
+        back_populates="task", order_by="CallbackAttempt.id"
+    )
+
+
+class CallbackAttempt(Base):
+    """One try at calling a caller back: the operator is rung first, then the citizen."""
+
+    __tablename__ = "callback_attempts"
+    __table_args__ = (UniqueConstraint("task_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("callback_tasks.id"))
+    number: Mapped[int]  # 1, 2, 3
+    operator: Mapped[str] = mapped_column(String(80))
+    seat_id: Mapped[int | None] = mapped_column(ForeignKey("seats.id"))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # None while under way; then the citizen's DialCallStatus (completed, no-answer, busy,
+    # failed), or "operator-unreached" when the operator's own phone did not answer.
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    ended_at: Mapped[datetime | None]
+    talked_seconds: Mapped[int | None]
+
+    task: Mapped[CallbackTask] = relationship(back_populates="attempt_rows")

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from cases import intake
 from cases.models import Case, SmsStatus, utcnow
-from cases.privacy import hide_phone_numbers
+from cases.privacy import hide_phone_numbers, mask_number
 from delivery.channels import Senders, send
 from delivery.messages import DeliveryConfig, DeliveryError, next_attempt_at
 from delivery.services import (
@@ -263,3 +263,24 @@ def _record_text(
         intake.record_sms_result(
             session, case=case, status=status, message_sid=message_sid, error=error
         )
+
+
+@shared_task(bind=True, name="delivery.send_caller_text", max_retries=None, acks_late=True)  # type: ignore[untyped-decorator]
+def send_caller_text(self: Task, wiring: Wiring, to: str, locale: str, message: str) -> str:
+    """Text a caller one of the prompts' `sms_<message>` texts that belongs to no case (the
+    callback given up); a failure is retried as the case-number text's is."""
+    settings, senders = wiring.settings, wiring.senders
+    body = senders.render_caller_text(locale, message, {})
+    if senders.send_sms is None:
+        log.info("SMS not configured; would text %s: %s", mask_number(to), body)
+        return SmsStatus.LOGGED
+    try:
+        message_sid = senders.send_sms(to, body)
+    except DeliveryError as error:
+        if error.permanent or self.request.retries >= settings.sms_retries:
+            log.error("caller text failed: %s", hide_phone_numbers(str(error)))
+            return SmsStatus.FAILED
+        countdown = min(settings.sms_backoff * 2**self.request.retries, 600.0)
+        raise self.retry(countdown=countdown) from error
+    log.info("caller text sent", extra={"message_sid": message_sid})
+    return SmsStatus.SENT

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hotline.jobs")
 
 # Jobs whose failure would lose work are acknowledged only after they finish.
-TASK_MODULES = ["ivr.tasks", "routing.tasks", "delivery.tasks", "hotline.jobs"]
+TASK_MODULES = ["ivr.tasks", "ivr.seat_calls", "routing.tasks", "delivery.tasks", "hotline.jobs"]
 
 
 class HotlineCelery(Celery):
@@ -106,6 +106,13 @@ def create_celery(settings: Settings) -> HotlineCelery:
                 "task": "cases.sweep_deadlines",
                 "schedule": 60.0,
                 "options": {"expires": 55.0},
+            },
+            # Seats whose wrap-up ended, and callers a lost job left waiting, are paired here
+            # too (each webhook that frees a seat or queues a caller also queues it at once).
+            "ring-free-seats": {
+                "task": "ivr.ring_free_seats",
+                "schedule": settings.jobs_sweep_seconds,
+                "options": {"expires": settings.jobs_sweep_seconds},
             },
             "resend-pending-deliveries": {
                 "task": "delivery.resend_pending_deliveries",

@@ -25,10 +25,12 @@ from hotline.logs import configure_logging
 from hotline.web import SecurityHeaders, csrf, init_web
 from hotline.wiring import EXTENSION, Wiring, close_request_session
 from ivr import interrupt_views as ivr_interrupt_views
+from ivr import queue_views as ivr_queue_views
 from ivr import sms as ivr_sms
 from ivr import views as ivr_views
 from ivr.entry import VoiceEntry
 from ivr.prompts import Prompts, load_options, load_prompts
+from ivr.seat_calls import CeleryTelephony
 from ivr.sms import caller_text_renderer
 from ivr.streams import LiveTranscription, new_stream_token, stream_url
 from ivr.twiml import CallFlow, LiveStreaming
@@ -78,6 +80,7 @@ def wire(settings: Settings) -> Wiring:
         senders=_senders(settings, prompts),
         celery=celery,
         knowledge=KnowledgeBase(database.session),
+        telephony=CeleryTelephony(),
     )
     celery.wiring = wiring
     # Jobs are sent, and run, through the current app: this one, which knows the wiring.
@@ -135,9 +138,11 @@ def build_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     # Nested, so that the emergency step is a webhook like the others (an "ivr." endpoint).
     ivr_views.bp.register_blueprint(ivr_interrupt_views.bp)
+    ivr_views.bp.register_blueprint(ivr_queue_views.bp)
     # Twilio signs its requests, and departments' systems send a key with each: neither can
     # hold a CSRF token, and neither rides on a cookie.
     csrf.exempt(ivr_interrupt_views.bp)
+    csrf.exempt(ivr_queue_views.bp)
     for blueprint in (ivr_views.bp, ivr_sms.bp, api_blueprint):
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)

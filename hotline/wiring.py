@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 if TYPE_CHECKING:
     from twilio.request_validator import RequestValidator
 
+    from cases.seats import SeatTelephony
     from delivery.channels import Senders
     from hotline.celery_app import HotlineCelery
     from hotline.config import Settings
@@ -53,6 +54,8 @@ class Wiring:
     celery: HotlineCelery
     # The knowledge base: articles from the database, retrieval rebuilt when they change.
     knowledge: KnowledgeBase
+    # The calls the console asks the phone system to make (seats, callbacks, transfers).
+    telephony: SeatTelephony
 
 
 def wiring_of(app: Flask) -> Wiring:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,19 @@ REQUIRED_KEYS = (
     "operator_connecting",
     "operator_unavailable",
     "operator_unavailable_report_kept",
+    "queue_position",
+    "queue_callback_option",
+    "queue_callback_confirmed",
+    "queue_no_number",
+    "queue_connecting",
+    "queue_waited_too_long",
+    "person_unavailable_offer",
+    "person_after_hours",
+    "seat_caller_waiting",
+    "seat_no_caller",
+    "callback_operator_intro",
+    "callback_not_reached",
+    "sms_callback_given_up",
     "error_apology",
     "recording_not_saved",
     "goodbye",
@@ -109,8 +123,13 @@ class Prompts:
 class IVROptions:
     """Settings of the call flow itself, from config/ivr.toml."""
 
-    operator_numbers: tuple[str, ...]
-    operator_dial_timeout: int
+    queue_name: str
+    operator_hours: tuple[str, str]
+    queue_announce_every: int
+    queue_wait_limit: int
+    seat_ring_timeout: int
+    wrap_up_seconds: int
+    assumed_handling_seconds: int
     menu_timeout: int
     menu_max_misses: int
     greeting_timeout: int
@@ -146,12 +165,31 @@ def load_prompts(directory: Path, locales: tuple[str, ...]) -> dict[str, Prompts
     return prompts
 
 
+def parse_operator_hours(value: object, path: Path) -> tuple[str, str]:
+    """Two "HH:MM" times, the first before the second ("24:00" ends the day)."""
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(
+            isinstance(v, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d|24:00", v) for v in value
+        )
+        or value[0] >= value[1]
+    ):
+        raise ValueError(f'{path}: operator_hours must be two times such as ["08:00", "20:00"]')
+    return value[0], value[1]
+
+
 def load_options(path: Path) -> IVROptions:
     """Load the call-flow settings."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     return IVROptions(
-        operator_numbers=tuple(data["operator_numbers"]),
-        operator_dial_timeout=int(data["operator_dial_timeout"]),
+        queue_name=str(data["queue_name"]),
+        operator_hours=parse_operator_hours(data["operator_hours"], path),
+        queue_announce_every=int(data["queue_announce_every"]),
+        queue_wait_limit=int(data["queue_wait_limit"]),
+        seat_ring_timeout=int(data["seat_ring_timeout"]),
+        wrap_up_seconds=int(data["wrap_up_seconds"]),
+        assumed_handling_seconds=int(data["assumed_handling_seconds"]),
         menu_timeout=int(data["menu_timeout"]),
         menu_max_misses=int(data["menu_max_misses"]),
         greeting_timeout=int(data["greeting_timeout"]),

@@ -28,6 +28,7 @@ from websockets.http11 import Request, Response
 
 from cases import intake
 from hotline.wiring import Wiring
+from ivr.conversation import ConversationListener
 from ivr.interrupt import EMERGENCY_STEP_PATH, CallRedirect, EmergencyWatch, twilio_call_redirect
 from ivr.signatures import signature_matches
 from ivr.stream_decoder import DecodingPool
@@ -41,6 +42,7 @@ from ivr.streams import (
     media_payload,
     parse_frame,
 )
+from ivr.twiml import CONVERSATION_STREAM
 from transcription.models import LoadedModel
 from transcription.recognizer import StreamingTranscriber
 
@@ -83,6 +85,11 @@ class MediaStreams:
             max_workers=max(1, wiring.live.max_streams) + 2, thread_name_prefix="stream-finish"
         )
         # Emergencies are rare: two threads keep one slow REST request from holding another.
+        # The words of conversations with operators are written on threads of their own: a
+        # slow database must never delay an emergency interrupt.
+        self.conversations = concurrent.futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="conversation-words"
+        )
         self.interrupts = concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="emergency-interrupt"
         )
@@ -96,6 +103,18 @@ class MediaStreams:
                 auth_token=settings.twilio_auth_token,
                 api_base_url=settings.twilio_api_base_url,
             )
+
+    def listener(self, start: StreamStart) -> Callable[[str], None]:
+        """Who is told the words so far: the operator's page during a conversation with a
+        person, else the watch that interrupts a report for an emergency."""
+        if start.purpose == CONVERSATION_STREAM:
+            return ConversationListener(
+                call_sid=start.call_sid,
+                session=self.wiring.database.session,
+                emergency_numbers=self.wiring.call_flow.options.emergency_numbers,
+                executor=self.conversations,
+            ).heard
+        return self.watch(start).heard
 
     def watch(self, start: StreamStart) -> EmergencyWatch:
         """The call's watch for an emergency heard while its caller speaks."""
@@ -155,7 +174,7 @@ class MediaStreams:
                         log.warning("media stream refused: %s", refusal, extra=log_extra(start))
                         await websocket.close(POLICY_VIOLATION, refusal)
                         break
-                    call.on_heard = self.watch(start).heard
+                    call.on_heard = self.listener(start)
                     await loop.run_in_executor(self.pool, call.begin)
                 elif event == "media":
                     call.feed(media_payload(message))
@@ -195,6 +214,7 @@ class MediaStreams:
         self.pool.shutdown(wait=True)
         self.decoding.shutdown()
         self.interrupts.shutdown(wait=True)
+        self.conversations.shutdown(wait=True)
 
 
 async def run_streams(

@@ -174,6 +174,9 @@ class StreamStart:
     stream_sid: str
     token: str
     locale: str
+    # What the stream is for: "" for a report, "conversation" for a caller put through to a
+    # person (its words go to the operator's page, `ivr.conversation`).
+    purpose: str = ""
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> StreamStart:
@@ -189,6 +192,7 @@ class StreamStart:
             stream_sid=_text(start.get("streamSid") or message.get("streamSid") or "", "streamSid"),
             token=_text(parameters.get("token", ""), "the token"),
             locale=_text(parameters.get("locale", ""), "the locale"),
+            purpose=_text(parameters.get("purpose", ""), "the purpose"),
         )
 
 

@@ -24,6 +24,8 @@ class LiveStreaming:
 
 
 STREAM_NAME = "report"
+# The stream of a caller put through to a person: the operator's page shows its words live.
+CONVERSATION_STREAM = "conversation"
 
 
 class CallFlow:
@@ -298,35 +300,140 @@ class CallFlow:
         response.redirect(self.url("/ivr/menu", lang=locale), method="POST")
         return response
 
-    def operator(
-        self, locale: str, *, case_number: str | None = None, sms_follows: bool = False
+    def person(
+        self,
+        locale: str,
+        *,
+        reason: str,
+        case_number: str | None = None,
+        sms_follows: bool = False,
     ) -> VoiceResponse:
-        """Ring the on-duty operators together; the first to answer takes the call. After a
-        report (0 during the recording) the case is named, so that if nobody answers its
-        number is read back rather than the caller asked to speak again."""
+        """Go to the step that finds the caller a person (`/ivr/person`): it queues them, or
+        offers a callback or a recording when no seat is open. After a report (0 during the
+        recording) its stream is stopped and the case named, so the number is never lost."""
         response = VoiceResponse()
-        query: dict[str, object] = {"lang": locale}
+        query: dict[str, object] = {"lang": locale, "why": reason}
         if case_number is not None:
             self._stop_stream(response, locale)
             query.update(case=case_number, sms=int(sms_follows))
-        self._say(response, locale, self.prompts[locale].text("operator_connecting"))
-        dial = response.dial(
-            action=self.url("/ivr/operator/done", **query),
-            method="POST",
-            timeout=self.options.operator_dial_timeout,
-        )
-        for number in self.options.operator_numbers:
-            dial.number(number)
+        response.redirect(self.url("/ivr/person", **query), method="POST")
         return response
 
-    def after_menu_misses(self, locale: str, *, call_sid: str) -> VoiceResponse:
-        """A caller who keys nothing usable, three times, is not dropped: the operators are
-        rung (and, if none answers, the caller is recorded); with none on duty, recorded."""
-        if self.options.operator_numbers:
-            return self.operator(locale)
-        return self.record_report(
-            locale, attempt=0, call_sid=call_sid, prompt_key="operator_unavailable"
+    def enqueue(self, locale: str, *, call_sid: str, query: dict[str, object]) -> VoiceResponse:
+        """Put the caller in the queue for a person. Their words are streamed from now on, so
+        the operator who takes the call reads them live (`cases.seats.hear_live`)."""
+        response = VoiceResponse()
+        self._say(response, locale, self.prompts[locale].text("operator_connecting"))
+        live = self.live
+        if live and locale in live.locales:
+            start = Start()
+            stream = start.stream(url=live.url, name=CONVERSATION_STREAM)
+            stream.parameter(name="token", value=live.token_for(call_sid))
+            stream.parameter(name="locale", value=locale)
+            stream.parameter(name="purpose", value=CONVERSATION_STREAM)
+            response.append(start)
+        response.enqueue(
+            self.options.queue_name,
+            action=self.url("/ivr/queue/left", **query),
+            method="POST",
+            wait_url=self.url("/ivr/queue/wait", lang=locale),
+            wait_url_method="POST",
         )
+        return response
+
+    def queue_wait(
+        self, locale: str, *, position: int, minutes: int, callback_possible: bool
+    ) -> VoiceResponse:
+        """While the caller waits: their place and the expected wait, then quiet until the next
+        announcement; 1 (when we have their number) asks to be called back instead."""
+        response = VoiceResponse()
+        prompts = self.prompts[locale]
+        gather = response.gather(
+            action=self.url("/ivr/queue/key", lang=locale), method="POST", num_digits=1, timeout=1
+        )
+        self._say(
+            gather,
+            locale,
+            prompts.text("queue_position", position=str(position), minutes=str(minutes)),
+        )
+        if callback_possible:
+            self._say(gather, locale, prompts.text("queue_callback_option"))
+        # The announcement takes about ten seconds; the pause makes the round one period long.
+        gather.pause(length=max(5, self.options.queue_announce_every - 10))
+        response.redirect(self.url("/ivr/queue/wait", lang=locale), method="POST")
+        return response
+
+    def leave_queue(self, locale: str, *, before: str | None = None) -> VoiceResponse:
+        """Take the caller out of the queue; its action says what comes next."""
+        response = VoiceResponse()
+        if before:
+            self._say(response, locale, self.prompts[locale].text(before))
+        response.leave()
+        return response
+
+    def back_to_waiting(self, locale: str, *, before: str | None = None) -> VoiceResponse:
+        """A key in the queue that changes nothing: back to the wait announcements."""
+        response = VoiceResponse()
+        if before:
+            self._say(response, locale, self.prompts[locale].text(before))
+        response.redirect(self.url("/ivr/queue/wait", lang=locale), method="POST")
+        return response
+
+    def queue_connecting(self, locale: str) -> VoiceResponse:
+        """Said to the caller as a seat takes them off the queue."""
+        response = VoiceResponse()
+        self._say(response, locale, self.prompts[locale].text("queue_connecting"))
+        return response
+
+    def nobody_free(
+        self, locale: str, *, before: str | None, query: dict[str, object]
+    ) -> VoiceResponse:
+        """No operator can take the call (none on duty, after hours, or waited too long): 1
+        or no key is a callback, 2 records a report now."""
+        response = VoiceResponse()
+        action = self.url("/ivr/person/offer", **query)
+        gather = self._gather(response, action, num_digits=1)
+        if before:
+            self._say(gather, locale, self.prompts[locale].text(before))
+        self._say(gather, locale, self.prompts[locale].text("person_unavailable_offer"))
+        response.redirect(action, method="POST")
+        return response
+
+    def seat_takes_caller(self, *, seat_id: int, offer: int, caller_locale: str) -> VoiceResponse:
+        """The operator answered their seat's phone: take the longest-waiting caller off the
+        queue. Twilio requests the <Queue> url on the caller's side first."""
+        response = VoiceResponse()
+        staff = self.locales[0]
+        self._say(response, staff, self.prompts[staff].text("seat_caller_waiting"))
+        dial = response.dial(
+            action=self.url("/ivr/seat/done", seat=seat_id, offer=offer),
+            method="POST",
+            timeout=self.options.seat_ring_timeout,
+        )
+        dial.queue(
+            self.options.queue_name,
+            url=self.url("/ivr/queue/connecting", lang=caller_locale),
+            method="POST",
+        )
+        return response
+
+    def staff_goodbye(self, key: str) -> VoiceResponse:
+        """A word to the operator (in the hotline's first language), then hang up."""
+        return self.goodbye(self.locales[0], key)
+
+    def callback_dial(self, *, attempt_id: int, citizen: str, caller_id: str) -> VoiceResponse:
+        """A callback: the operator answered; now ring the citizen from the hotline's number."""
+        response = VoiceResponse()
+        staff = self.locales[0]
+        self._say(response, staff, self.prompts[staff].text("callback_operator_intro"))
+        dial = response.dial(
+            action=self.url("/ivr/callbacks/dialled", attempt=attempt_id),
+            method="POST",
+            timeout=30,
+            caller_id=caller_id,
+        )
+        dial.number(citizen)
+        return response
 
     def apology_and_record(self, locale: str) -> VoiceResponse:
         """After an internal error: apologise and still record the caller, so nothing is lost."""

@@ -86,8 +86,9 @@ def voice() -> Response:
 @twilio_signed
 def greeting_choice() -> Response:
     """A key at the greeting: 1 (or none) records the report, 2 and 3 greet again in English
-    or Korean, 9 asks for a case number, 0 rings a person. A key that means nothing there
-    says so and offers the keys again; after three, a person is rung (or the caller recorded)."""
+    or Korean, 9 asks for a case number, 0 asks for a person. A key that means nothing there
+    says so and offers the keys again; after three, the caller is put in the queue for a
+    person (`ivr.queue_views`)."""
     flow, locale = call_flow(), locale_arg()
     caller = caller_from_form(request.form)
     choice = menus.choose_at_greeting(
@@ -96,7 +97,7 @@ def greeting_choice() -> Response:
     if choice is None:
         misses = int_arg(request.args, "miss") + 1
         if misses >= flow.options.menu_max_misses:
-            return twiml(flow.after_menu_misses(locale, call_sid=caller.call_sid))
+            return twiml(flow.person(locale, reason="menu_misses"))
         return twiml(flow.greeting(locale, greet=False, misses=misses))
     if choice.action is GreetingChoice.LANGUAGE:
         with db().begin():
@@ -105,7 +106,7 @@ def greeting_choice() -> Response:
     if choice.action is GreetingChoice.STATUS:
         return twiml(flow.status_request(locale, misses=0))
     if choice.action is GreetingChoice.OPERATOR:
-        return twiml(flow.operator(locale))
+        return twiml(flow.person(locale, reason="asked"))
     return twiml(flow.record_report(locale, attempt=0, call_sid=caller.call_sid))
 
 
@@ -225,7 +226,7 @@ def _nothing_said(step: RecordedStep, locale: str) -> Response:
         _note_ending(step.caller, intake.ENDING_SILENCE)
         return twiml(empty())
     if step.to_operator:
-        return twiml(flow.operator(locale))
+        return twiml(flow.person(locale, reason="asked"))
     if int_arg(request.args, "attempt", limit=1) == 0:
         return twiml(flow.record_report(locale, attempt=1))
     _note_ending(step.caller, intake.ENDING_SILENCE)
@@ -249,7 +250,7 @@ def recorded() -> Response:
             _note_ending(step.caller, intake.ENDING_HANGUP_BEFORE_REPORT)
             return twiml(empty())
         if step.to_operator:
-            return twiml(flow.operator(locale))
+            return twiml(flow.person(locale, reason="asked"))
         # Nothing was heard: re-prompt once, then give up politely.
         attempt = int_arg(request.args, "attempt", limit=1)
         if attempt == 0:
@@ -317,7 +318,14 @@ def recorded() -> Response:
         return twiml(empty())
     if step.to_operator:
         # 0 during the recording: the report is kept, and a person takes the call.
-        return twiml(flow.operator(locale, case_number=case_number, sms_follows=sms_follows))
+        return twiml(
+            flow.person(
+                locale,
+                reason="report_then_person",
+                case_number=case_number,
+                sms_follows=sms_follows,
+            )
+        )
     if ask_number:
         return twiml(
             flow.callback_number_request(locale, case_number=case_number, sms_follows=sms_follows)
@@ -541,15 +549,21 @@ def _transfer(
 @twilio_signed
 def report_danger() -> Response:
     """The caller's answer to "is someone in danger right now?": 1 puts them through to the
-    service the words pointed at; anything else carries on with the case number."""
+    service the words pointed at; 0 (it is not, but the caller wants a person) goes to the
+    queue; anything else carries on with the case number."""
     flow, locale = call_flow(), locale_arg()
     call_sid = caller_from_form(request.form).call_sid
     number, sms_follows = case_from_url()
     kind = request.args.get("kind", "")
     if number is None:
         return _read_back(locale, None, sms_follows)
-    if digits_from_form(request.form) == "1" and kind in flow.options.emergency_numbers:
+    digits = digits_from_form(request.form)
+    if digits == "1" and kind in flow.options.emergency_numbers:
         return _transfer(call_sid, locale, number, sms_follows, kind, "the caller said so")
+    if digits == menus.OPERATOR_KEY:
+        return twiml(
+            flow.person(locale, reason="not_emergency", case_number=number, sms_follows=sms_follows)
+        )
     return twiml(flow.case_opened(locale, case_number=number, sms_follows=sms_follows))
 
 
@@ -644,10 +658,13 @@ def recording_status() -> Response:
 @bp.post("/status/lookup")
 @twilio_signed
 def status_lookup() -> Response:
-    """Read back the status of the case the caller keyed; an unknown number may be tried again."""
+    """Read back the status of the case the caller keyed; an unknown number may be tried
+    again once, then a person helps (0 asks for one at once)."""
     flow, locale = call_flow(), locale_arg()
     caller = caller_from_form(request.form)
     number = digits_from_form(request.form)
+    if number == menus.OPERATOR_KEY:
+        return twiml(flow.person(locale, reason="status_lookup"))
     with db().begin():
         case = queries.find_case(db(), number=number) if number else None
         if case is not None:
@@ -664,38 +681,10 @@ def status_lookup() -> Response:
             )
     misses = int_arg(request.args, "miss") + 1
     if misses >= 2:
+        # Two numbers that match nothing: the machine cannot help; a person can.
         _note_ending(caller, intake.ENDING_STATUS_NOT_FOUND)
-        return twiml(flow.goodbye(locale, "status_unknown_goodbye"))
+        return twiml(flow.person(locale, reason="status_lookup"))
     return twiml(flow.status_request(locale, misses=misses))
-
-
-@bp.post("/operator/done")
-@twilio_signed
-def operator_done() -> Response:
-    """After ringing the operators: if nobody answered, read back the number of the report
-    the caller already made (0 during the recording), or else offer a recording."""
-    flow, locale = call_flow(), locale_arg()
-    caller = caller_from_form(request.form)
-    if request.form.get("DialCallStatus") == "completed":
-        with db().begin():
-            intake.mark_call_served(db(), caller=caller, how="operator")
-        response = VoiceResponse()
-        response.hangup()
-        return twiml(response)
-    number, sms_follows = case_from_url()
-    if number is not None:
-        return twiml(
-            flow.case_opened(
-                locale,
-                case_number=number,
-                sms_follows=sms_follows,
-                before="operator_unavailable_report_kept",
-            )
-        )
-    call_sid = caller.call_sid
-    return twiml(
-        flow.record_report(locale, attempt=0, call_sid=call_sid, prompt_key="operator_unavailable")
-    )
 
 
 @bp.post("/call-status")

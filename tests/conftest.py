@@ -36,7 +36,7 @@ from ivr.stream_server import StreamsServer
 from tests.support.flaky_proxy import FlakyProxy
 
 # Fixtures that tests in several folders use: calls and their look-ups, staff accounts.
-pytest_plugins = ["tests.support.calls", "tests.support.staff"]
+pytest_plugins = ["tests.support.calls", "tests.support.staff", "tests.support.seats"]
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 AUDIO = FIXTURES / "audio"

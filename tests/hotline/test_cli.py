@@ -96,8 +96,8 @@ def test_simulate_call_with_no_keys_records_mandarin_and_9_reads_its_status(
 def test_simulate_call_0_asks_for_a_person(environ: dict[str, str], app: Flask) -> None:
     call = flask(environ, "simulate-call", "--digits", "0")
     assert call.returncode == 0, call.stdout + call.stderr
-    assert "正在为您转接人工服务" in call.stdout
-    assert "/ivr/operator/done" in call.stdout  # nobody answered in the emulator
+    assert "现在没有话务员可以接听" in call.stdout  # nobody has a seat: a callback is offered
+    assert "/ivr/person" in call.stdout  # no operator has a seat here: the offer follows
     assert "no case was opened" in call.stdout
 
 

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 
 from cases.models import CaseStatus
-from emulator import DialOutcome, Speak, Step, TwilioEmulator
+from emulator import Speak, Step, TwilioEmulator
 from hotline.db import Database
 from hotline.wiring import EXTENSION, Wiring
 from ivr import views
@@ -65,26 +65,28 @@ def knowledge(
 
 
 @pytest.mark.parametrize("keys", [["1"], ["3", "1"]], ids=["zh-CN", "ko-KR (live)"])
-def test_zero_during_the_recording_keeps_the_report_and_rings_a_person(
-    keys: list[str], emulator: TwilioEmulator, lookups: Lookups, wiring: Wiring
+def test_zero_during_the_recording_keeps_the_report_and_asks_for_a_person(
+    keys: list[str], emulator: TwilioEmulator, lookups: Lookups
 ) -> None:
-    log = emulator.call([*keys, Speak(SPEECH, end="0"), DialOutcome("completed", duration=40)])
+    log = emulator.call([*keys, Speak(SPEECH, end="0"), "1"])
 
     assert log.recordings[0]["Digits"] == "0"
     case = lookups.case_of(log.call_sid)  # kept, as for #
     assert case.recordings[0].recording_sid == log.recordings[0]["RecordingSid"]
-    assert log.dialed == [list(wiring.call_flow.options.operator_numbers)]
     assert step_to(log.steps, "/ivr/report/check") == []  # a person takes it from here
-    assert log.ended_by == "hangup-verb"
+    entry = lookups.queue_entry(log.call_sid)
+    assert entry is not None and entry.reason == "report_then_person"
+    assert entry.case_id == case.id
 
 
 def test_zero_during_the_recording_with_nobody_free_reads_the_kept_reports_number(
     emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call(["1", Speak(SPEECH, end="0"), DialOutcome("no-answer")])
+    log = emulator.call(["1", Speak(SPEECH, end="0"), "2"])
 
     case = lookups.case_of(log.call_sid)
     texts = said(log.steps)
+    assert prompts["zh-CN"].text("person_unavailable_offer") in texts
     assert prompts["zh-CN"].text("operator_unavailable_report_kept") in texts
     assert any(prompts["zh-CN"].digits(case.number) in text for text in texts)
     assert prompts["zh-CN"].text("report_prompt") not in texts[-3:]  # not asked to speak again

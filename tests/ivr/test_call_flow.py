@@ -13,12 +13,11 @@ from sqlalchemy import select
 from cases import numbers
 from cases.locales import LOCALES
 from cases.models import Call, Case, CaseStatus, SmsStatus
-from emulator import CallLog, DialOutcome, Speak, Step, TwilioEmulator
-from hotline.config import CONFIG_DIR
+from emulator import CallLog, Speak, Step, TwilioEmulator
 from hotline.db import Database
-from ivr.prompts import Prompts, load_options
+from ivr.prompts import Prompts
 from tests.conftest import wait_until
-from tests.support.calls import GREET_IN, SPEECH, VOICE, Lookups
+from tests.support.calls import GREET_IN, SPEECH, VOICE, Lookups, fresh_mobile_number
 
 EACH_LOCALE = pytest.mark.parametrize("locale", LOCALES)
 
@@ -131,14 +130,21 @@ def test_an_invalid_key_at_the_greeting_offers_the_keys_again(
     assert log.steps[2].said[-1].text == prompts["en-US"].text("greeting_keys")
 
 
-def test_three_invalid_keys_at_the_greeting_put_the_caller_through_to_a_person(
-    emulator: TwilioEmulator, prompts: dict[str, Prompts]
+def test_three_invalid_keys_at_the_greeting_ask_for_a_person_and_with_no_seat_open_offer_a_callback(
+    emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    options = load_options(CONFIG_DIR / "ivr.toml")
-    log = emulator.call(["7", "8", "4", DialOutcome("completed", duration=30)])
-    assert log.dialed == [list(options.operator_numbers)]
-    assert log.said[-1].text == prompts["zh-CN"].text("operator_connecting")
+    # No operator has taken a seat in this session's IVR tests: nobody can answer.
+    emulator.from_number = fresh_mobile_number()
+    log = emulator.call(["7", "8", "4", "1"])
+    texts = [spoken.text for spoken in log.said]
+    assert prompts["zh-CN"].text("person_unavailable_offer") in texts
+    assert texts[-1] == prompts["zh-CN"].text("queue_callback_confirmed")
     assert log.ended_by == "hangup-verb"
+    entry = lookups.queue_entry(log.call_sid)
+    assert entry is not None and (entry.reason, entry.result) == ("menu_misses", "no_seat")
+    task = lookups.callback_of(log.call_sid)
+    assert task is not None and task.caller_number == emulator.from_number
+    assert (task.reason, task.status) == ("no_seat", "open")
 
 
 @EACH_LOCALE
@@ -146,14 +152,15 @@ def test_invalid_keys_repeat_the_greetings_keys_and_three_misses_reach_a_person(
     locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
     misses = ["4", "5", "6"] if locale == "zh-CN" else ["4", "2", "5"]  # 2 is Mandarin's only
-    log = emulator.call([*GREET_IN[locale], *misses, DialOutcome("completed")])
+    emulator.from_number = fresh_mobile_number()
+    log = emulator.call([*GREET_IN[locale], *misses])
     texts = [spoken.text for spoken in log.said]
     assert texts.count(prompts[locale].text("menu_invalid")) == 2
     assert texts.count(prompts[locale].text("greeting_keys")) == 3
-    assert texts[-1] == prompts[locale].text("operator_connecting")
-    assert len(log.dialed) == 1
-    assert log.ended_by == "hangup-verb"
+    assert prompts[locale].text("person_unavailable_offer") in texts
     assert lookups.cases_of(log.call_sid) == []
+    # Hanging up at the offer (no key) is a callback too: they reached nobody.
+    assert lookups.callback_of(log.call_sid) is not None
 
 
 @EACH_LOCALE
@@ -239,34 +246,36 @@ def test_unknown_case_number_lets_the_caller_try_once_more(
 
 
 @EACH_LOCALE
-def test_unknown_case_number_twice_ends_the_call(
-    locale: str, emulator: TwilioEmulator, prompts: dict[str, Prompts]
-) -> None:
-    log = emulator.call([*GREET_IN[locale], "9", "123456789", "999"])
-    assert log.said[-1].text == prompts[locale].text("status_unknown_goodbye")
-    assert log.ended_by == "hangup-verb"
-
-
-@EACH_LOCALE
-def test_operator_rings_the_on_duty_numbers(
-    locale: str, emulator: TwilioEmulator, prompts: dict[str, Prompts]
-) -> None:
-    options = load_options(CONFIG_DIR / "ivr.toml")
-    log = emulator.call([*GREET_IN[locale], "0", DialOutcome("completed", duration=60)])
-    assert log.dialed == [list(options.operator_numbers)]
-    dial = answers_to(log, "/ivr/greeting/choice")[-1].twiml.find("Dial")
-    assert dial is not None and dial.get("timeout") == str(options.operator_dial_timeout)
-    assert log.said[-1].text == prompts[locale].text("operator_connecting")
-    assert log.ended_by == "hangup-verb"
-
-
-@EACH_LOCALE
-def test_when_no_operator_answers_the_caller_can_record_instead(
+def test_unknown_case_number_twice_goes_to_a_person(
     locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call([*GREET_IN[locale], "0", DialOutcome("no-answer"), Speak(SPEECH)])
-    assert prompts[locale].text("operator_unavailable") in [s.text for s in log.said]
+    log = emulator.call([*GREET_IN[locale], "9", "123456789", "999", "1"])
+    assert prompts[locale].text("person_unavailable_offer") in [s.text for s in log.said]
+    entry = lookups.queue_entry(log.call_sid)
+    assert entry is not None and entry.reason == "status_lookup"
+
+
+@EACH_LOCALE
+def test_zero_with_no_seat_open_offers_a_callback_or_a_recording_and_2_records(
+    locale: str, emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
+) -> None:
+    emulator.from_number = fresh_mobile_number()
+    log = emulator.call([*GREET_IN[locale], "0", "2", Speak(SPEECH)])
+    assert prompts[locale].text("person_unavailable_offer") in [s.text for s in log.said]
     assert lookups.case_of(log.call_sid).locale == locale
+    entry = lookups.queue_entry(log.call_sid)
+    assert entry is not None and (entry.result, entry.wrap_up) == ("no_seat", "no_operator")
+    task = lookups.callback_of(log.call_sid)
+    assert task is not None and task.status == "withdrawn"  # they chose to record instead
+
+
+def test_zero_at_the_status_prompt_asks_for_a_person(
+    emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
+) -> None:
+    log = emulator.call(["9", "0", "1"])
+    assert log.said[-1].text == prompts["zh-CN"].text("queue_callback_confirmed")
+    entry = lookups.queue_entry(log.call_sid)
+    assert entry is not None and entry.reason == "status_lookup"
 
 
 @EACH_LOCALE

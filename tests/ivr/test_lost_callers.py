@@ -27,7 +27,7 @@ from cases.models import (
     SmsStatus,
     utcnow,
 )
-from emulator import DialOutcome, RecordingServer, Speak, TwilioEmulator
+from emulator import RecordingServer, Speak, TwilioEmulator
 from hotline.db import Database
 from ivr import views
 from ivr.prompts import Prompts
@@ -206,11 +206,10 @@ def test_a_caller_who_hangs_up_after_speaking_still_gets_a_case_and_the_sms(
 def test_a_caller_who_keys_nothing_usable_three_times_reaches_a_person_or_a_recording(
     emulator: TwilioEmulator, lookups: Lookups, prompts: dict[str, Prompts]
 ) -> None:
-    log = emulator.call(["4", "5", "7", DialOutcome("no-answer"), Speak(SPEECH)])
+    log = emulator.call(["4", "5", "7", "2", Speak(SPEECH)])
 
-    assert len(log.dialed) == 1  # the operators were rung
-    assert prompts["zh-CN"].text("operator_unavailable") in [s.text for s in log.said]
-    case = lookups.case_of(log.call_sid)  # nobody answered: the caller was recorded
+    assert prompts["zh-CN"].text("person_unavailable_offer") in [s.text for s in log.said]
+    case = lookups.case_of(log.call_sid)  # nobody free: the caller chose to be recorded
     assert log.said[-3].text == read_back(prompts["zh-CN"], case.number)
 
 
@@ -275,7 +274,8 @@ def test_a_caller_who_hangs_up_in_the_menus_is_listed_until_the_desk_marks_it_ha
     emulator.status_callback = "/ivr/call-status"
     menus = emulator.call([])  # hangs up at the greeting
     before = emulator.call(["1", Speak(None, end="hangup")])  # at the beep, silent
-    served = emulator.call(["0", DialOutcome("completed")])  # talked to an operator
+    # No seat is open: the caller asks to be called back, so the callback list has them.
+    served = emulator.call(["0", "1"])
     reported = emulator.call(["1", Speak(SPEECH)])
     desk = signed_in("dispatcher")
 

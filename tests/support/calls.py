@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases.locales import LOCALES
-from cases.models import Call, Case, Recording, Transcript
+from cases.models import Call, CallbackTask, Case, QueueEntry, Recording, Transcript
 from hotline.config import CONFIG_DIR
 from hotline.db import Database
 from ivr.prompts import Prompts, load_prompts
@@ -79,6 +81,19 @@ class Lookups:
                 .where(Call.call_sid == call_sid)
             ).one_or_none()
 
+    def queue_entry(self, call_sid: str) -> QueueEntry | None:
+        with self._session() as session:
+            return session.scalars(
+                select(QueueEntry).where(QueueEntry.call_sid == call_sid)
+            ).one_or_none()
+
+    def callback_of(self, call_sid: str) -> CallbackTask | None:
+        """The callback task this call made (a number with one open already makes none)."""
+        with self._session() as session:
+            return session.scalars(
+                select(CallbackTask).where(CallbackTask.call_sid == call_sid)
+            ).one_or_none()
+
     def count_calls(self, call_sid: str) -> int:
         with self._session() as session:
             return int(
@@ -92,3 +107,8 @@ class Lookups:
 @pytest.fixture
 def lookups(database: Database) -> Lookups:
     return Lookups(database)
+
+
+def fresh_mobile_number() -> str:
+    """A Chinese mobile number no other test calls from: callbacks are one per number."""
+    return "+86139" + "".join(random.choices("0123456789", k=8))

@@ -11,7 +11,7 @@ import re
 import secrets
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from cases import staff
-from cases.models import Case, Recording, RecordingStatus
+from cases.models import Case, Recording, RecordingStatus, Role, Seat, SeatStatus
 from hotline.db import Database
 from tests.conftest import AUDIO
 
@@ -65,9 +66,8 @@ class Console:
 
     def token(self) -> str:
         """The CSRF token of this browser's session, read from a page as a browser would."""
-        page = self.client.get("/console/")
-        if page.status_code == 302:
-            page = self.client.get("/console/login")
+        # Signed out, that is the sign-in page; an operator's home is their seat.
+        page = self.client.get("/console/", follow_redirects=True)
         found = TOKEN.search(page.get_data(as_text=True))
         assert found, "no CSRF token on the page"
         return found.group(1)
@@ -91,8 +91,10 @@ def console(app: Flask) -> Callable[[], Console]:
 
 
 @pytest.fixture
-def make_account(database: Database) -> Callable[..., Account]:
-    """Make a staff account with a unique username."""
+def make_account(database: Database) -> Iterator[Callable[..., Account]]:
+    """Make a staff account with a unique username. An operator's seat is signed out when the
+    test ends: a seat left available would queue every later test's caller who presses 0."""
+    operators: list[int] = []
 
     def make(role: str, department_code: str | None = None) -> Account:
         username = f"{role}-{department_code or 'all'}-{uuid.uuid4().hex[:8]}"
@@ -104,9 +106,18 @@ def make_account(database: Database) -> Callable[..., Account]:
                 role=role,
                 department_code=department_code,
             )
+            if role == Role.OPERATOR:
+                operators.append(user.id)
             return Account(user.id, username, role, department_code)
 
-    return make
+    yield make
+    if operators:
+        with database.session() as session, session.begin():
+            session.execute(
+                update(Seat)
+                .where(Seat.user_id.in_(operators))
+                .values(status=SeatStatus.SIGNED_OUT, entry_id=None, wrap_up_until=None)
+            )
 
 
 @pytest.fixture
