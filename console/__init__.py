@@ -15,7 +15,16 @@ from flask_wtf.csrf import CSRFError
 def init_console(app: Flask) -> None:
     """Register the console's blueprints, with sign-in."""
     # Imported for their routes, which they add to the console's blueprint.
-    from console import actions, admin, auth, knowledge, unreported_calls, views  # noqa: F401
+    from console import (  # noqa: F401
+        actions,
+        admin,
+        auth,
+        knowledge,
+        seat,
+        service_level,
+        unreported_calls,
+        views,
+    )
     from console.blueprint import bp, form_expired
 
     auth.bp.register_error_handler(CSRFError, form_expired)

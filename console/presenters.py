@@ -48,6 +48,7 @@ ROLE_LABELS = {
     Role.DISPATCHER: _l("Dispatcher"),
     Role.DEPARTMENT: _l("Department staff"),
     Role.SUPERVISOR: _l("Supervisor"),
+    Role.OPERATOR: _l("Operator"),
     Role.ADMIN: _l("Administrator"),
 }
 EVENT_LABELS = {
@@ -65,6 +66,7 @@ EVENT_LABELS = {
     "sent_back": _l("Sent back to the desk"),
     "ruling": _l("Desk ruling"),
     "triaged": _l("Triaged"),
+    "opened_at_seat": _l("Written up by the operator who took the call"),
     "resolved": _l("Resolved"),
     "rated": _l("Rated by the caller"),
     "closed": _l("Closed"),

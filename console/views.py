@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import render_template, request, send_file
+from flask import redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from cases import queries
 from cases.access import get_visible_case, require
 from cases.errors import InvalidInputError
 from cases.lifecycle import TRANSITIONS
-from cases.models import ACTIVE_STATUSES, Case, CaseStatus, RecordingStatus, utcnow
+from cases.models import ACTIVE_STATUSES, Case, CaseStatus, RecordingStatus, Role, utcnow
 from cases.timeline import last_event
 from console.auth import no_store
 from console.blueprint import PAGE_SIZE, actor, bp, error_page, page_argument, recording_link_valid
@@ -61,10 +61,13 @@ def _paginate(session: Session, query: Select[Case], page: int) -> tuple[list[Ca
 
 
 @bp.get("/")
-def home() -> str:
+def home() -> str | Response:
     """The inbox: department staff see their department's cases, the others every case they
-    may see; soonest deadline first, with a status filter."""
+    may see; soonest deadline first, with a status filter. Operators have no inbox: their
+    home is their seat."""
     who = actor()
+    if who.role == Role.OPERATOR:
+        return redirect(url_for("console.seat_page"))
     status_key = _status_filter()
     page = page_argument()
     department_filter = request.args.get("department") or None

@@ -20,10 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.serving import make_server
 
-from cases import directory, queries, serialise, staff
+from cases import callbacks, directory, queries, seats, serialise, staff
 from cases.errors import InvalidInputError, UnknownCaseError
 from cases.locales import LOCALES
 from cases.models import Call, Case, RecordingStatus, utcnow
+from cases.privacy import mask_number
 from emulator import EmulatorError, Input, RecordingServer, Speak, Step, TwilioEmulator
 from hotline import migrate
 from hotline.config import CONFIG_DIR, Settings
@@ -70,6 +71,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(emergency_eval_command)
     app.cli.add_command(department_group)
     app.cli.add_command(user_group)
+    app.cli.add_command(queue_group)
+    app.cli.add_command(callbacks_group)
 
 
 @contextlib.contextmanager
@@ -611,7 +614,7 @@ def user_group() -> None:
 @click.argument("username")
 @click.option(
     "--role",
-    type=click.Choice(["dispatcher", "department", "supervisor", "admin"]),
+    type=click.Choice(["dispatcher", "department", "supervisor", "operator", "admin"]),
     required=True,
 )
 @click.option("--department", "department_code", help="The department, for department staff.")
@@ -635,3 +638,55 @@ def user_add(username: str, role: str, department_code: str | None) -> None:
         raise click.ClickException(str(error)) from error
     suffix = f" of {department_code}" if department_code else ""
     click.echo(f"user {username} added: {role}{suffix}")
+
+
+@click.group("queue", cls=AppGroup)
+def queue_group() -> None:
+    """The queue for a person."""
+
+
+@queue_group.command("show")
+def queue_show() -> None:
+    """Print the calls waiting for a person as JSON, longest-waiting first."""
+    wiring = current_wiring()
+    now = utcnow()
+    with wiring.database.session() as session, database_set_up():
+        waiting = [
+            {
+                "call_sid": entry.call_sid,
+                # Masked as everywhere staff need not dial the caller; the number to call
+                # back is in `callbacks list`.
+                "caller": mask_number(entry.caller_number),
+                "locale": entry.locale,
+                "reason": entry.reason,
+                "seconds_waiting": max(0, int((now - entry.enqueued_at).total_seconds())),
+                # Twilio's queue is first come, first served: the order of our records is its.
+                "position": position,
+            }
+            for position, entry in enumerate(seats.waiting(session), start=1)
+        ]
+    click.echo(json.dumps(waiting, ensure_ascii=False, indent=2))
+
+
+@click.group("callbacks", cls=AppGroup)
+def callbacks_group() -> None:
+    """Callers to call back."""
+
+
+@callbacks_group.command("list")
+def callbacks_list() -> None:
+    """Print the open callback tasks as JSON, oldest first, each with the number to call."""
+    wiring = current_wiring()
+    with wiring.database.session() as session, database_set_up():
+        tasks = [
+            {
+                "id": task.id,
+                "caller": task.caller_number,
+                "locale": task.locale,
+                "reason": task.reason,
+                "created_at": task.created_at.isoformat(),
+                "attempts": task.attempts,
+            }
+            for task in callbacks.open_callbacks(session)
+        ]
+    click.echo(json.dumps(tasks, ensure_ascii=False, indent=2))

@@ -27,6 +27,8 @@ calendar's local time, Asia/Shanghai by default):
 - **On-time rate:** of the cases that are due (resolved, or past their deadline), the share
   resolved by their deadline. A case still inside its time limit is neither late nor on time.
 - **Satisfaction (满意率):** of the cases the caller rated, the share rated 4 or 5.
+- **Answering (GB/T 33358):** of the calls that asked for a person in the range, the share
+  answered within 15 seconds and the share answered at all (``cases.service_level``).
 
 A rate with nothing to divide by is None ("no figure"), never 0%.
 """
@@ -42,6 +44,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from cases import service_level
 from cases.access import DISPATCH_DESK, LEADERSHIP
 from cases.models import Case, CaseEvent, CaseStatus, Department
 from routing.deadlines import WorkingCalendar, compute_deadline
@@ -418,4 +421,58 @@ def direct_answers(
             answered[week] = answered.get(week, 0) + 1
     return DirectAnswers(
         weeks=weeks_between(start, end, zone=zone), opened=opened, answered=answered
+    )
+
+
+# --- answering the phone ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answering:
+    """GB/T 33358's two headline rates over a range: of the calls that asked for a person
+    (`cases.service_level` says what counts), the share a person answered within 15 seconds
+    and the share answered at all. Three counts, nothing about any caller."""
+
+    offered: int = 0
+    answered: int = 0
+    answered_in_time: int = 0
+
+    within_seconds = service_level.ANSWER_WITHIN_SECONDS
+    in_time_target = service_level.SERVICE_LEVEL_TARGET
+    answered_target = service_level.ANSWER_RATE_TARGET
+
+    @property
+    def in_time_rate(self) -> float | None:
+        """Share of the calls offered that a person answered within 15 seconds."""
+        return _share(self.answered_in_time, self.offered)
+
+    @property
+    def answered_rate(self) -> float | None:
+        """Share of the calls offered that a person answered."""
+        return _share(self.answered, self.offered)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts, the rates and their targets, for the downloads."""
+        return {
+            "offered": self.offered,
+            "answered": self.answered,
+            "answered_within_15s": self.answered_in_time,
+            "answered_within_15s_rate": self.in_time_rate,
+            "answered_rate": self.answered_rate,
+            "answered_within_15s_target": self.in_time_target,
+            "answered_rate_target": self.answered_target,
+        }
+
+
+def answering(session: Session, *, start: datetime, end: datetime, zone: ZoneInfo) -> Answering:
+    """The headline answering rates for the calls that asked for a person in [start, end)."""
+    figures = service_level.total(
+        service_level.service_level(
+            session, start=start, end=end, zone=zone, resolution=service_level.Resolution.DAY
+        )
+    )
+    return Answering(
+        offered=figures.offered,
+        answered=figures.answered,
+        answered_in_time=figures.answered_in_time,
     )

@@ -100,6 +100,7 @@ class _CachedFigures:
     disclosure: stats.Disclosure
     departments: dict[str, Department]
     direct: stats.DirectAnswers
+    answering: stats.Answering
 
 
 class FiguresCache:
@@ -382,11 +383,15 @@ def published_figures(weeks: int) -> _CachedFigures:
             direct = stats.direct_answers(
                 db(), start=start, end=end, zone=ZoneInfo(calendar.timezone)
             )
+            answering = stats.answering(
+                db(), start=start, end=end, zone=ZoneInfo(calendar.timezone)
+            )
         return _CachedFigures(
             computed_at=time.monotonic(),
             disclosure=figures,
             departments=departments,
             direct=direct,
+            answering=answering,
         )
 
     return _figures_cache().get(weeks, compute)
@@ -447,6 +452,7 @@ def disclosure() -> ResponseReturnValue:
             [data.department_total(code) for code in active],
         ),
         direct=figures.direct,
+        answering=figures.answering,
         direct_chart=direct_answer_chart(week_labels, figures.direct),
         period_start=local_time(data.start, zone),
         period_end=local_time(data.end, zone),
@@ -484,6 +490,7 @@ def disclosure_json() -> ResponseReturnValue:
             "rows": list(_figure_rows(figures, page_locale())),
             "total": data.grand_total().as_dict(),
             "direct_answers": figures.direct.as_dict(),
+            "answering": figures.answering.as_dict(),
         }
     )
 

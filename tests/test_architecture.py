@@ -21,8 +21,15 @@ OWN = {
     "delivery": {"cases"},
     "emulator": {"transcription.audio"},
     "ivr": {"cases", "transcription", "routing", "knowledge", "delivery", "hotline.wiring"},
-    "console": {"cases", "routing", "knowledge", "hotline.wiring", "hotline.web"},
-    "public_site": {"cases", "routing", "knowledge", "hotline.wiring", "hotline.web"},
+    "console": {"cases", "routing", "knowledge", "hotline.wiring", "hotline.web", "hotline.charts"},
+    "public_site": {
+        "cases",
+        "routing",
+        "knowledge",
+        "hotline.wiring",
+        "hotline.web",
+        "hotline.charts",
+    },
     "api": {"cases", "hotline.wiring"},
 }
 # Imports a job module may make for the type checker only (`if TYPE_CHECKING:`).

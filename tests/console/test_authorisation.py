@@ -27,7 +27,7 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.routing import Rule
 
-from cases import knowledge_links, lifecycle
+from cases import callbacks, knowledge_links, lifecycle
 from cases.access import SYSTEM, Actor
 from cases.models import (
     Call,
@@ -46,6 +46,7 @@ from hotline.db import Database
 from hotline.wiring import wiring_of
 from knowledge import store as knowledge_store
 from tests.conftest import AUDIO
+from tests.support.calls import fresh_mobile_number
 from tests.support.factories import make_case
 from tests.support.staff import Account, Console, store_recording
 
@@ -128,6 +129,8 @@ def url_for_rule(rule: Rule, case: OtherCase) -> str:
             values[argument] = 0  # no case behind it, and no such call
         elif argument == "article_id":
             values[argument] = "hotline-service"  # the hotline office's, not the intruder's
+        elif argument == "task_id":
+            values[argument] = 0  # no such callback
         else:
             pytest.fail(f"{rule.rule}: teach the authorisation matrix about <{argument}>")
     return cast(tuple[str, str], rule.build(values, append_unknown=False))[1]
@@ -266,6 +269,7 @@ DISPATCHER = "dispatcher"
 OWN_DEPARTMENT = "department (own)"
 OTHER_DEPARTMENT = "department (other)"
 SUPERVISOR = "supervisor"
+OPERATOR = "operator"
 ADMIN = "admin"
 # The accounts behind the roles; every Role must have one (a role added later fails below).
 ACCOUNTS = {
@@ -273,6 +277,7 @@ ACCOUNTS = {
     OWN_DEPARTMENT: (Role.DEPARTMENT, OWN),
     OTHER_DEPARTMENT: (Role.DEPARTMENT, OTHER),
     SUPERVISOR: (Role.SUPERVISOR, None),
+    OPERATOR: (Role.OPERATOR, None),
     ADMIN: (Role.ADMIN, None),
 }
 ROLES = (ANONYMOUS, *ACCOUNTS)
@@ -311,7 +316,18 @@ IVR = [
     "ivr.greeting_choice",
     "ivr.interrupt.emergency_heard",
     "ivr.main_menu",
-    "ivr.operator_done",
+    "ivr.queue.callback_connect",
+    "ivr.queue.callback_dialled",
+    "ivr.queue.callback_status",
+    "ivr.queue.person",
+    "ivr.queue.person_offer",
+    "ivr.queue.queue_connecting",
+    "ivr.queue.queue_key",
+    "ivr.queue.queue_left",
+    "ivr.queue.queue_wait",
+    "ivr.queue.seat_answer",
+    "ivr.queue.seat_done",
+    "ivr.queue.seat_status",
     "ivr.recorded",
     "ivr.recording_status",
     "ivr.report",
@@ -363,6 +379,7 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("console.escalated", "GET"): staff_only(),
     ("console.triage_queue", "GET"): staff_only(*DESK),
     ("console.sent_back_queue", "GET"): staff_only(*DESK),
+    ("console.service_level_page", "GET"): staff_only(*SUPERVISORS),
     # One case (held by the own department): who sees it, who does what to it.
     ("console.case_page", "GET"): staff_only(*SEES_THE_CASE),
     ("console.recording", "GET"): staff_only(*SEES_THE_CASE),
@@ -385,12 +402,26 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     # The knowledge base: the desk edits; others read, department staff only their own
     # department's articles (the scene's article is the own department's).
     ("console.knowledge_list", "GET"): staff_only(),
-    ("console.knowledge_article", "GET"): staff_only(*SEES_THE_CASE),
+    ("console.knowledge_article", "GET"): staff_only(*SEES_THE_CASE, OPERATOR),
     ("console.knowledge_new", "GET"): staff_only(*DESK),
     ("console.knowledge_create", "POST"): staff_only(*DESK),
     ("console.knowledge_edit", "POST"): staff_only(*DESK),
     ("console.knowledge_retire", "POST"): staff_only(*DESK),
     ("console.knowledge_restore", "POST"): staff_only(*DESK),
+    # The seat: operators only; supervisors and the desk see every seat and the queue.
+    ("console.seat_page", "GET"): staff_only(OPERATOR),
+    ("console.seat_address", "POST"): staff_only(OPERATOR),
+    ("console.seat_status", "POST"): staff_only(OPERATOR),
+    # An operator with no call put through has no call to write up: refused as invalid.
+    ("console.seat_case", "POST"): {**staff_only(OPERATOR), OPERATOR: 400},
+    ("console.seat_wrap_up", "POST"): staff_only(OPERATOR),
+    ("console.seat_emergency", "POST"): staff_only(OPERATOR),
+    ("console.seat_call_back", "POST"): staff_only(OPERATOR),
+    ("console.seat_live", "GET"): staff_only(OPERATOR),
+    # Only the caller on the operator's call: any other case is hidden, even from operators
+    # (tests/console/test_seat.py shows the operator the caller's own).
+    ("console.seat_earlier_case", "GET"): staff_only(OPERATOR) | {OPERATOR: REFUSED},
+    ("console.seats_overview", "GET"): staff_only(*SUPERVISORS),
     # Administration: administrators only.
     ("console.admin_departments", "GET"): staff_only(ADMIN),
     ("console.admin_department_channels", "POST"): staff_only(ADMIN),
@@ -513,6 +544,19 @@ class Scene:
             session.flush()
             return call.id, recording.id
 
+    def callback_task(self) -> int:
+        """An open callback task for a number of its own."""
+        with self.database.session() as session, session.begin():
+            task = callbacks.request_callback(
+                session,
+                call_sid=None,
+                caller_number=fresh_mobile_number(),
+                locale="zh-CN",
+                reason="asked",
+            )
+            assert task is not None
+            return task.id
+
     def form(self, endpoint: str) -> dict[str, str]:
         """What the endpoint's form takes; the administrators' forms keep what is there."""
         data = dict(FORM_DATA)
@@ -520,6 +564,7 @@ class Scene:
         data.update({"username": "nobody-such", "password": "not-a-password"})
         data["user-username"] = f"matrix-{uuid.uuid4().hex[:10]}"
         data["user-role"] = "supervisor"
+        data["seat-address"] = fresh_mobile_number()  # the phone that rings a seat
         # The knowledge base's article form (a new article's id must be new).
         article = self.article_data(f"matrix-{uuid.uuid4().hex[:12]}")
         data.update(
@@ -557,7 +602,7 @@ def outcome_of(status: int, location: str | None, expected: Outcome) -> Outcome:
         return SIGN_IN
     if status in (403, 404):
         return REFUSED
-    if status in (200, 206, 302):
+    if status in (200, 206, 302, 303):
         return DONE
     return status
 
@@ -592,6 +637,8 @@ def test_every_route_gives_every_role_the_outcome_the_matrix_says(
                 values["article_id"] = scene.article(endpoint)
             if "user_id" in rule.arguments:
                 values["user_id"] = make_account("dispatcher").id
+            if "task_id" in rule.arguments:
+                values["task_id"] = scene.callback_task()
             if endpoint == "console.admin_set_time_limit":
                 values["code"] = ADMIN_CATEGORY
             if "filename" in rule.arguments:

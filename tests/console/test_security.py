@@ -248,6 +248,7 @@ def test_every_form_refuses_a_post_without_a_valid_token_and_writes_nothing(
         number = make_case(session, department_code=OWN).number
     values = {"number": number, "user_id": target.id, "code": "water", "call_id": 1}
     values["article_id"] = "hotline-service"
+    values["task_id"] = 1
     before = written(database, number=number, user_id=target.id)
     checked = []
 
@@ -280,6 +281,7 @@ def sample_url(rule: Rule, number: str) -> str:
         "user_id": 1,
         "call_id": 1,
         "article_id": "hotline-service",
+        "task_id": 1,
         "code": "water",
         "path": "nothing-here",
         "filename": {"console.static": "console.css", "public.static": "public.css"}.get(
