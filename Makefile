@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: help install run test test-postgres lint fuzz faults bench load clean
+.PHONY: help install run test test-postgres lint fuzz faults bench load bench-queue clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench: $(INSTALLED) $(WRK)  ## Benchmarks, as ratios against a baseline run besi
 
 load: $(INSTALLED)  ## 100 callers streaming at once (web, streams, worker): webhook latencies, cases
 	$(BIN)/python bench/streamed_calls.py --calls 100
+
+bench-queue: $(INSTALLED)  ## Queue service level on the emulator's virtual clock, beside Erlang C
+	$(BIN)/python bench/queue_service_level.py --hours 20 --seats 7
 
 clean:  ## Remove the virtualenv, Node modules and local data
 	rm -rf $(VENV) node_modules instance

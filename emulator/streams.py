@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,13 +23,21 @@ class MediaStream:
     """One Twilio Media Stream: a signed WebSocket carrying the caller's audio as JSON frames."""
 
     def __init__(
-        self, *, url: str, transport_url: str, signature: str, start: dict[str, Any]
+        self,
+        *,
+        url: str,
+        transport_url: str,
+        signature: str,
+        start: dict[str, Any],
+        tracks: tuple[str, ...] = ("inbound",),
     ) -> None:
         self.url = url
         self.stream_sid = new_sid("MZ")
         self.sequence = 0
         self.frames_sent = 0
         self.closed = False
+        # Once a call is put through, both parties may speak into it from their own threads
+        self._sending = threading.Lock()
         self.socket = connect(
             transport_url,
             additional_headers={"X-Twilio-Signature": signature},
@@ -44,7 +53,7 @@ class MediaStream:
                 "start": {
                     **start,
                     "streamSid": self.stream_sid,
-                    "tracks": ["inbound"],
+                    "tracks": list(tracks),
                     "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
                 },
                 "streamSid": self.stream_sid,
@@ -52,8 +61,9 @@ class MediaStream:
         )
 
     def _send(self, message: dict[str, Any]) -> None:
-        self.sequence += 1
-        self.socket.send(json.dumps({"sequenceNumber": str(self.sequence), **message}))
+        with self._sending:
+            self.sequence += 1
+            self.socket.send(json.dumps({"sequenceNumber": str(self.sequence), **message}))
 
     def send_audio(
         self,
@@ -62,6 +72,7 @@ class MediaStream:
         speed: float | None,
         drop_halfway: bool = False,
         interrupted: Callable[[], bool] | None = None,
+        track: str = "inbound",
     ) -> bool:
         """Send the WAV's audio as 20 ms mu-law frames; `speed` 1.0 is real time, None as fast
         as the socket takes it. Stops early, and returns True, once `interrupted()` says the
@@ -71,6 +82,8 @@ class MediaStream:
         frames = [mulaw[i : i + FRAME_BYTES] for i in range(0, len(mulaw), FRAME_BYTES)]
         started = time.monotonic()
         for index, frame in enumerate(frames):
+            if self.closed:  # the call ended while this party was still speaking
+                return False
             if interrupted is not None and index % UPDATE_CHECK_FRAMES == 0 and interrupted():
                 return True
             if drop_halfway and index == len(frames) // 2:
@@ -82,7 +95,7 @@ class MediaStream:
                     "event": "media",
                     "streamSid": self.stream_sid,
                     "media": {
-                        "track": "inbound",
+                        "track": track,
                         "chunk": str(self.frames_sent + 1),
                         "timestamp": str(self.frames_sent * 20),
                         "payload": base64.b64encode(frame).decode(),
@@ -100,6 +113,7 @@ class MediaStream:
         """End the stream the way Twilio does: a `stop` message, then close."""
         if self.closed:
             return
+        self.closed = True  # first, so the other party stops speaking into it
         self._send(
             {
                 "event": "stop",

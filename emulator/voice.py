@@ -13,15 +13,19 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import requests
 from twilio.request_validator import RequestValidator
 
+from emulator.clock import Clock, InstantClock
 from emulator.protocol import API_VERSION, EmulatorError, new_sid
 from emulator.recordings import RecordingServer
 from emulator.streams import MediaStream
+
+if TYPE_CHECKING:
+    from emulator.switchboard import Leg
 
 _PHONE_KEYS = frozenset("0123456789*#")
 _RECORD_FINISH_KEYS = "1234567890*#"  # Twilio's default finishOnKey for <Record>
@@ -31,6 +35,15 @@ _SPEAK_ENDS = {
     "timeout": "went quiet (timeout)",
 }
 _DIAL_STATUSES = ("completed", "no-answer", "busy", "failed")
+_GATHER_TIMEOUT = 5.0  # seconds Twilio waits for a first key by default
+_DIAL_TIMEOUT = 30.0  # seconds a <Dial> rings by default
+
+
+def speech_seconds(text: str) -> float:
+    """Roughly how long text-to-speech takes to say `text`: Chinese and Korean about four
+    syllables a second, alphabetic text about fourteen characters a second."""
+    wide = sum(1 for char in text if ord(char) >= 0x1100)
+    return max(0.5, wide / 4 + (len(text) - wide) / 14)
 
 
 @dataclass(frozen=True)
@@ -126,6 +139,8 @@ class CallLog:
     events: list[str] = field(default_factory=list)  # transcript lines, in call order
     # The number's status callback requests made when the call ended (see status_callback).
     status_callbacks: list[Step] = field(default_factory=list)
+    direction: str = "inbound"  # or "outbound-api": placed through the REST API
+    status: str = ""  # the final CallStatus once it ended (completed, no-answer, busy, failed)
 
     @property
     def said(self) -> list[Spoken]:
@@ -312,7 +327,11 @@ class TwilioEmulator:
         return self.post(step.url, step.params, signature=step.signature, sign=bool(step.signature))
 
     def open_stream(self, call_sid: str, stream: dict[str, Any]) -> MediaStream:
-        """Connect a <Start><Stream> to its WebSocket, signed like any webhook."""
+        """Connect a <Start><Stream> to its WebSocket, signed like any webhook; a "track" of
+        outbound_track or both_tracks carries the other party's voice too."""
+        tracks = {"outbound_track": ("outbound",), "both_tracks": ("inbound", "outbound")}.get(
+            stream.get("track", "inbound_track"), ("inbound",)
+        )
         url = stream["url"]
         base = self.public_stream_url
         transport = url
@@ -324,7 +343,9 @@ class TwilioEmulator:
             "customParameters": stream["parameters"],
         }
         signature = self._validator.compute_signature(url, {})
-        return MediaStream(url=url, transport_url=transport, signature=signature, start=start)
+        return MediaStream(
+            url=url, transport_url=transport, signature=signature, start=start, tracks=tracks
+        )
 
 
 _Outcome = Step | str | None  # follow this answer | the call ended this way | next verb
@@ -339,9 +360,14 @@ class _Call:
     params: dict[str, str]  # sent with every voice request
     inputs: deque[Input]
     max_steps: int
+    clock: Clock = field(default_factory=InstantClock)
+    leg: Leg | None = None  # its place on a Switchboard: queues, phones, other calls
 
     def __post_init__(self) -> None:
         self.open_streams: dict[str, MediaStream] = {}
+        self.stream_tracks: dict[str, str] = {}  # stream name -> its `track` attribute
+        self.counted = 0  # requests that count towards max_steps
+        self.counted_at = self.clock.now()
         self.handlers: dict[str, Callable[[ET.Element, str], _Outcome]] = {
             "Say": self.say,
             "Play": self.logged,
@@ -354,30 +380,38 @@ class _Call:
             "Stop": self.stop,
             "Hangup": self.hangup,
             "Reject": self.hangup,
+            "Enqueue": self.enqueue,
+            "Leave": self.leave,
         }
 
     def run(self, voice_path: str) -> CallLog:
+        step = self.request(self.emulator.public_url(voice_path), {})
+        self.params["CallStatus"] = "in-progress"  # only the first webhook sees "ringing"
+        self.play(step)
+        self.call_completed()
+        return self.log
+
+    def play(self, step: Step) -> str:
+        """Follow the TwiML from `step` until the call ends; returns how it ended."""
         try:
-            step = self.request(self.emulator.public_url(voice_path), {})
-            self.params["CallStatus"] = "in-progress"  # only the first webhook sees "ringing"
             while True:
                 outcome = self.walk(step)
                 if isinstance(outcome, str):
                     self.log.ended_by = outcome
                     self.log.events.append(f"■ call ended: {outcome}")
-                    break
+                    self.log.status = self.params["CallStatus"] = "completed"
+                    return outcome
                 step = outcome
         finally:
             for stream in self.open_streams.values():  # a hang-up stops every stream
                 stream.stop(self.log.call_sid, self.emulator.account_sid)
-        self.call_completed()
-        return self.log
 
     def call_completed(self) -> None:
         """The number's status callback, once the call is over, as Twilio sends it: the final
         CallStatus with CallDuration (here an estimate: what was recorded, and a second a
         step), Timestamp, CallbackSource and SequenceNumber."""
         callback = self.emulator.status_callback
+        self.log.status = "completed"
         if not callback:
             return
         recorded = sum(int(r.get("RecordingDuration") or 0) for r in self.log.recordings)
@@ -400,16 +434,33 @@ class _Call:
         return f"step {len(self.log.steps)} ({_path(url)})"
 
     def request(
-        self, url: str, extra: dict[str, str], *, twiml: bool = True, base: bool = True
+        self,
+        url: str,
+        extra: dict[str, str],
+        *,
+        twiml: bool = True,
+        base: bool = True,
+        counted: bool = True,
     ) -> Step:
-        if len(self.log.steps) >= self.max_steps:
-            raise EmulatorError(f"more than {self.max_steps} requests: is the IVR looping?")
+        """POST one webhook of this call and log it. `counted` requests count towards
+        max_steps (a queue's wait music loops by design, so its requests don't); on a clock
+        the count starts again whenever time has passed, so only a loop that takes no time
+        (a <Redirect> to itself) trips it."""
+        if counted:
+            now = self.clock.now()
+            if now > self.counted_at:
+                self.counted, self.counted_at = 0, now
+            self.counted += 1
+            if self.counted > self.max_steps:
+                raise EmulatorError(f"more than {self.max_steps} requests: is the IVR looping?")
         step = self.emulator.post(url, {**self.params, **extra} if base else extra)
         self.log.steps.append(step)
         shown = "".join(
             f" {name}={value}" for name, value in extra.items() if name not in self.params
         )
         self.log.events.append(f"→ POST {_path(step.url)}{shown}")
+        if self.leg is not None:  # the app may have placed calls while it answered
+            self.leg.after_request()
         if not 200 <= step.status_code < 300:
             raise EmulatorError(
                 f"{self.where(url)} answered {step.status_code}: {step.body[:300]!r}"
@@ -421,7 +472,7 @@ class _Call:
     def walk(self, step: Step) -> Step | str:
         for verb in step.twiml:
             handler = self.handlers.get(verb.tag)
-            if handler is None:  # <Enqueue>, <Connect>, ...: the app isn't meant to use them
+            if handler is None:  # <Connect>, <Refer>...: the app isn't meant to use them
                 raise EmulatorError(f"{self.where(step.url)}: unsupported verb <{verb.tag}>")
             outcome = handler(verb, step.url)
             if outcome is not None:
@@ -433,16 +484,24 @@ class _Call:
         return "caller-hangup"
 
     def say(self, verb: ET.Element, url: str) -> None:
-        spoken = _spoken(verb)
+        spoken = self.heard(verb)
+        self.clock.sleep(speech_seconds(spoken.text))
+
+    def heard(self, say: ET.Element) -> Spoken:
+        """Log a <Say> as heard by the caller."""
+        spoken = _spoken(say)
         self.log.heard.append(spoken)
         language = f"[{spoken.language}]" if spoken.language else ""
         self.log.events.append(f"← Say{language} {spoken.text}")
+        return spoken
 
     def logged(self, verb: ET.Element, url: str) -> None:
-        # <Play>, <Pause> (never slept) and <Stop> change nothing the app can observe
+        # <Play> and <Pause> change nothing the app can observe; only a clock sleeps the pause
         details = [f"{name}={value}" for name, value in verb.attrib.items()]
         details += [(verb.text or "").strip()] + [child.get("name") or child.tag for child in verb]
         self.log.events.append(" ".join(["←", verb.tag, *filter(None, details)]))
+        if verb.tag == "Pause":
+            self.clock.sleep(float(verb.get("length") or 1))
 
     def gather(self, verb: ET.Element, url: str) -> _Outcome:
         self.log.events.append("← Gather")
@@ -456,6 +515,7 @@ class _Call:
             raise EmulatorError(f"{self.where(url)}: <Gather> expects keys, not {pressed!r}")
         if not pressed:
             self.log.events.append("⏎ no key pressed (timeout)")
+            self.clock.sleep(float(verb.get("timeout") or _GATHER_TIMEOUT))
             return None  # Twilio falls through to the next verb
         if not set(pressed) <= _PHONE_KEYS or "dtmf" not in verb.get("input", "dtmf"):
             raise EmulatorError(f"{self.where(url)}: <Gather> can't take keys {pressed!r}")
@@ -503,6 +563,8 @@ class _Call:
             params["RecordingDuration"] = str(
                 _duration(speak.wav) if duration is None else duration
             )
+            if not (self.open_streams and self.emulator.stream_speed):  # else already paced
+                self.clock.sleep(_duration(speak.wav))
         if cut_short:
             return self.follow_update(verb, url, params)
         if speak.end != "timeout":
@@ -563,12 +625,18 @@ class _Call:
         return self.request(target, {})
 
     def dial(self, verb: ET.Element, url: str) -> _Outcome:
-        numbers = [(number.text or "").strip() for number in verb.findall("Number")]
+        if verb.find("Queue") is not None:
+            if self.leg is None:
+                raise EmulatorError(f"{self.where(url)}: <Dial><Queue> needs a Switchboard")
+            return self.leg.dial_queue(self, verb, url)
+        numbers = [(n.text or "").strip() for n in verb if n.tag in ("Number", "Sip", "Client")]
         if not numbers and (verb.text or "").strip():
             numbers = [(verb.text or "").strip()]
+        head = self.inputs[0] if self.inputs else None
+        if self.leg is not None and not isinstance(head, DialOutcome):
+            return self.leg.dial_numbers(self, verb, url, numbers)
         self.log.dialed.append(numbers)
         self.log.events.append(f"← Dial {', '.join(numbers)}")
-        head = self.inputs[0] if self.inputs else None
         outcome = head if isinstance(head, DialOutcome) else DialOutcome()
         if isinstance(head, DialOutcome):
             self.inputs.popleft()
@@ -591,11 +659,16 @@ class _Call:
             self.log.streams.append(stream)
             self.log.events.append(f"← Start Stream {stream['url']} {parameters}")
             key = child.get("name") or child.get("url") or ""
-            self.open_streams[key] = self.emulator.open_stream(self.log.call_sid, stream)
+            track = child.get("track") or "inbound_track"
+            # Twilio's default (inbound_track) carries what the caller says, and only that
+            opened = {**stream, "track": track} if track != "inbound_track" else stream
+            self.open_streams[key] = self.emulator.open_stream(self.log.call_sid, opened)
+            self.stream_tracks[key] = track
 
     def stop(self, verb: ET.Element, url: str) -> None:
         for child in verb:
             stream = self.open_streams.pop(child.get("name", ""), None)
+            self.stream_tracks.pop(child.get("name", ""), None)
             self.log.events.append(f"← Stop {child.tag} {child.get('name', '')}")
             if stream is not None:
                 stream.stop(self.log.call_sid, self.emulator.account_sid)
@@ -603,3 +676,14 @@ class _Call:
     def hangup(self, verb: ET.Element, url: str) -> str:
         self.log.events.append(f"← {verb.tag}")
         return "hangup-verb"
+
+    def enqueue(self, verb: ET.Element, url: str) -> _Outcome:
+        if self.leg is None:
+            raise EmulatorError(
+                f"{self.where(url)}: unsupported verb <Enqueue> outside a Switchboard"
+            )
+        return self.leg.enqueue(self, verb, url)
+
+    def leave(self, verb: ET.Element, url: str) -> _Outcome:
+        # Only a waitUrl's TwiML (played by the Switchboard) can take a caller out of a queue
+        raise EmulatorError(f"{self.where(url)}: <Leave> outside a queue's waitUrl")

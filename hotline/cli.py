@@ -26,6 +26,8 @@ from cases.locales import LOCALES
 from cases.models import Call, Case, RecordingStatus, utcnow
 from cases.privacy import mask_number
 from emulator import EmulatorError, Input, RecordingServer, Speak, Step, TwilioEmulator
+from emulator.clock import RealClock
+from emulator.switchboard import Caller, Switchboard
 from hotline import migrate
 from hotline.config import CONFIG_DIR, Settings
 from hotline.wiring import Wiring, current_wiring
@@ -404,6 +406,13 @@ def models_ensure(index_url: str) -> None:
         click.echo(f"installed the {locale} speech model")
 
 
+# simulate-call's clock: a minute of the call in a second of the wall's (the greeting, the
+# prompts and a wait in the queue take their time, a sixtieth of it); and how long, in the
+# call's time, a call may go on beyond its wait in the queue.
+SIMULATION_SPEED = 60.0
+SIMULATION_LIMIT = 1800.0
+
+
 @click.command("simulate-call")
 @with_appcontext
 @click.option(
@@ -451,6 +460,12 @@ def models_ensure(index_url: str) -> None:
     show_default=True,
     help="Seconds to wait for the worker to store the recording.",
 )
+@click.option(
+    "--queue-wait",
+    default=120.0,
+    show_default=True,
+    help="Seconds (of the call's time) the caller waits for a person before hanging up.",
+)
 def simulate_call_command(
     wav: Path | None,
     digits: str,
@@ -461,8 +476,13 @@ def simulate_call_command(
     operator: bool,
     callback_number: str | None,
     wait: float,
+    queue_wait: float,
 ) -> None:
-    """Play a whole call against the app as Twilio would; no Twilio account needed."""
+    """Play a whole call against the app as Twilio would; no Twilio account needed.
+
+    The call runs on a switchboard whose clock is `SIMULATION_SPEED` times faster than the
+    wall's, so a caller who asks for a person waits in the queue (hearing their place) as on
+    Twilio; nothing answers the seats' phones here, so they hang up after `--queue-wait`."""
     wiring = current_wiring()
     settings: Settings = wiring.settings
     inputs: list[Input] = [item.strip() or None for item in digits.split(",")]
@@ -503,8 +523,14 @@ def simulate_call_command(
             public_stream_url=settings.public_stream_url,
             streams_url=streams_url,
         )
+        switchboard = Switchboard(emulator, clock=RealClock(speed=SIMULATION_SPEED))
         try:
-            log = emulator.call(inputs)
+            leg = switchboard.call(
+                Caller(inputs=inputs, from_number=from_number, hang_up_after=queue_wait)
+            )
+            if not switchboard.wait_idle(timeout=queue_wait + SIMULATION_LIMIT):
+                raise click.ClickException("the call did not end: is the IVR looping?")
+            log = leg.log
         except EmulatorError as error:
             raise click.ClickException(f"the call went wrong: {error}") from error
         finally:

@@ -6,13 +6,20 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
+from cases.models import CallbackTask, Seat, SeatStatus, utcnow
 from hotline.config import PROJECT_ROOT
+from hotline.wiring import wiring_of
 from tests.conftest import AUDIO
+from tests.support.calls import fresh_mobile_number
+from tests.support.seats import SeatAt
 
 
 def flask(
@@ -93,6 +100,7 @@ def test_simulate_call_with_no_keys_records_mandarin_and_9_reads_its_status(
     assert "no case was opened" in status.stdout
 
 
+@pytest.mark.usefixtures("quiet_queue")
 def test_simulate_call_0_asks_for_a_person(environ: dict[str, str], app: Flask) -> None:
     call = flask(environ, "simulate-call", "--digits", "0")
     assert call.returncode == 0, call.stdout + call.stderr
@@ -172,3 +180,25 @@ def test_a_command_on_a_database_not_set_up_says_to_run_init(
     assert result.returncode == 1
     assert "the database is not set up yet: run `flask --app hotline init` first" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.usefixtures("quiet_queue")
+def test_simulate_call_0_waits_in_the_queue_hearing_its_place_then_is_owed_a_callback(
+    environ: dict[str, str], app: Flask, operator_seat: Callable[..., SeatAt]
+) -> None:
+    # On duty, but writing up a call: the caller waits, and nobody answers here.
+    seat = operator_seat(SeatStatus.BUSY)
+    with wiring_of(app).database.session() as session, session.begin():
+        row = session.get_one(Seat, seat.id)
+        row.status, row.wrap_up_until = SeatStatus.WRAP_UP, utcnow() + timedelta(hours=1)
+    caller = fresh_mobile_number()
+    call = flask(environ, "simulate-call", "--digits", "0", "--from", caller, "--queue-wait", "75")
+    assert call.returncode == 0, call.stdout + call.stderr
+    assert "/ivr/queue/wait" in call.stdout
+    assert "您现在排在第1位" in call.stdout
+    assert "call ended (caller-hangup)" in call.stdout
+    with wiring_of(app).database.session() as session:
+        task = session.scalars(
+            select(CallbackTask).where(CallbackTask.caller_number == caller)
+        ).one()
+        assert (task.reason, task.status) == ("hung_up_in_queue", "open")

@@ -6,6 +6,7 @@ fixture signs its seats out (and ends their calls) when its test ends, whatever 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -14,8 +15,13 @@ from sqlalchemy import update
 
 from cases import seats
 from cases.models import QueueEntry, Seat, SeatStatus, User, utcnow
+from emulator import TwilioEmulator
+from emulator.clock import RealClock
+from emulator.switchboard import Phone, Switchboard
 from hotline.db import Database
+from hotline.wiring import Wiring
 from tests.support.calls import fresh_mobile_number
+from tests.support.flaky_proxy import FlakyProxy
 from tests.support.staff import Account
 
 
@@ -77,3 +83,40 @@ def quiet_queue(database: Database) -> None:
             .where(QueueEntry.result.is_(None), QueueEntry.answered_at.is_(None))
             .values(result="system-error", left_at=utcnow())
         )
+
+
+# The switchboard's clock runs this many times faster than the wall's: a caller hears the whole
+# greeting and every announcement, in a tenth of the time.
+SPEED = 10.0
+
+
+@pytest.fixture
+def quick_seats(wiring: Wiring, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second of wrap-up (not thirty), and no wait limit within a test's time."""
+    options = dataclasses.replace(
+        wiring.call_flow.options, wrap_up_seconds=1, queue_wait_limit=3600
+    )
+    monkeypatch.setattr(wiring.call_flow, "options", options)
+
+
+@pytest.fixture
+def board(emulator: TwilioEmulator, twilio_api: FlakyProxy) -> Iterator[Callable[..., Switchboard]]:
+    """A switchboard (at `SPEED`) that learns of the calls the app places from this test on,
+    from the log of the proxy in front of Prism."""
+    boards: list[Switchboard] = []
+    seen = len(twilio_api.forwarded)
+
+    def make(phones: dict[str, Phone]) -> Switchboard:
+        switchboard = Switchboard(
+            emulator,
+            clock=RealClock(speed=SPEED),
+            phones=phones,
+            rest_requests=lambda: list(twilio_api.forwarded)[seen:],
+            poll_interval=0.2,
+        ).start()
+        boards.append(switchboard)
+        return switchboard
+
+    yield make
+    for switchboard in boards:
+        switchboard.stop()
