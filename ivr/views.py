@@ -549,8 +549,8 @@ def _transfer(
 @twilio_signed
 def report_danger() -> Response:
     """The caller's answer to "is someone in danger right now?": 1 puts them through to the
-    service the words pointed at; 0 (it is not, but the caller wants a person) goes to the
-    queue; anything else carries on with the case number."""
+    service the words pointed at; 2 (it is not) or 0 goes to a person, who sorts out what the
+    machine could not; no key carries on with the case number."""
     flow, locale = call_flow(), locale_arg()
     call_sid = caller_from_form(request.form).call_sid
     number, sms_follows = case_from_url()
@@ -560,7 +560,9 @@ def report_danger() -> Response:
     digits = digits_from_form(request.form)
     if digits == "1" and kind in flow.options.emergency_numbers:
         return _transfer(call_sid, locale, number, sms_follows, kind, "the caller said so")
-    if digits == menus.OPERATOR_KEY:
+    if digits in ("2", menus.OPERATOR_KEY):
+        # The words sounded like danger and the caller says they are not: the machine cannot
+        # tell, so a person sorts it out (the report is kept either way).
         return twiml(
             flow.person(locale, reason="not_emergency", case_number=number, sms_follows=sms_follows)
         )

@@ -285,9 +285,10 @@ def borderline(text: str, locale: str | None = None) -> EmergencyVerdict:
     return EmergencyVerdict(kind="medical", certainty="borderline", rule="test borderline")
 
 
-@pytest.mark.parametrize(("key", "dialed"), [("1", [["120"]]), ("2", [])])
+@pytest.mark.usefixtures("quiet_queue")
+@pytest.mark.parametrize(("key", "dialed"), [("1", [["120"]]), ("2", []), (None, [])])
 def test_a_possible_emergency_asks_whether_someone_is_in_danger_and_1_puts_them_through(
-    key: str,
+    key: str | None,
     dialed: list[list[str]],
     emulator: TwilioEmulator,
     lookups: Lookups,
@@ -306,3 +307,6 @@ def test_a_possible_emergency_asks_whether_someone_is_in_danger_and_1_puts_them_
     case = lookups.case_of(log.call_sid)
     transferred = "emergency_transfer" in [event.kind for event in case.events]
     assert transferred == (key == "1")
+    # 2, "nobody is in danger": the machine could not tell, so a person sorts it out.
+    entry = lookups.queue_entry(log.call_sid)
+    assert (entry.reason if entry else None) == ("not_emergency" if key == "2" else None)
