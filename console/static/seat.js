@@ -33,6 +33,12 @@
     fields.forEach(function (name) {
       var element = document.getElementById("seat-case-" + name);
       if (element && !touched[name] && Object.prototype.hasOwnProperty.call(values, name)) {
+        // A suggestion the form cannot take (the desk itself, when the classifier is unsure)
+        // leaves the list on its "choose" line rather than blank.
+        if (element.tagName === "SELECT" &&
+            !Array.prototype.some.call(element.options, function (o) { return o.value === values[name]; })) {
+          return;
+        }
         element.value = values[name];
       }
     });
