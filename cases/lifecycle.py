@@ -78,6 +78,14 @@ def _operator_on_the_call(actor: Actor, case: Case) -> bool:
     return actor.role == Role.OPERATOR and case.owner in (None, actor.name)
 
 
+def _written_up_already(case: Case) -> str | None:
+    """An operator writes a call's case up once: a second submit (a double click, a reload)
+    changes nothing; after that the case is worked like any other."""
+    if case.owner is not None:
+        return N_("This call's case is written up already.")
+    return None
+
+
 def _always(case: Case) -> bool:
     return True
 
@@ -122,6 +130,9 @@ class Transition:
     refusals_by_status: Mapping[CaseStatus, str] = field(default_factory=dict)
     needed: Callable[[Case], bool] = _always
     barred: Callable[[Case], str | None] = _never
+    # False for an action taken from a page of its own (the operator's seat), never a button
+    # on the case page.
+    on_case_page: bool = True
 
 
 TRANSITIONS: dict[str, Transition] = {
@@ -168,11 +179,16 @@ TRANSITIONS: dict[str, Transition] = {
         _desk,
         N_("Only the dispatch desk triages cases"),
     ),
+    # The operator's write-up of the call they took; a report the caller made before asking
+    # for a person may have been routed by the machine meanwhile (assigned, not yet accepted):
+    # the operator, who has heard the caller, decides where it goes.
     "route_at_seat": Transition(
         "open",
-        frozenset({CaseStatus.OPEN, CaseStatus.TRIAGE}),
+        frozenset({CaseStatus.OPEN, CaseStatus.TRIAGE, CaseStatus.ASSIGNED}),
         _operator_on_the_call,
         N_("Only the operator who took the call opens its case"),
+        barred=_written_up_already,
+        on_case_page=False,
     ),
     "ruling": Transition(
         "rule on",
@@ -208,11 +224,12 @@ TRANSITIONS: dict[str, Transition] = {
 
 
 def allowed_actions(actor: Actor, case: Case) -> frozenset[str]:
-    """The actions the actor may take on the case now: the console's buttons."""
+    """The actions the actor may take on the case now: the case page's buttons."""
     return frozenset(
         name
         for name, transition in TRANSITIONS.items()
         if transition.who is not None
+        and transition.on_case_page
         and transition.who(actor, case)
         and case.status in transition.statuses
         and transition.needed(case)

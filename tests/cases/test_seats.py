@@ -7,13 +7,14 @@ from datetime import timedelta
 
 import pytest
 
-from cases import callbacks, seats
+from cases import callbacks, lifecycle, seats
 from cases.access import Actor
-from cases.errors import InvalidInputError, NotAllowedError
-from cases.models import Role, Seat, SeatStatus, WrapUpCode, utcnow
+from cases.errors import InvalidInputError, InvalidTransitionError, NotAllowedError
+from cases.models import CaseStatus, Role, Seat, SeatStatus, WrapUpCode, utcnow
 from emulator.protocol import new_sid
 from hotline.db import Database
 from tests.support.calls import fresh_mobile_number
+from tests.support.factories import make_case
 from tests.support.seats import SeatAt, seat_row
 
 
@@ -153,3 +154,39 @@ def test_one_open_callback_per_number_and_the_third_miss_closes_it(
             results.append((result.task.status, result.gave_up))
     # The operator's own phone not answering does not count against the citizen.
     assert results == [("open", False), ("open", False), ("open", False), ("failed", True)]
+
+
+def test_the_operator_rewrites_a_report_the_machine_routed_while_they_talked(
+    database: Database,
+) -> None:
+    operator = Actor(name="op-rewrites", role=Role.OPERATOR)
+    with database.session() as session, session.begin():
+        # The caller's report, routed to water by its live transcript before 0 reached a person.
+        report = make_case(session, department_code="water", category_code="water_supply")
+        assert report.status == CaseStatus.ASSIGNED
+        lifecycle.route_at_seat(
+            session,
+            case=report,
+            actor=operator,
+            summary="路灯不亮，不是停水",
+            category_code="streetlight",
+            department_code="urban_mgmt",
+            urgency="normal",
+            deadline_at=utcnow() + timedelta(days=3),
+            place_code=None,
+        )
+        assert (report.owner, report.department_code) == ("op-rewrites", "urban_mgmt")
+        assert report.status == CaseStatus.ASSIGNED and report.category_code == "streetlight"
+        assert [event.kind for event in report.events][-1] == "opened_at_seat"
+        with pytest.raises(InvalidTransitionError, match="written up already"):
+            lifecycle.route_at_seat(
+                session,
+                case=report,
+                actor=operator,
+                summary="再提交一次",
+                category_code="streetlight",
+                department_code="water",
+                urgency="normal",
+                deadline_at=utcnow() + timedelta(days=3),
+                place_code=None,
+            )

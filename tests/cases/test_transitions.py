@@ -18,6 +18,7 @@ DISPATCHER = Actor(name="desk1", role=Role.DISPATCHER)
 DESK_STAFF = Actor(name="desk2", role=Role.DEPARTMENT, department_code=DISPATCH_DESK)
 SUPERVISOR = Actor(name="sup1", role=Role.SUPERVISOR)
 ADMIN = Actor(name="root", role=Role.ADMIN)
+OPERATOR = Actor(name="op1", role=Role.OPERATOR)
 
 
 def case(status: CaseStatus, **values: object) -> Case:
@@ -45,6 +46,9 @@ def case(status: CaseStatus, **values: object) -> Case:
         (SUPERVISOR, CaseStatus.CLOSED, set()),
         # Admins run the system; they do not work cases in a department's name.
         (ADMIN, CaseStatus.ASSIGNED, {"note", "transfer", "escalate", "supervise"}),
+        # An operator writes a case up from their seat's own form, never the case page.
+        (OPERATOR, CaseStatus.ASSIGNED, set()),
+        (OPERATOR, CaseStatus.OPEN, set()),
     ],
 )
 def test_each_person_is_offered_the_actions_the_table_allows(
@@ -152,3 +156,19 @@ def test_a_case_a_department_took_up_or_that_is_done_is_not_answered_at_once(
     with pytest.raises(InvalidTransitionError, match="cannot answer at once"):
         lifecycle.check_status("answer_at_once", case=case(status, article_id="hotline-service"))
     lifecycle.check_actor("answer_at_once", actor=SYSTEM, case=case(status))
+
+
+def test_the_operator_who_took_the_call_writes_it_up_once_before_a_department_accepts() -> None:
+    routed = case(CaseStatus.ASSIGNED)  # the machine routed the report meanwhile
+    lifecycle.check_actor("route_at_seat", actor=OPERATOR, case=routed)
+    lifecycle.check_status("route_at_seat", case=routed)
+    with pytest.raises(NotAllowedError):
+        lifecycle.check_actor("route_at_seat", actor=DISPATCHER, case=routed)
+    mine = case(CaseStatus.ASSIGNED, owner="op1")
+    with pytest.raises(InvalidTransitionError, match="written up already"):
+        lifecycle.check_status("route_at_seat", case=mine)
+    other_operator = Actor(name="op2", role=Role.OPERATOR)
+    with pytest.raises(NotAllowedError):
+        lifecycle.check_actor("route_at_seat", actor=other_operator, case=mine)
+    with pytest.raises(InvalidTransitionError):
+        lifecycle.check_status("route_at_seat", case=case(CaseStatus.ACCEPTED))
