@@ -108,6 +108,12 @@ TWILIO_VALUES = {
     "RecordingDuration": ["7", "0", "180"],
     "RecordingStatus": ["completed", "failed", "absent", "in-progress"],
     "DialCallStatus": ["completed", "no-answer", "busy", "failed"],
+    "DialCallDuration": ["0", "95"],
+    # The queue for a person: Twilio's <Enqueue> action and wait URL, and the <Queue> url.
+    "QueueResult": ["bridged", "hangup", "leave", "error", "queue-full", "redirected"],
+    "QueueTime": ["0", "14", "181"],
+    "QueuePosition": ["1", "2", "40"],
+    "DequeingCallSid": ["CA" + "3" * 32, ""],
     "Body": ["5", "1", "５分", "123456789012 2", "路灯坏了", "STOP", ""],
     "MessageSid": ["SM" + "1" * 32, "SM" + "2" * 32],
     "ErrorCode": ["11200", "12100"],
@@ -122,6 +128,9 @@ QUERY_VALUES = {
     "attempt": ["0", "1"],
     "case": ["123456789012", "1"],
     "sms": ["0", "1"],
+    "why": ["asked", "menu_misses", "report_then_person", "not_emergency", "nonsense"],
+    "seat": ["1", "2", "0"],
+    "offer": ["0", "1", "2"],
 }
 # Query strings no client of ours would send.
 RAW_QUERIES = [
