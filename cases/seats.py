@@ -487,3 +487,12 @@ def earlier_cases(session: Session, *, number: str | None, limit: int = 5) -> li
 def seat_by_id(session: Session, *, seat_id: int) -> Seat | None:
     """A seat by its id."""
     return session.get(Seat, seat_id)
+
+
+def leave_seat(session: Session, *, user_id: int) -> None:
+    """An operator signing out of the console leaves their seat: it rings no more calls. A
+    seat ringing or on a call is left to finish it (the operator is still on the phone)."""
+    seat = seat_of(session, user_id=user_id)
+    if seat is not None and seat.status not in (SeatStatus.OFFERED, SeatStatus.ON_CALL):
+        seat.wrap_up_until = None
+        _move(seat, SeatStatus.SIGNED_OUT)

@@ -29,7 +29,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.wrappers import Response as BaseResponse
 
-from cases import staff, throttles
+from cases import seats, staff, throttles
 from cases.access import Actor
 from cases.locales import DEFAULT_LOCALE
 from cases.models import Role, User, utcnow
@@ -229,6 +229,8 @@ def logout() -> BaseResponse | tuple[str, int]:
         # The session ends on the server: a copy of this cookie signs nobody in afterwards.
         with db().begin():
             staff.end_session(db(), token=current_user.token)
+            # An operator who signs out is not there to answer: their seat rings no more.
+            seats.leave_seat(db(), user_id=current_user.id)
         log.info("signed out", extra={"username": current_user.username})
     locale = session.get(LOCALE_SESSION_KEY)
     logout_user()

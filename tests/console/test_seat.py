@@ -299,6 +299,11 @@ def test_an_operator_takes_a_seat_and_sets_their_status(
     operator.post("/console/seat/status", {"status": "on_call"})
     assert seat_status(database, operator.seat) == SeatStatus.SIGNED_OUT
 
+    # Signing out of the console leaves the seat: an available one rings no more.
+    assert operator.post("/console/seat/status", {"status": "available"}).status_code == 303
+    assert operator.post("/console/logout").status_code == 302
+    assert seat_status(database, operator.seat) == SeatStatus.SIGNED_OUT
+
 
 def test_a_seat_on_a_call_keeps_its_status_and_an_unanswered_ring_sets_it_away(
     operators: Callable[..., Operator], database: Database

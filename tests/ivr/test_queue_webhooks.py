@@ -299,3 +299,17 @@ def join_and_hang_up(emulator: TwilioEmulator, operator_seat: Callable[..., Seat
         QueueTime="20",
     )
     return call_sid
+
+
+def test_the_operators_emergency_button_redirects_the_callers_call_to_the_emergency_step(
+    emulator: TwilioEmulator, twilio_api: FlakyProxy, wiring: Wiring
+) -> None:
+    call_sid = emulator.new_call_sid()
+    wiring.telephony.transfer_to_emergency(call_sid=call_sid, kind="fire", locale="zh-CN")
+    (update,) = wait_until(
+        lambda: [e for e in list(twilio_api.forwarded) if e["path"].endswith(f"/{call_sid}.json")],
+        timeout=30,
+        what="the call update at Prism",
+    )
+    assert int(update["status"]) < 300
+    assert update["form"]["Url"].endswith("/ivr/emergency?lang=zh-CN&kind=fire")
