@@ -41,6 +41,13 @@ def calls_placed_to(proxy: FlakyProxy, address: str) -> list[dict[str, Any]]:
     ]
 
 
+def seat_rung(proxy: FlakyProxy, seat: SeatAt) -> list[dict[str, Any]]:
+    """The calls placed to the seat's phone, once there is one (the worker rings it)."""
+    return wait_until(
+        lambda: calls_placed_to(proxy, seat.address), timeout=30, what="the seat to be rung"
+    )
+
+
 def join(emulator: TwilioEmulator, *, reason: str = "asked", locale: str = "zh-CN") -> str:
     """A caller from a number of their own asks for a person; their CallSid."""
     emulator.from_number = fresh_mobile_number()
@@ -74,9 +81,7 @@ def test_a_caller_asking_for_a_person_is_queued_streamed_and_a_free_seat_is_rung
     entry = lookups.queue_entry(call_sid)
     assert entry is not None and entry.result is None and entry.reason == "asked"
 
-    placed = wait_until(
-        lambda: calls_placed_to(twilio_api, seat.address), timeout=30, what="the seat to be rung"
-    )
+    placed = seat_rung(twilio_api, seat)
     assert len(placed) == 1  # one caller, one seat rung, the retry changed nothing
     assert "/ivr/seat/answer" in placed[0]["form"]["Url"]
     assert seat_row(database, seat.id).status == SeatStatus.OFFERED
@@ -170,9 +175,7 @@ def test_a_seat_that_answers_takes_the_caller_and_wraps_up_after_the_talk(
 ) -> None:
     seat = operator_seat()
     call_sid = join(emulator)
-    placed = wait_until(
-        lambda: calls_placed_to(twilio_api, seat.address), timeout=30, what="the seat to be rung"
-    )
+    placed = seat_rung(twilio_api, seat)
     answer_url = placed[0]["form"]["Url"]
     seat_call = new_sid("CA")
     answer = post(emulator, answer_url, seat_call, Direction="outbound-api")
@@ -220,9 +223,7 @@ def test_a_seat_whose_phone_goes_unanswered_is_away_and_rings_no_more(
 ) -> None:
     seat = operator_seat()
     call_sid = join(emulator)
-    placed = wait_until(
-        lambda: calls_placed_to(twilio_api, seat.address), timeout=30, what="the seat to be rung"
-    )
+    placed = seat_rung(twilio_api, seat)
     status_url = placed[0]["form"]["StatusCallback"]
     post(emulator, status_url, new_sid("CA"), CallStatus="no-answer")
     assert seat_row(database, seat.id).status == SeatStatus.AWAY
