@@ -47,6 +47,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# The largest id an integer primary key holds on PostgreSQL (SQLite's go further). An id read
+# from a URL above it means "no such row"; passed to the database, it makes the query fail.
+ROW_ID_MAX = 2**31 - 1
+
+
 class Base(DeclarativeBase):
     """The one declarative base; the naming convention keeps Alembic's constraint names stable."""
 

@@ -237,13 +237,13 @@ def _set_active(user_id: int, active: bool) -> Response | tuple[str, int]:
     return redirect(url_for(".admin_staff"))
 
 
-@bp.post("/admin/staff/<int:user_id>/deactivate")
+@bp.post("/admin/staff/<row_id:user_id>/deactivate")
 def admin_deactivate_user(user_id: int) -> Response | tuple[str, int]:
     """Deactivate an account; its sessions end at their next request."""
     return _set_active(user_id, False)
 
 
-@bp.post("/admin/staff/<int:user_id>/unlock")
+@bp.post("/admin/staff/<row_id:user_id>/unlock")
 def admin_unlock_user(user_id: int) -> Response | tuple[str, int]:
     """Lift the sign-in pauses on an account, from every address (its owner forgot the
     password, or someone guessed at it from the owner's office)."""
@@ -266,7 +266,7 @@ def admin_unlock_user(user_id: int) -> Response | tuple[str, int]:
     return redirect(url_for(".admin_staff"))
 
 
-@bp.post("/admin/staff/<int:user_id>/activate")
+@bp.post("/admin/staff/<row_id:user_id>/activate")
 def admin_activate_user(user_id: int) -> Response | tuple[str, int]:
     """Reactivate an account."""
     return _set_active(user_id, True)

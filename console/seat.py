@@ -377,7 +377,7 @@ def seat_emergency() -> BaseResponse:
     return redirect(url_for("console.seat_page"), code=303)
 
 
-@bp.post("/seat/callbacks/<int:task_id>")
+@bp.post("/seat/callbacks/<row_id:task_id>")
 def seat_call_back(task_id: int) -> BaseResponse:
     """Call a citizen back: the operator's phone rings first, then the citizen's."""
     who = operator()

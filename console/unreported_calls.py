@@ -107,7 +107,7 @@ def unreported_calls() -> str:
     )
 
 
-@bp.post("/unreported-calls/<int:call_id>/open-case")
+@bp.post("/unreported-calls/<row_id:call_id>/open-case")
 def open_case_from_call(call_id: int) -> Response | tuple[str, int]:
     """Open a case for the call and go to it."""
     form = OpenCaseForm()
@@ -130,7 +130,7 @@ def open_case_from_call(call_id: int) -> Response | tuple[str, int]:
     return redirect(url_for("console.case_page", number=number))
 
 
-@bp.post("/unreported-calls/<int:call_id>/handled")
+@bp.post("/unreported-calls/<row_id:call_id>/handled")
 def mark_call_handled(call_id: int) -> Response:
     """Take the call off the list: nothing to open."""
     form = HandledForm()
@@ -143,7 +143,7 @@ def mark_call_handled(call_id: int) -> Response:
     return redirect(url_for("console.unreported_calls"))
 
 
-@bp.get("/unreported-calls/<int:call_id>/recordings/<int:recording_id>")
+@bp.get("/unreported-calls/<row_id:call_id>/recordings/<row_id:recording_id>")
 def unreported_call_recording(call_id: int, recording_id: int) -> Response:
     """A recording of a call on the list, for the desk only (others get a 404)."""
     who = actor()

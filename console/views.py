@@ -161,7 +161,7 @@ def case_page(number: str) -> tuple[str, int]:
         return render_case(db(), case)
 
 
-@bp.get("/cases/<number>/recordings/<int:recording_id>")
+@bp.get("/cases/<number>/recordings/<row_id:recording_id>")
 def recording(number: str, recording_id: int) -> Response | tuple[str, int]:
     """The caller's recording, streamed (with range requests) only to those who may see the
     case, through the expiring link the case page gave them; anyone else gets the same 404 as

@@ -27,8 +27,10 @@ from flask import Flask, Request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.routing import IntegerConverter, Map
 
 from cases.locales import DEFAULT_LOCALE
+from cases.models import ROW_ID_MAX
 from hotline.config import Settings
 
 if TYPE_CHECKING:
@@ -134,6 +136,14 @@ def compile_catalogues(source: Path, target: Path) -> list[Path]:
     return written
 
 
+class RowIdConverter(IntegerConverter):
+    """`<row_id:name>` in a route: a row's id, and a 404 for one no row can have (an id past
+    what the database's integer holds would make the query fail instead)."""
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, max=ROW_ID_MAX)
+
+
 def init_web(app: Flask, *, settings: Settings, timezone: str) -> None:
     """Cookies, CSRF and translations for every page; `timezone` is the city's clock, on which
     deadlines are set and pages show times."""
@@ -147,6 +157,7 @@ def init_web(app: Flask, *, settings: Settings, timezone: str) -> None:
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.session_interface = CookieSessionInterface()
+    app.url_map.converters["row_id"] = RowIdConverter
     csrf.init_app(app)
     compiled = settings.instance_path / "translations"
     compile_catalogues(TRANSLATIONS_SOURCE, compiled)

@@ -23,7 +23,7 @@ from hotline.wiring import current_wiring, db
 from ivr import menus, seat_calls
 from ivr.prompts import CITY_TIMEZONE
 from ivr.signatures import twilio_signed
-from ivr.steps import caller_from_form, digits_from_form, int_arg, seconds_param
+from ivr.steps import caller_from_form, digits_from_form, int_arg, row_id_arg, seconds_param
 from ivr.twiml import CallFlow, empty
 from ivr.views import TWIML_CONTENT_TYPE, case_from_url
 
@@ -281,7 +281,7 @@ def queue_connecting() -> Response:
 
 
 def _seat_args() -> tuple[int, int]:
-    return int_arg(request.args, "seat", limit=2**31), int_arg(request.args, "offer", limit=2**31)
+    return row_id_arg(request.args, "seat"), row_id_arg(request.args, "offer")
 
 
 @bp.post("/seat/answer")
@@ -349,7 +349,7 @@ def seat_status() -> Response:
 def callback_connect() -> Response:
     """The operator answered the callback's first leg: now ring the citizen."""
     flow = _flow()
-    attempt_id = int_arg(request.args, "attempt", limit=2**31)
+    attempt_id = row_id_arg(request.args, "attempt")
     with db().begin():
         citizen = callbacks.citizen_of_attempt(db(), attempt_id=attempt_id)
     if citizen is None:
@@ -363,7 +363,7 @@ def callback_connect() -> Response:
 def callback_dialled() -> Response:
     """The citizen's leg of a callback ended: keep the outcome; the third failure closes the
     task and texts the citizen."""
-    attempt_id = int_arg(request.args, "attempt", limit=2**31)
+    attempt_id = row_id_arg(request.args, "attempt")
     outcome = request.form.get("DialCallStatus", "").strip()[:20] or "failed"
     return _finish_attempt(attempt_id, outcome, seconds_param(request.form, "DialCallDuration"))
 
@@ -373,7 +373,7 @@ def callback_dialled() -> Response:
 def callback_status() -> Response:
     """The operator's leg's status callback: a phone that never answered fails the attempt
     without counting it against the citizen."""
-    attempt_id = int_arg(request.args, "attempt", limit=2**31)
+    attempt_id = row_id_arg(request.args, "attempt")
     status = request.form.get("CallStatus", "").strip()[:20]
     if status in ("no-answer", "busy", "failed", "canceled"):
         _finish_attempt(attempt_id, callbacks.OPERATOR_UNREACHED, None)

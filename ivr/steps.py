@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from cases.free_text import readable
 from cases.intake import CallerInfo, RecordingReport
+from cases.models import ROW_ID_MAX
 from ivr.menus import went_to_operator
 
 # Parameters kept on the call record as its details (the rest are per-step or duplicates).
@@ -103,6 +104,11 @@ def int_arg(args: Mapping[str, str], name: str, *, default: int = 0, limit: int 
         return max(0, min(int(args.get(name, default)), limit))
     except ValueError:
         return default
+
+
+def row_id_arg(args: Mapping[str, str], name: str) -> int:
+    """A row id from our own URL's query string; 0 (no row) when missing or malformed."""
+    return int_arg(args, name, limit=ROW_ID_MAX)
 
 
 @dataclass(frozen=True)

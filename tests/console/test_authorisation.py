@@ -43,6 +43,7 @@ from cases.models import (
 )
 from cases.numbers import new_case_number
 from hotline.db import Database
+from hotline.web import RowIdConverter
 from hotline.wiring import wiring_of
 from knowledge import store as knowledge_store
 from tests.conftest import AUDIO
@@ -661,3 +662,25 @@ def test_every_route_gives_every_role_the_outcome_the_matrix_says(
                     f"{role}: {method} {url}: {got} ({response.status_code}), not {expected}"
                 )
     assert wrong == [], "\n".join(wrong)
+
+
+def test_an_id_past_what_the_database_holds_is_not_found_on_every_route(
+    app: Flask, other_case: OtherCase, signed_in: Callable[..., Console]
+) -> None:
+    """An id beyond a PostgreSQL integer is "no such row" (404), not a query the database
+    refuses (500); the route's converter turns it away before any view runs."""
+    browser = signed_in("admin")
+    too_large = str(2**31)
+    checked = 0
+    for rule in console_routes(app):
+        row_ids = [c for c in rule._converters.values() if isinstance(c, RowIdConverter)]
+        if not row_ids:
+            continue
+        url = url_for_rule(rule, other_case)
+        for _ in row_ids:
+            url = re.sub(r"/\d+(?=/|$)", f"/{too_large}", url, count=1)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            response = browser.get(url) if method == "GET" else browser.post(url, FORM_DATA)
+            assert response.status_code == 404, f"{method} {url}"
+            checked += 1
+    assert checked >= 7
