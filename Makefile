@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: help install run test test-postgres lint fuzz faults bench load bench-queue clean
+.PHONY: help install run test test-postgres lint fuzz faults bench load bench-queue clean eval-merging
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ load: $(INSTALLED)  ## 100 callers streaming at once (web, streams, worker): web
 
 bench-queue: $(INSTALLED)  ## Queue service level on the emulator's virtual clock, beside Erlang C
 	$(BIN)/python bench/queue_service_level.py --hours 20 --seats 7
+
+eval-merging: $(INSTALLED)  ## Pairwise precision and recall of merging repeat reports (config/merging/)
+	$(BIN)/python -m routing.merge_eval
 
 clean:  ## Remove the virtualenv, Node modules and local data
 	rm -rf $(VENV) node_modules instance

@@ -22,9 +22,11 @@ from cases import numbers, phones
 from cases.errors import UnknownCallError
 from cases.lifecycle import flag_for_review
 from cases.models import (
+    WRITTEN_INTAKES,
     Call,
     Case,
     CaseStatus,
+    Intake,
     Recording,
     RecordingStatus,
     SmsStatus,
@@ -274,6 +276,67 @@ def _unused_case_number(session: Session) -> str:
         number = numbers.new_case_number()
         if session.scalars(select(Case.id).where(Case.number == number)).first() is None:
             return number
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    """A report that came in as words (a text, the web form, an Open311 request)."""
+
+    intake: Intake
+    text: str
+    locale: str
+    # Where updates go, in E.164; None for an anonymous report.
+    reporter_number: str | None = None
+    address: str | None = None
+    point: tuple[float, float] | None = None  # (lat, long)
+    open311_client: str | None = None
+    open311_token: str | None = None
+
+
+def open_case_from_writing(session: Session, *, report: WrittenReport, actor: str) -> Case:
+    """A new open case for a written report; the adapter queues its routing after commit
+    (`routing.tasks.enqueue_routing`), as for a call's transcript. Its words are kept on the
+    case (`report_text`), cleaned of what the free-text rule refuses."""
+    if report.intake not in WRITTEN_INTAKES:
+        raise ValueError(f"{report.intake} is not a written intake")
+    lat, long = report.point if report.point is not None else (None, None)
+    case = Case(
+        number=_unused_case_number(session),
+        intake=report.intake,
+        report_text=report.text,
+        locale=report.locale,
+        caller_number=report.reporter_number,
+        # The adapter gives the number in its own answer (the reply text, the page, the
+        # Open311 response): no separate case-number text.
+        sms_status=SmsStatus.NONE,
+        status=CaseStatus.OPEN,
+        address=report.address,
+        lat=lat,
+        long=long,
+        open311_client=report.open311_client,
+        open311_token=report.open311_token,
+    )
+    session.add(case)
+    add_event(
+        session,
+        case=case,
+        kind="opened",
+        actor=actor,
+        intake=report.intake.value,
+        locale=report.locale,
+    )
+    session.flush()
+    return case
+
+
+def report_words(case: Case) -> str | None:
+    """What the reporter said or wrote, once it is all there: a written report's text, or the
+    call's complete transcript; None while a call's transcript is still to come."""
+    if case.intake in WRITTEN_INTAKES:
+        return case.report_text or ""
+    if case.transcript is None or not case.transcript.complete:
+        return None
+    return case.transcript.text
 
 
 def open_case_from_recording(

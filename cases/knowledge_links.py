@@ -61,6 +61,8 @@ def answer_at_once(session: Session, *, case: Case, article_id: str, actor: Acto
         revision=article.revision,
         reply=case.resolution,
     )
+    # 并单: reports the desk merged into it hear the same answer.
+    lifecycle.tell_co_reporters(session, case=case, reply=case.resolution)
     return case
 
 

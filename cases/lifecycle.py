@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import outbox
@@ -210,6 +211,20 @@ TRANSITIONS: dict[str, Transition] = {
         N_("Only the desk or a supervisor issues supervision notices"),
     ),
     "rate": Transition("rate", frozenset({CaseStatus.RESOLVED}), None),
+    # 并单 by hand (cases.merging): the desk joins a case to another about the same problem, or
+    # undoes a join the machine (or the desk) got wrong.
+    "merge": Transition(
+        "merge",
+        frozenset(ACTIVE_STATUSES) - {CaseStatus.OPEN},
+        _desk,
+        N_("Only the dispatch desk merges cases"),
+    ),
+    "split": Transition(
+        "split",
+        frozenset({CaseStatus.MERGED}),
+        _desk,
+        N_("Only the dispatch desk splits a merged report off"),
+    ),
     # 当即解答: a consultation answered from the knowledge base, in the call (by the system) or
     # by the desk, is closed at once (cases.knowledge_links). Offered as a button only once an
     # article is attached to the case: that is the answer it would give.
@@ -271,7 +286,7 @@ def _department(session: Session, code: str | None, *, what: str = "department")
     return department
 
 
-def _assign(
+def assign_case(
     session: Session,
     *,
     case: Case,
@@ -309,7 +324,11 @@ def flag_for_review(session: Session, *, case: Case, reason: str) -> None:
 def deliver_routed_case(session: Session, *, case: Case) -> None:
     """After routing: push the case to its department (or the desk) and copy pressing matters
     to leadership. Safe to call twice: the outbox topics make a repeat a no-op."""
-    if case.department_code is None or case.assigned_at is not None:
+    if (
+        case.department_code is None
+        or case.assigned_at is not None
+        or case.status == CaseStatus.MERGED  # its department has the case it joined
+    ):
         return
     case.assigned_at = utcnow()
     outbox.push_case(session, case=case, department_code=case.department_code, topic="assigned")
@@ -374,7 +393,7 @@ def transfer(
     )
     # The deadline belongs to the citizen's matter: a transfer does not restart it.
     deadline_at, assigned_at = case.deadline_at, case.assigned_at
-    _assign(session, case=case, department_code=target.code, deadline_at=deadline_at)
+    assign_case(session, case=case, department_code=target.code, deadline_at=deadline_at)
     case.assigned_at = assigned_at or case.assigned_at
     return case
 
@@ -428,7 +447,7 @@ def rule_on_send_back(
         to_department=target.code,
         category=case.category_code,
     )
-    _assign(session, case=case, department_code=target.code, deadline_at=deadline_at)
+    assign_case(session, case=case, department_code=target.code, deadline_at=deadline_at)
     return case
 
 
@@ -474,7 +493,7 @@ def triage(
         suggested=(case.routing or {}).get("category"),
         note=note_text or None,
     )
-    _assign(session, case=case, department_code=target.code, deadline_at=deadline_at)
+    assign_case(session, case=case, department_code=target.code, deadline_at=deadline_at)
     _copy_pressing_to_leadership(session, case=case)
     return case
 
@@ -547,7 +566,7 @@ def route_at_seat(
         place=place_code,
         suggested=(suggestion or {}).get("category"),
     )
-    _assign(session, case=case, department_code=target.code, deadline_at=deadline_at)
+    assign_case(session, case=case, department_code=target.code, deadline_at=deadline_at)
     _copy_pressing_to_leadership(session, case=case)
     return case
 
@@ -572,7 +591,21 @@ def resolve(session: Session, *, case: Case, actor: Actor, reply: str) -> Case:
         on_time=case.deadline_at is None or case.resolved_at <= case.deadline_at,
     )
     outbox.text_caller(session, case=case, message="resolved", reply=reply)
+    tell_co_reporters(session, case=case, reply=reply)
     return case
+
+
+def tell_co_reporters(session: Session, *, case: Case, reply: str) -> None:
+    """并单: each report merged into the case is resolved with it, and its reporter is told the
+    outcome and asked to rate, as the case's first reporter is."""
+    for report in case.co_reporters:
+        if report.status != CaseStatus.MERGED:
+            continue
+        report.status = CaseStatus.RESOLVED
+        report.resolution = reply
+        report.resolved_at = case.resolved_at
+        add_event(session, case=report, kind="resolved", actor="system", with_case=case.number)
+        outbox.text_caller(session, case=report, message="resolved", reply=reply)
 
 
 @dataclass(frozen=True)
@@ -608,6 +641,8 @@ def rate(
         outbox.text_caller(session, case=case, message="rating_thanks")
         return RatingOutcome(case=case, reopened=False)
 
+    if case.merged_into is not None:
+        _split_off_by_rating(session, case=case, score=score)
     department_code = case.responsible_department_code or case.department_code or DISPATCH_DESK
     case.reopen_count += 1
     # A new round: overdue again later means escalated again.
@@ -625,7 +660,7 @@ def rate(
         department=department_code,
         previous_reply=case.resolution,
     )
-    _assign(
+    assign_case(
         session,
         case=case,
         department_code=department_code,
@@ -638,6 +673,33 @@ def rate(
     case.resolved_at = None
     outbox.text_caller(session, case=case, message="reopened")
     return RatingOutcome(case=case, reopened=True)
+
+
+def _split_off_by_rating(session: Session, *, case: Case, score: int) -> None:
+    """A co-reporter (并单) who says the problem is not solved: their report leaves the case it
+    joined and is reopened as a case of its own, to the department answerable for that case."""
+    # Locked and read afresh: its count is rewritten from what is read.
+    kept = session.scalars(
+        select(Case)
+        .where(Case.id == case.merged_into_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    kept.reporters = max(1, kept.reporters - 1)
+    case.responsible_department_code = kept.responsible_department_code
+    case.department_code = kept.department_code or case.department_code
+    case.merged_into = None
+    case.merged_at = None
+    add_event(session, case=case, kind="split_from", actor="caller", case_number=kept.number)
+    add_event(
+        session,
+        case=kept,
+        kind="reporter_split",
+        actor="caller",
+        report=case.number,
+        reporters=kept.reporters,
+        score=score,
+    )
 
 
 def escalate(session: Session, *, case: Case, actor: Actor, reason: str) -> Case:

@@ -80,6 +80,9 @@ class CaseStatus(enum.StrEnum):
     SENT_BACK = "sent_back"  # returned by a department (退单); the desk must rule
     RESOLVED = "resolved"  # the department replied; waiting for the caller's rating
     CLOSED = "closed"
+    # A repeat report of the problem another case holds (并单): its reporter is a co-reporter
+    # there, told that case's outcome; no department works on it (cases.merging).
+    MERGED = "merged"
 
 
 # A department still has work to do on a case in one of these.
@@ -109,6 +112,19 @@ class Role(enum.StrEnum):
     # Answers calls at a seat (cases.seats): the queue rings them, they open the case.
     OPERATOR = "operator"
     ADMIN = "admin"
+
+
+class Intake(enum.StrEnum):
+    """How a report came in."""
+
+    VOICE = "voice"  # a call: the words are the call's transcript
+    SMS = "sms"  # a text to the hotline's number
+    WEB = "web"  # the public site's report form
+    OPEN311 = "open311"  # another system, through Open311 GeoReport v2
+
+
+# Written reports carry their words on the case (Case.report_text), calls in a Transcript.
+WRITTEN_INTAKES = (Intake.SMS, Intake.WEB, Intake.OPEN311)
 
 
 class Channel(enum.StrEnum):
@@ -152,6 +168,7 @@ class SmsStatus(enum.StrEnum):
     SENT = "sent"
     LOGGED = "logged"  # SMS not configured: written to the log instead
     FAILED = "failed"
+    OPTED_OUT = "opted_out"  # the number texted STOP (cases.texts): nothing is sent to it
 
 
 class Department(Base):
@@ -299,10 +316,35 @@ class Case(Base):
     # The knowledge-base article suggested for the matter (cases.knowledge_links). A plain
     # indexed column, no foreign key: a case may name an article the desk later retires.
     article_id: Mapped[str | None] = mapped_column(String(80), index=True)
+    # How the report came in (Intake), and a written report's own words.
+    intake: Mapped[Intake] = mapped_column(
+        String(10), default=Intake.VOICE, server_default=Intake.VOICE.value
+    )
+    report_text: Mapped[str | None] = mapped_column(Text)
+    # Where the reporter put it: an address as written, and a point on the map (web, Open311).
+    address: Mapped[str | None] = mapped_column(String(255))
+    lat: Mapped[float | None]
+    long: Mapped[float | None]
+    # 并单: the case this report joined as a co-reporter, and when. Indexed: a case lists its
+    # co-reporters. `reporters` counts the people who reported the problem (1 + co-reporters),
+    # kept on the case so every list and the department API can show it without a count.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    merged_at: Mapped[datetime | None]
+    reporters: Mapped[int] = mapped_column(default=1, server_default="1")
+    # The Open311 client that sent the report (its key's name), and the token it was given.
+    open311_client: Mapped[str | None] = mapped_column(String(80))
+    open311_token: Mapped[str | None] = mapped_column(String(40), unique=True)
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     call: Mapped[Call | None] = relationship()
+    merged_into: Mapped[Case | None] = relationship(
+        remote_side=[id], foreign_keys=[merged_into_id], back_populates="co_reporters"
+    )
+    # The reports merged into this case (并单), each a case of its own with its own number.
+    co_reporters: Mapped[list[Case]] = relationship(
+        foreign_keys=[merged_into_id], back_populates="merged_into", order_by="Case.id"
+    )
     department: Mapped[Department | None] = relationship(foreign_keys=[department_code])
     responsible_department: Mapped[Department | None] = relationship(
         foreign_keys=[responsible_department_code]
@@ -668,3 +710,84 @@ class CallbackAttempt(Base):
     talked_seconds: Mapped[int | None]
 
     task: Mapped[CallbackTask] = relationship(back_populates="attempt_rows")
+
+
+class InboundText(Base):
+    """A text to the hotline's number, as Twilio delivered it: a retried webhook (same
+    MessageSid) finds its row and gets the same answer; the parts of one long report, sent
+    within a minute, join one case."""
+
+    __tablename__ = "inbound_texts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    # Indexed: the next part of a report looks up the sender's latest text.
+    from_number: Mapped[str] = mapped_column(String(40), index=True)
+    body: Mapped[str] = mapped_column(Text, default="")
+    # What the text was taken as ("report", "part", "rating", "stop", "help", ...).
+    kind: Mapped[str] = mapped_column(String(20))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    # The answer given, so that a retry gets the very same one.
+    reply_key: Mapped[str | None] = mapped_column(String(60))
+    reply_locale: Mapped[str | None] = mapped_column(String(10))
+    reply_values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case | None] = relationship()
+
+
+class TextOptOut(Base):
+    """A number that texted STOP: the hotline texts it nothing until it texts START."""
+
+    __tablename__ = "text_opt_outs"
+
+    number: Mapped[str] = mapped_column(String(40), primary_key=True)
+    opted_out_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attachment(Base):
+    """A file a reporter sent with a report (a photo from the web form, an Open311 media
+    link's copy), stored like recordings: on disk under the media folder, checked first."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "photo"
+    content_type: Mapped[str] = mapped_column(String(80))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Relative to the media folder.
+    path: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case] = relationship()
+
+
+class PhoneVerification(Base):
+    """A code texted to a phone number that a web reporter must type back, so that updates
+    about their case go to a phone that is theirs. Only the code's hash is kept."""
+
+    __tablename__ = "phone_verifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Indexed: sending is throttled per number.
+    number: Mapped[str] = mapped_column(String(40), index=True)
+    code_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    verified_at: Mapped[datetime | None]
+
+
+class Open311Key(Base):
+    """An API key another system posts Open311 requests with. Only its hash is kept: the key
+    is printed once, when made (`flask --app hotline open311 key add NAME`)."""
+
+    __tablename__ = "open311_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from cases.free_text import readable, readable_data
-from cases.models import Case, CaseEvent
+from cases.models import WRITTEN_INTAKES, Case, CaseEvent
 from cases.privacy import mask_number
 
 # Bookkeeping in an event's data that is no part of the case's story.
@@ -23,9 +23,21 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _reporters(case: Case) -> dict[str, Any]:
+    """How the report came in, and 并单: the case it joined, and how many reported it."""
+    return {
+        "intake": str(case.intake),
+        "merged_into": case.merged_into.number if case.merged_into is not None else None,
+        "reporters": case.reporters,
+    }
+
+
 def case_snapshot(case: Case) -> dict[str, Any]:
-    """What a department receives about a case: no unmasked personal data."""
-    transcript = case.transcript
+    """What a department receives about a case: no unmasked personal data. `transcript` is
+    the reporter's words: a call's transcript, or what they wrote."""
+    words = case.report_text if case.intake in WRITTEN_INTAKES else None
+    if words is None and case.transcript is not None:
+        words = case.transcript.text
     snapshot = {
         "number": case.number,
         "status": str(case.status),
@@ -39,7 +51,9 @@ def case_snapshot(case: Case) -> dict[str, Any]:
         "opened_at": iso(case.opened_at),
         "locale": case.locale,
         "caller_number": mask_number(case.caller_number),
-        "transcript": transcript.text if transcript is not None else None,
+        "transcript": words,
+        "address": case.address,
+        **_reporters(case),
     }
     result: dict[str, Any] = readable_data(snapshot)
     return result
@@ -103,6 +117,11 @@ def case_record(case: Case) -> dict[str, Any]:
         "needs_review": case.needs_review,
         "review_reason": case.review_reason,
         "caller_number": case.caller_number,
+        **_reporters(case),
+        "co_reporters": [report.number for report in case.co_reporters],
+        "report_text": case.report_text,
+        "address": case.address,
+        "point": None if case.lat is None else {"lat": case.lat, "long": case.long},
         "sms": {"status": case.sms_status, "message_sid": case.sms_message_sid},
         "opened_at": iso(case.opened_at),
         "call": None

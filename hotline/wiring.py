@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ivr.twiml import CallFlow
     from knowledge.base import KnowledgeBase
     from routing.router import Router
+    from routing.similarity import MergeRules
     from transcription.models import ModelRegistry
 
 EXTENSION = "hotline"
@@ -56,6 +57,8 @@ class Wiring:
     knowledge: KnowledgeBase
     # The calls the console asks the phone system to make (seats, callbacks, transfers).
     telephony: SeatTelephony
+    # When a new report repeats an open case (并单): windows, similarity, radius.
+    merge_rules: MergeRules
 
 
 def wiring_of(app: Flask) -> Wiring:

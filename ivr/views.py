@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
-from cases import intake, knowledge_links, numbers, outbox, queries
+from cases import intake, knowledge_links, merging, numbers, outbox, queries
 from cases.access import SYSTEM
 from cases.errors import InvalidInputError
 from cases.intake import CallerInfo
@@ -671,14 +671,16 @@ def status_lookup() -> Response:
         case = queries.find_case(db(), number=number) if number else None
         if case is not None:
             intake.mark_call_served(db(), caller=caller, how="status")
-            department = case.department.name(locale) if case.department else None
+            # A report merged into another case (并单) stands where that case stands.
+            followed = merging.followed_case(case)
+            department = followed.department.name(locale) if followed.department else None
             return twiml(
                 flow.status_report(
                     locale,
                     case_number=case.number,
-                    status=case.status,
+                    status=followed.status,
                     department=department,
-                    deadline=case.deadline_at,
+                    deadline=followed.deadline_at,
                 )
             )
     misses = int_arg(request.args, "miss") + 1

@@ -13,9 +13,10 @@ from celery import shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import intake, lifecycle
-from cases.models import Case, Category, Transcript, utcnow
+from cases import intake, lifecycle, merging
+from cases.models import WRITTEN_INTAKES, Case, CaseStatus, Category, Transcript, utcnow
 from routing.router import ClassifierMissingError, Router, routes_from_categories
+from routing.similarity import MergeRules, Report, best_match
 
 if TYPE_CHECKING:
     from hotline.wiring import Wiring
@@ -34,9 +35,10 @@ def route_case(wiring: Wiring, case_id: int) -> str:
         case = session.get_one(Case, case_id)
         if case.routed_at is not None:
             return "already routed"
-        if case.transcript is None or not case.transcript.complete:
+        words = intake.report_words(case)
+        if words is None:
             return "no transcript yet"  # the transcript's arrival queues this job again
-        text, opened_at, case_number = case.transcript.text, case.opened_at, case.number
+        text, opened_at, case_number = words, case.opened_at, case.number
         # The time limits admins set in the console, not the shipped file's.
         directory = routes_from_categories(session.scalars(select(Category)))
     extra = {"case_id": case_id, "case_number": case_number}
@@ -50,10 +52,16 @@ def route_case(wiring: Wiring, case_id: int) -> str:
         log.error("cannot route: %s", error, extra=extra)
         return "flagged"
     with database.session() as session, session.begin():
+        # The category first (并单, `_join_if_repeat`), then the case: always in this order,
+        # or two jobs each holding their own case and waiting for the category's lock, while
+        # the one holding it waits for the other's case, would deadlock.
+        merging.lock_category(session, category=outcome.category)
         # Locked: a re-driven run beside a slow one waits here, then finds the case routed
         # (without the lock both would route it, on PostgreSQL, and push it twice).
         case = session.get_one(Case, case_id, with_for_update=True)
         routed = intake.route_case(session, case=case, outcome=outcome)
+        if routed:
+            _join_if_repeat(session, case=case, rules=wiring.merge_rules)
         # The push to the department (and leadership's copy) leaves after this commits.
         lifecycle.deliver_routed_case(session, case=case)
     log.info(
@@ -67,10 +75,46 @@ def route_case(wiring: Wiring, case_id: int) -> str:
     return "routed" if routed else "already routed"
 
 
+def _as_report(case: Case) -> Report:
+    return Report(
+        text=intake.report_words(case) or "",
+        category=case.category_code or "",
+        place_code=case.place_code,
+        opened_at=case.opened_at,
+        point=(case.lat, case.long) if case.lat is not None and case.long is not None else None,
+    )
+
+
+def _join_if_repeat(session: Session, *, case: Case, rules: MergeRules) -> None:
+    """并单: a routed report that repeats an open case joins it as a co-reporter (and is then
+    not pushed). Only what the machine routed with confidence: a report for the desk to triage
+    or review is looked at by a person, who can merge it by hand."""
+    if case.category_code is None or case.needs_review or case.status != CaseStatus.ASSIGNED:
+        return
+    # The category's lock is held already (route_case takes it first).
+    window = rules.window_for(case.category_code)
+    since = case.opened_at - window
+    problems = merging.open_problems(session, case=case, since=since)
+    match = best_match(
+        _as_report(case),
+        [(problem.id, [_as_report(report) for report in reports]) for problem, reports in problems],
+        rules,
+    )
+    if match is None:
+        return
+    # Read again under its lock: the department may have resolved it since it was listed.
+    into = session.get_one(Case, match, with_for_update=True, populate_existing=True)
+    if into.status not in merging.JOINABLE_STATUSES or into.merged_into_id is not None:
+        return
+    merging.join(session, case=case, into=into, actor="system", how="similar")
+    log.info("report joined case %s (并单)", into.number, extra={"case_number": case.number})
+
+
 @shared_task(name="routing.requeue_unrouted_cases")  # type: ignore[untyped-decorator]
 def requeue_unrouted_cases(wiring: Wiring) -> int:
     """Beat job: route again the cases whose routing job was lost (a broker outage, a dead
-    worker): a complete transcript unrouted for a while. Routing twice routes once."""
+    worker): a complete transcript, or a written report, unrouted for a while. Routing twice
+    routes once."""
     lost_before = utcnow() - timedelta(seconds=wiring.settings.jobs_lost_after_seconds)
     with wiring.database.session() as session, session.begin():
         unrouted = session.scalars(
@@ -83,6 +127,15 @@ def requeue_unrouted_cases(wiring: Wiring) -> int:
                 Transcript.updated_at < lost_before,
             )
         ).all()
+        unrouted_written = session.scalars(
+            select(Case.id).where(
+                Case.routed_at.is_(None),
+                ~Case.needs_review,
+                Case.intake.in_(WRITTEN_INTAKES),
+                Case.opened_at < lost_before,
+            )
+        ).all()
+        unrouted = [*unrouted, *unrouted_written]
     for case_id in unrouted:
         enqueue_routing(case_id)
     if unrouted:
