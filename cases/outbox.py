@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cases.models import Case, Channel, Delivery, Department
+from cases.models import Case, Channel, Delivery, Department, TextOptOut
 from cases.serialise import case_snapshot
 
 CALLER = "caller"
@@ -94,8 +94,9 @@ def push_case(
 
 
 def text_caller(session: Session, *, case: Case, message: str, **values: Any) -> Delivery | None:
-    """Queue a text to the caller; `message` names a text in the caller's locale's prompts."""
-    if not case.caller_number:
+    """Queue a text to the caller; `message` names a text in the caller's locale's prompts.
+    None when there is no number, or its owner texted STOP (`cases.texts.opt_out`)."""
+    if not case.caller_number or session.get(TextOptOut, case.caller_number) is not None:
         return None
     session.flush()
     topic = _free_topic(session, case=case, recipient=CALLER, topic=message)

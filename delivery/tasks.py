@@ -23,7 +23,7 @@ from celery import Task, shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import intake
+from cases import intake, texts
 from cases.models import Case, SmsStatus, utcnow
 from cases.privacy import hide_phone_numbers, mask_number
 from delivery.channels import Senders, send
@@ -227,9 +227,14 @@ def send_case_number_text(self: Task, wiring: Wiring, case_id: int) -> str:
         case = session.get_one(Case, case_id)
         if case.sms_status != SmsStatus.PENDING or not case.caller_number:
             return str(case.sms_status)
+        opted_out = texts.opted_out(session, number=case.caller_number)
         to, number = case.caller_number, case.number
         body = senders.render_caller_text(case.locale, "case_opened", {"number": number})
 
+    if opted_out:
+        log.info("the caller texted STOP: case number not texted", extra={"case_number": number})
+        _record_text(wiring, case_id, SmsStatus.OPTED_OUT)
+        return SmsStatus.OPTED_OUT
     if senders.send_sms is None:
         log.info(
             "SMS not configured; would send to %s: %s", to, body, extra={"case_number": number}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,16 @@ REQUIRED_KEYS = (
     "sms_rating_help",
     "sms_no_case_to_rate",
     "sms_rating_failed",
+    # Replies to texts (ivr.sms): reports, their parts, answers, keywords.
+    "sms_report_received",
+    "sms_report_added",
+    "sms_report_answered",
+    "sms_report_emergency",
+    "sms_help",
+    "sms_opted_out",
+    "sms_opted_in",
+    "sms_too_many",
+    "sms_report_failed",
     "statuses",
 )
 # A locale other than the first is offered at the Mandarin greeting in its own words.
@@ -142,6 +153,12 @@ class IVROptions:
     speech_threshold_dbfs: float
     speech_min_seconds: float
     emergency_numbers: dict[str, str]
+    # Texts (ivr.sms): the join window for a report's parts, the hourly cap on reports from a
+    # number, whether Twilio answers its English keywords itself, and the keyword lists.
+    sms_join_seconds: float = 60.0
+    sms_reports_per_hour: int = 10
+    sms_twilio_answers_keywords: bool = True
+    sms_keywords: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def load_prompts(directory: Path, locales: tuple[str, ...]) -> dict[str, Prompts]:
@@ -203,4 +220,32 @@ def load_options(path: Path) -> IVROptions:
         speech_min_seconds=float(data["speech_min_seconds"]),
         # Routing reads and checks them: one loader for the numbers calls are put through to.
         emergency_numbers=load_emergency_numbers(path),
+        sms_join_seconds=float(data["sms_join_seconds"]),
+        sms_reports_per_hour=int(data["sms_reports_per_hour"]),
+        sms_twilio_answers_keywords=bool(data["sms_twilio_answers_keywords"]),
+        sms_keywords=parse_sms_keywords(data.get("sms_keywords"), path),
     )
+
+
+SMS_KEYWORD_KINDS = ("stop", "start", "help")
+
+
+def keyword_form(word: str) -> str:
+    """A keyword as texts are compared with it: width-folded (NFKC), upper case, trimmed."""
+    return unicodedata.normalize("NFKC", word).strip().upper()
+
+
+def parse_sms_keywords(value: object, path: Path) -> dict[str, frozenset[str]]:
+    """The `[sms_keywords]` table: lists of words for stop, start and help, none in two."""
+    if not isinstance(value, dict) or set(value) != set(SMS_KEYWORD_KINDS):
+        raise ValueError(f"{path}: [sms_keywords] must list exactly stop, start and help")
+    keywords: dict[str, frozenset[str]] = {}
+    for kind in SMS_KEYWORD_KINDS:
+        words = value[kind]
+        if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+            raise ValueError(f"{path}: sms_keywords.{kind} must be a list of words")
+        keywords[kind] = frozenset(keyword_form(w) for w in words)
+    every = [w for kind in SMS_KEYWORD_KINDS for w in keywords[kind]]
+    if len(every) != len(set(every)):
+        raise ValueError(f"{path}: a word is in two [sms_keywords] lists")
+    return keywords
