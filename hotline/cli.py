@@ -1,5 +1,5 @@
 """`flask --app hotline ...` commands: init, case show, simulate-call, transcribe, models,
-train, classify, eval, department set, user add."""
+train, classify, eval, department set, user add, open311 key."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.serving import make_server
 
-from cases import callbacks, directory, queries, seats, serialise, staff
+from cases import callbacks, directory, open311, queries, seats, serialise, staff
 from cases.errors import InvalidInputError, UnknownCaseError
 from cases.locales import LOCALES
 from cases.models import Call, Case, RecordingStatus, utcnow
@@ -75,6 +75,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(user_group)
     app.cli.add_command(queue_group)
     app.cli.add_command(callbacks_group)
+    app.cli.add_command(open311_group)
 
 
 @contextlib.contextmanager
@@ -716,3 +717,40 @@ def callbacks_list() -> None:
             for task in callbacks.open_callbacks(session)
         ]
     click.echo(json.dumps(tasks, ensure_ascii=False, indent=2))
+
+
+@click.group("open311", cls=AppGroup)
+def open311_group() -> None:
+    """Open311 GeoReport v2 clients."""
+
+
+@open311_group.group("key")
+def open311_key_group() -> None:
+    """The API keys Open311 clients post with."""
+
+
+@open311_key_group.command("add")
+@click.argument("name")
+def open311_key_add(name: str) -> None:
+    """Make a key for client NAME and print it, last and once (only its hash is kept)."""
+    wiring = current_wiring()
+    try:
+        with database_set_up(), wiring.database.session() as session, session.begin():
+            key = open311.make_key(session, name=name)
+    except InvalidInputError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Open311 key for {name} (shown once; store it in the client's settings):")
+    click.echo(key)
+
+
+@open311_key_group.command("revoke")
+@click.argument("name")
+def open311_key_revoke(name: str) -> None:
+    """Stop client NAME's key working at once."""
+    wiring = current_wiring()
+    try:
+        with database_set_up(), wiring.database.session() as session, session.begin():
+            open311.revoke_key(session, name=name)
+    except InvalidInputError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Open311 key of {name} revoked")
