@@ -153,21 +153,33 @@ def page_argument() -> int:
     return int(raw)
 
 
-def _recording_signature(*, recording_id: int, user_id: int, expires: int) -> str:
+def _file_signature(*, kind: str, file_id: int, user_id: int, expires: int) -> str:
+    # The kind is signed too: a recording's link never opens the photo with the same id.
     key = current_wiring().settings.secret_key.encode()
-    message = f"recording-link:{recording_id}:{user_id}:{expires}".encode()
+    message = f"{kind}-link:{file_id}:{user_id}:{expires}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _recording_signature(*, recording_id: int, user_id: int, expires: int) -> str:
+    return _file_signature(kind="recording", file_id=recording_id, user_id=user_id, expires=expires)
+
+
+def _signed_file_link(
+    endpoint: str, *, kind: str, id_name: str, file_id: int, now: float | None, **values: Any
+) -> str:
+    expires = int(time.time() if now is None else now) + RECORDING_LINK_SECONDS
+    signature = _file_signature(
+        kind=kind, file_id=file_id, user_id=current_user.id, expires=expires
+    )
+    arguments: dict[str, Any] = {id_name: file_id, **values}
+    return url_for(endpoint, expires=expires, signature=signature, **arguments)
 
 
 def _signed_recording_link(
     endpoint: str, recording_id: int, now: float | None, **values: Any
 ) -> str:
-    expires = int(time.time() if now is None else now) + RECORDING_LINK_SECONDS
-    signature = _recording_signature(
-        recording_id=recording_id, user_id=current_user.id, expires=expires
-    )
-    return url_for(
-        endpoint, recording_id=recording_id, expires=expires, signature=signature, **values
+    return _signed_file_link(
+        endpoint, kind="recording", id_name="recording_id", file_id=recording_id, now=now, **values
     )
 
 
@@ -186,14 +198,31 @@ def unreported_call_recording_url(call_id: int, recording_id: int) -> str:
     )
 
 
-def recording_link_valid(recording_id: int) -> bool:
-    """Whether this request's recording link was made for this person and has not expired
-    (or been altered: the signature covers the recording, the person and the expiry)."""
+@bp.app_template_global()
+def attachment_url(number: str, attachment_id: int) -> str:
+    """A reporter's photo's link, signed and expiring like a recording's."""
+    return _signed_file_link(
+        "console.attachment",
+        kind="attachment",
+        id_name="attachment_id",
+        file_id=attachment_id,
+        now=None,
+        number=number,
+    )
+
+
+def file_link_valid(kind: str, file_id: int) -> bool:
+    """Whether this request's link to a stored file (a recording, a photo) was made for this
+    person and has not expired (or been altered: the signature covers the kind, the file, the
+    person and the expiry)."""
     raw_expires, signature = request.args.get("expires", ""), request.args.get("signature", "")
     if not (raw_expires.isascii() and raw_expires.isdigit()) or len(raw_expires) > 12:
         return False
     expires = int(raw_expires)
-    wanted = _recording_signature(
-        recording_id=recording_id, user_id=current_user.id, expires=expires
-    )
+    wanted = _file_signature(kind=kind, file_id=file_id, user_id=current_user.id, expires=expires)
     return hmac.compare_digest(wanted, signature) and time.time() <= expires
+
+
+def recording_link_valid(recording_id: int) -> bool:
+    """Whether this request's recording link is valid (`file_link_valid`)."""
+    return file_link_valid("recording", recording_id)

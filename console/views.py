@@ -9,6 +9,7 @@ transactions on the request's session.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from flask import redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
@@ -22,10 +23,26 @@ from cases import queries
 from cases.access import get_visible_case, require
 from cases.errors import InvalidInputError
 from cases.lifecycle import TRANSITIONS
-from cases.models import ACTIVE_STATUSES, Case, CaseStatus, RecordingStatus, Role, utcnow
+from cases.models import (
+    ACTIVE_STATUSES,
+    Attachment,
+    Case,
+    CaseStatus,
+    RecordingStatus,
+    Role,
+    utcnow,
+)
 from cases.timeline import last_event
 from console.auth import no_store
-from console.blueprint import PAGE_SIZE, actor, bp, error_page, page_argument, recording_link_valid
+from console.blueprint import (
+    PAGE_SIZE,
+    actor,
+    bp,
+    error_page,
+    file_link_valid,
+    page_argument,
+    recording_link_valid,
+)
 from console.case_page import directory_now, render_case, ruling_form, triage_form
 from console.presenters import case_rows, suggestion
 from hotline.wiring import current_wiring, db
@@ -161,6 +178,24 @@ def case_page(number: str) -> tuple[str, int]:
         return render_case(db(), case)
 
 
+def _send_stored_file(
+    *, folder: Path, relative: str, mimetype: str, download_name: str, number: str
+) -> Response:
+    """A stored file (a recording, a photo) of a case the person may see, once the route has
+    checked the case and the signed link; a file missing on disk is a 404, and logged."""
+    path = safe_join(str(folder), relative)
+    if path is None:
+        raise NotFound()
+    try:
+        response = send_file(
+            path, mimetype=mimetype, conditional=True, download_name=download_name, max_age=0
+        )
+    except FileNotFoundError as error:
+        log.error("stored file missing: %s", path, extra={"case_number": number})
+        raise NotFound() from error
+    return no_store(response)
+
+
 @bp.get("/cases/<number>/recordings/<row_id:recording_id>")
 def recording(number: str, recording_id: int) -> Response | tuple[str, int]:
     """The caller's recording, streamed (with range requests) only to those who may see the
@@ -176,24 +211,43 @@ def recording(number: str, recording_id: int) -> Response | tuple[str, int]:
     if not recording_link_valid(recording_id):
         message = _("This recording link has expired or is not valid: reload the case page.")
         return error_page(message, 403)
-    path = safe_join(str(current_wiring().settings.recordings_dir), relative)
-    if path is None:
-        raise NotFound()
     if not request.range or request.range.ranges[0][0] == 0:
         # An audit line per listen, not per byte range the player asks for.
         log.info(
             "recording played",
             extra={"case_number": number, "recording_id": recording_id, "username": who.name},
         )
-    try:
-        response = send_file(
-            path,
-            mimetype="audio/wav",
-            conditional=True,
-            download_name=f"case-{number}-{recording_id}.wav",
-            max_age=0,
-        )
-    except FileNotFoundError as error:
-        log.error("recording file missing: %s", path, extra={"case_number": number})
-        raise NotFound() from error
-    return no_store(response)
+    return _send_stored_file(
+        folder=current_wiring().settings.recordings_dir,
+        relative=relative,
+        mimetype="audio/wav",
+        download_name=f"case-{number}-{recording_id}.wav",
+        number=number,
+    )
+
+
+@bp.get("/cases/<number>/attachments/<row_id:attachment_id>")
+def attachment(number: str, attachment_id: int) -> Response | tuple[str, int]:
+    """A reporter's photo, under the same rule as recordings: only to those who may see the
+    case, through the expiring link the case page gave them."""
+    who = actor()
+    with db().begin():
+        case = get_visible_case(db(), actor=who, number=number)
+        stored = db().get(Attachment, attachment_id)
+        if stored is None or stored.case_id != case.id:
+            raise NotFound()
+        relative, content_type = stored.path, stored.content_type
+    if not file_link_valid("attachment", attachment_id):
+        message = _("This link has expired or is not valid: reload the case page.")
+        return error_page(message, 403)
+    log.info(
+        "photo viewed",
+        extra={"case_number": number, "attachment_id": attachment_id, "username": who.name},
+    )
+    return _send_stored_file(
+        folder=current_wiring().settings.media_dir,
+        relative=relative,
+        mimetype=content_type,
+        download_name=f"case-{number}-{attachment_id}{Path(relative).suffix}",
+        number=number,
+    )

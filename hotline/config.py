@@ -53,6 +53,8 @@ class Settings:
     jobs_lost_after_seconds: float = 120.0
     jobs_stalled_seconds: float = 900.0
     recording_max_bytes: int = 20 * 1024 * 1024
+    # The largest photo the web report form takes (cases.attachments).
+    photo_max_bytes: int = 5 * 1024 * 1024
     sms_retries: int = 8
     sms_backoff: float = 10.0
     routing_confidence_threshold: float = 0.35
@@ -89,6 +91,11 @@ class Settings:
     def recordings_dir(self) -> Path:
         """Where fetched recordings are stored."""
         return self.instance_path / "recordings"
+
+    @property
+    def media_dir(self) -> Path:
+        """Where reporters' photos are stored (`Attachment.path` is relative to it)."""
+        return self.instance_path / "media"
 
     @property
     def models_dir(self) -> Path:
@@ -196,6 +203,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jobs_lost_after_seconds=float(env.get("JOBS_LOST_AFTER_SECONDS", 120.0)),
         jobs_stalled_seconds=float(env.get("JOBS_STALLED_SECONDS", 900.0)),
         recording_max_bytes=int(env.get("RECORDING_MAX_BYTES", 20 * 1024 * 1024)),
+        photo_max_bytes=int(env.get("PHOTO_MAX_BYTES", 5 * 1024 * 1024)),
         sms_retries=int(env.get("SMS_RETRIES", 8)),
         sms_backoff=float(env.get("SMS_BACKOFF", 10.0)),
         routing_confidence_threshold=float(env.get("ROUTING_CONFIDENCE_THRESHOLD", 0.35)),

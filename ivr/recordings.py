@@ -1,12 +1,10 @@
-"""Fetching a recording from Twilio and storing it: size cap, WAV check, atomic write."""
+"""Fetching a recording from Twilio and storing it: size cap, WAV check (stored atomically by
+`cases.attachments.write_atomically`)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import requests
 
@@ -78,22 +76,3 @@ def download(
     except AudioError as error:
         raise RecordingRejectedError(str(error), data) from error
     return FetchedRecording(data=data, info=info)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write a file so that readers see all of it or none of it.
-
-    A write that fails (a full disk: OSError ENOSPC) removes its partial temporary file
-    before the error goes on, so a failure leaves nothing half-written behind.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".part") as handle:
-        try:
-            handle.write(data)
-            handle.flush()  # here, not at close, so a full disk fails inside this block
-            os.fsync(handle.fileno())
-        except BaseException:
-            handle.close()
-            os.unlink(handle.name)
-            raise
-    os.replace(handle.name, path)

@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cases import intake, lifecycle, models
+from cases.attachments import write_atomically
 from cases.models import Call, Case, Recording, RecordingStatus, SmsStatus, utcnow
 from delivery import tasks as delivery_tasks
 from ivr import recordings
@@ -87,13 +88,13 @@ def fetch_recording(self: Task, wiring: Wiring, recording_id: int) -> str:
         if error.data:
             # Keep what arrived: a person may still make sense of it.
             kept = folder / f"{name}.rejected"
-            recordings.write_atomically(settings.recordings_dir / kept, error.data)
+            write_atomically(settings.recordings_dir / kept, error.data)
         _give_up(wiring, recording_id, RecordingStatus.INVALID, str(error), kept)
         return RecordingStatus.INVALID
 
     relative = folder / f"{name}.wav"
     try:
-        recordings.write_atomically(settings.recordings_dir / relative, fetched.data)
+        write_atomically(settings.recordings_dir / relative, fetched.data)
     except OSError as error:  # a full disk, above all: nothing was written
         return _store_failed(self, wiring, recording_id, error, settings.recordings_dir / relative)
     with wiring.database.session() as session, session.begin():

@@ -30,8 +30,11 @@ class BrowserMissingError(RuntimeError):
 
 
 @contextmanager
-def headless_chromium(*, width: int = 1280, height: int = 900) -> Iterator[webdriver.Chrome]:
-    """A fresh headless Chromium with an empty profile, closed afterwards."""
+def headless_chromium(
+    *, width: int = 1280, height: int = 900, javascript: bool = True
+) -> Iterator[webdriver.Chrome]:
+    """A fresh headless Chromium with an empty profile, closed afterwards; `javascript=False`
+    turns scripts off, as a visitor who blocks them has it."""
     for path in (CHROMIUM, CHROMEDRIVER):
         if not path.exists():
             raise BrowserMissingError(f"{path} is missing: run `make install` (apt chromium)")
@@ -53,6 +56,10 @@ def headless_chromium(*, width: int = 1280, height: int = 900) -> Iterator[webdr
         "--lang=zh-CN",
     ):
         options.add_argument(flag)
+    if not javascript:
+        options.add_experimental_option(
+            "prefs", {"profile.managed_default_content_settings.javascript": 2}
+        )
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
     try:
