@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from cases import knowledge_links, lifecycle
+from cases import knowledge_links, lifecycle, merging
 from cases.access import Actor, get_visible_case
 from cases.errors import InvalidInputError, InvalidTransitionError
 from cases.models import Case, utcnow
@@ -115,6 +115,14 @@ def _answer_at_once(session: Session, case: Case, form: Any, who: Actor) -> None
     knowledge_links.answer_at_once(session, case=case, article_id=case.article_id or "", actor=who)
 
 
+def _merge(session: Session, case: Case, form: Any, who: Actor) -> None:
+    merging.merge_by_hand(session, case=case, into_number=form.into.data, actor=who)
+
+
+def _split(session: Session, case: Case, form: Any, who: Actor) -> None:
+    merging.split(session, case=case, actor=who)
+
+
 ACTIONS: dict[str, Action] = {
     "accept": Action(_accept, _l("You have accepted the case; you are first-responsible.")),
     "note": Action(_note, _l("Note added.")),
@@ -126,6 +134,13 @@ ACTIONS: dict[str, Action] = {
     "escalate": Action(_escalate, _l("Case escalated to leadership.")),
     "supervise": Action(_supervise, _l("Supervision notice sent.")),
     "answer_at_once": Action(_answer_at_once, _l("Answered at once; the case is closed.")),
+    "merge": Action(
+        _merge,
+        _l("Merged: this report's reporter now follows the case kept, and is told its outcome."),
+    ),
+    "split": Action(
+        _split, _l("Split off: the report is a case of its own again and has been assigned.")
+    ),
 }
 
 
@@ -215,3 +230,15 @@ def supervise(number: str) -> Response | tuple[str, int]:
 def answer_at_once(number: str) -> Response | tuple[str, int]:
     """Close the case as answered at once with its attached article's answer (当即解答)."""
     return act(number, "answer_at_once")
+
+
+@bp.post("/cases/<number>/merge")
+def merge(number: str) -> Response | tuple[str, int]:
+    """并单 by hand: join the case to another about the same problem, the one kept."""
+    return act(number, "merge")
+
+
+@bp.post("/cases/<number>/split")
+def split(number: str) -> Response | tuple[str, int]:
+    """Undo a wrong merge: the report becomes a case of its own again."""
+    return act(number, "split")

@@ -4,25 +4,37 @@ was posted, when an action is refused."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import render_template
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import lifecycle
 from cases.clock import display_light
-from cases.models import Case, CaseStatus, Channel, utcnow
+from cases.models import (
+    WRITTEN_INTAKES,
+    Attachment,
+    Case,
+    CaseStatus,
+    Channel,
+    Intake,
+    utcnow,
+)
 from cases.privacy import mask_number
 from cases.timeline import last_event
 from console import forms
 from console.blueprint import actor
 from console.case_knowledge import shown_article
 from console.presenters import (
-    EVENT_LABELS,
+    INTAKE_LABELS,
     NamedDirectory,
     event_details,
+    event_label,
     shows_full_number,
     suggestion,
 )
@@ -86,7 +98,44 @@ FORM_FACTORIES: dict[str, Callable[[NamedDirectory, Case], FormFactory]] = {
     "escalate": lambda d, c: forms.EscalateForm,
     "supervise": lambda d, c: forms.SuperviseForm,
     "answer_at_once": lambda d, c: forms.AnswerAtOnceForm,
+    "merge": lambda d, c: forms.MergeForm,
+    "split": lambda d, c: forms.SplitForm,
 }
+
+
+@dataclass(frozen=True)
+class CoReporter:
+    """A report merged into the case (并单), as the case page lists it: its own number, how
+    and when it came in, and its reporter's number as this staff member may see it."""
+
+    number: str
+    intake: str
+    opened_at: datetime
+    reporter_number: str | None
+
+
+def co_reporters(case: Case, *, full_number: bool) -> list[CoReporter]:
+    """The reports merged into the case, oldest first; numbers masked unless `full_number`."""
+    return [
+        CoReporter(
+            number=report.number,
+            intake=str(INTAKE_LABELS.get(Intake(report.intake), report.intake)),
+            opened_at=report.opened_at,
+            reporter_number=(
+                report.caller_number if full_number else mask_number(report.caller_number)
+            ),
+        )
+        for report in sorted(case.co_reporters, key=lambda report: (report.opened_at, report.id))
+    ]
+
+
+def attachments_of(session: Session, case: Case) -> list[Attachment]:
+    """The files the reporter sent with the report (photos), in the order they came."""
+    return list(
+        session.scalars(
+            select(Attachment).where(Attachment.case_id == case.id).order_by(Attachment.id)
+        )
+    )
 
 
 def render_case(
@@ -120,8 +169,7 @@ def render_case(
         for delivery in case.deliveries
     ]
     timeline = [
-        (event, EVENT_LABELS.get(event.kind, event.kind), event_details(event, directory))
-        for event in case.events
+        (event, event_label(event), event_details(event, directory)) for event in case.events
     ]
     page = render_template(
         "console/case.html",
@@ -133,6 +181,11 @@ def render_case(
         suggestion=suggestion(case),
         timeline=timeline,
         deliveries=deliveries,
+        # 并单 and written reports (issue 15).
+        intake_label=INTAKE_LABELS.get(Intake(case.intake), case.intake),
+        written=case.intake in WRITTEN_INTAKES,
+        co_reporters=co_reporters(case, full_number=full_number),
+        attachments=attachments_of(session, case),
         forms=action_forms,
         error=error,
         failed_action=posted[0] if posted and error else None,

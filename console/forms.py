@@ -31,6 +31,7 @@ from wtforms.validators import (
 )
 
 from cases.free_text import LINE, PROSE, BadTextError, TextRule
+from cases.numbers import is_well_formed
 from cases.staff import MIN_PASSWORD_LENGTH
 
 # Time limits an admin may set. The caps catch a slipped key (240 for 24) before it quietly
@@ -198,6 +199,35 @@ class AnswerAtOnceForm(CaseActionForm):
     """Close the case with the attached article's answer (当即解答)."""
 
     prefix_name = "answer-at-once"
+
+
+def compact_number(value: str | None) -> str | None:
+    """A typed case number without the spaces and dashes people copy numbers with."""
+    return "".join(value.split()).replace("-", "") if value else value
+
+
+def well_formed_case_number(form: Any, field: Field) -> None:
+    """ValidationError unless the field holds a case number: nine digits whose last checks the
+    others, so a mistyped digit is caught here rather than merging into a stranger's case."""
+    if field.data and not is_well_formed(field.data):
+        raise ValidationError(_l("That is not a case number: check its nine digits."))
+
+
+class MergeForm(CaseActionForm):
+    """并单 by hand: the number of the case to keep, which this one joins as a repeat report."""
+
+    prefix_name = "merge"
+    into = StringField(
+        _l("Number of the case to keep"),
+        validators=[DataRequired(), Length(max=40), well_formed_case_number],
+        filters=[compact_number],
+    )
+
+
+class SplitForm(CaseActionForm):
+    """Undo a merge: the report becomes a case of its own again."""
+
+    prefix_name = "split"
 
 
 class ChannelsForm(FlaskForm):

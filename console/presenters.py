@@ -21,6 +21,7 @@ from cases.models import (
     CaseStatus,
     Category,
     Department,
+    Intake,
     Light,
     Role,
     utcnow,
@@ -41,6 +42,14 @@ STATUS_LABELS = {
     CaseStatus.SENT_BACK: _l("Sent back"),
     CaseStatus.RESOLVED: _l("Resolved"),
     CaseStatus.CLOSED: _l("Closed"),
+    CaseStatus.MERGED: _l("Merged"),
+}
+# How a report came in (cases.models.Intake).
+INTAKE_LABELS = {
+    Intake.VOICE: _l("Phone call"),
+    Intake.SMS: _l("Text message"),
+    Intake.WEB: _l("Web form"),
+    Intake.OPEN311: _l("Open311"),
 }
 LIGHT_LABELS = {Light.GREEN: _l("On time"), Light.YELLOW: _l("Due soon"), Light.RED: _l("Overdue")}
 URGENCY_LABELS = forms.URGENCY_LABELS
@@ -78,9 +87,31 @@ EVENT_LABELS = {
     "sms_sent": _l("Case number texted to the caller"),
     "sms_logged": _l("Case number text logged"),
     "sms_failed": _l("Case number text failed"),
+    "sms_opted_out": _l("Case number not texted: the caller texted STOP"),
+    "report_part_added": _l("More of the text report arrived"),
+    "delivered": _l("Delivered"),
+    "delivery_failed": _l("Delivery failed: the desk was alerted"),
+    "open311_received": _l("Received from another system (Open311)"),
+    "open311_update": _l("Update from a citizen, through another system (Open311)"),
     "answered_at_once": _l("Answered at once"),
     "article_suggested": _l("Knowledge-base article suggested"),
     "check_skipped": _l("A check in the call could not run"),
+    # 并单 (cases.merging): on the report that joined, and on the case it joined.
+    "merged_into": _l("Merged into another case as a repeat report"),
+    "reporter_joined": _l("A repeat report joined this case"),
+    "split_from": _l("Split off the case it had joined"),
+    "reporter_split": _l("A report was split off this case"),
+}
+# A written report's "opened" event says how it came in, not "from a call".
+OPENED_LABELS = {
+    Intake.SMS: _l("Case opened from a text message"),
+    Intake.WEB: _l("Case opened from the web form"),
+    Intake.OPEN311: _l("Case opened from an Open311 request"),
+}
+# How a merge was decided (the `how` of a merged_into / reporter_joined event).
+MERGE_HOW_LABELS = {
+    "desk": _l("by the desk"),
+    "similar": _l("by the system: a similar report"),
 }
 # What a `check_skipped` event names (ivr/checks.py CHECKS, and the report step's reasons).
 CHECK_SKIPPED_WORDS = {
@@ -127,7 +158,22 @@ DETAIL_LABELS = {
     "article": _l("Article"),
     "revision": _l("Revision"),
     "checks": _l("Checks"),
+    "into": _l("Merged into"),
+    "case_number": _l("Case"),
+    "with_case": _l("With case"),
+    "report": _l("Report"),
+    "reports": _l("Reports"),
+    "reporters": _l("Reporters"),
+    "how": _l("How"),
+    "intake": _l("Came in by"),
+    "service_code": _l("Category the client suggested"),
+    "client": _l("Sent by"),
+    "description": _l("Description"),
+    "updated_datetime": _l("Updated at"),
+    "media_url": _l("Link"),
 }
+# Event data that names other cases (并单): shown as links to them.
+CASE_NUMBER_KEYS = {"into", "case_number", "with_case", "report", "reports"}
 DEPARTMENT_KEYS = {
     "department",
     "from_department",
@@ -150,6 +196,13 @@ HIDDEN_DETAILS = {
     "emergency",
     "model",
     "size_bytes",
+    # An Open311 client's bookkeeping: how a retried POST is known, its own ids, and the
+    # citizen's status word (the description says it in words).
+    "fingerprint",
+    "address_id",
+    "attributes",
+    "update_id",
+    "status",
 }
 
 
@@ -236,28 +289,64 @@ def suggestion(case: Case) -> dict[str, Any]:
     }
 
 
-def event_details(event: CaseEvent, directory: NamedDirectory) -> list[tuple[str, str]]:
-    """An event's data as (label, value) lines, department codes as names."""
+@dataclass(frozen=True)
+class EventDetail:
+    """One line of an event's details: its label, the value shown, and the numbers of the
+    other cases it names (并单), which the page links."""
+
+    label: str
+    value: str
+    case_numbers: tuple[str, ...] = ()
+
+
+def event_label(event: CaseEvent) -> str:
+    """What the timeline calls the event, in the staff member's language."""
+    intake = (event.data or {}).get("intake")
+    if event.kind == "opened" and intake in OPENED_LABELS:
+        return str(OPENED_LABELS[intake])
+    return str(EVENT_LABELS.get(event.kind, event.kind))
+
+
+def _shown(event: CaseEvent, key: str, value: Any, directory: NamedDirectory) -> str:
+    if key in DEPARTMENT_KEYS and isinstance(value, str):
+        return directory.department_name(value)
+    if key in ("category", "suggested") and isinstance(value, str):
+        return directory.category_name(value)
+    if isinstance(value, bool):
+        return str(_("yes") if value else _("no"))
+    if key == "urgency" and isinstance(value, str):
+        return str(URGENCY_LABELS.get(value, value))
+    if key == "confidence" and isinstance(value, int | float):
+        return f"{value:.0%}"
+    if event.kind == "check_skipped" and key in ("checks", "reason"):
+        words = value if isinstance(value, list) else [value]
+        return "、".join(str(CHECK_SKIPPED_WORDS.get(str(w), w)) for w in words)
+    if key == "how" and isinstance(value, str):
+        return str(MERGE_HOW_LABELS.get(value, value))
+    if key == "intake" and value in INTAKE_LABELS:
+        return str(INTAKE_LABELS[value])
+    if key in CASE_NUMBER_KEYS and isinstance(value, list):
+        return "、".join(str(number) for number in value)
+    return str(value)
+
+
+def event_details(event: CaseEvent, directory: NamedDirectory) -> list[EventDetail]:
+    """An event's data as labelled lines, department codes as names, other cases' numbers
+    kept apart so the page can link them."""
     details = []
     for key, value in (event.data or {}).items():
         if key in HIDDEN_DETAILS or value is None or value == "":
             continue
-        if key in DEPARTMENT_KEYS and isinstance(value, str):
-            shown = directory.department_name(value)
-        elif key in ("category", "suggested") and isinstance(value, str):
-            shown = directory.category_name(value)
-        elif isinstance(value, bool):
-            shown = _("yes") if value else _("no")
-        elif key == "urgency" and isinstance(value, str):
-            shown = str(URGENCY_LABELS.get(value, value))
-        elif key == "confidence" and isinstance(value, int | float):
-            shown = f"{value:.0%}"
-        elif event.kind == "check_skipped" and key in ("checks", "reason"):
-            words = value if isinstance(value, list) else [value]
-            shown = "、".join(str(CHECK_SKIPPED_WORDS.get(str(w), w)) for w in words)
-        else:
-            shown = str(value)
-        details.append((str(DETAIL_LABELS.get(key, key)), shown))
+        numbers: tuple[str, ...] = ()
+        if key in CASE_NUMBER_KEYS:
+            numbers = tuple(str(n) for n in (value if isinstance(value, list) else [value]))
+        details.append(
+            EventDetail(
+                label=str(DETAIL_LABELS.get(key, key)),
+                value=_shown(event, key, value, directory),
+                case_numbers=numbers,
+            )
+        )
     return details
 
 

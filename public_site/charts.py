@@ -12,6 +12,7 @@ from public_site import stats
 # count_axis and percent are the page's and its tests' as much as the charts'.
 __all__ = [
     "RATE_SERIES",
+    "contacts_chart",
     "count_axis",
     "direct_answer_chart",
     "percent",
@@ -25,6 +26,8 @@ RATE_SERIES = (
     ("resolution_rate", _l("Resolution rate"), "rate-resolution"),
     ("on_time_rate", _l("On-time rate"), "rate-on-time"),
     ("satisfaction_rate", _l("Satisfaction"), "rate-satisfaction"),
+    # 并单: every reporter's own rating, beside the satisfaction per problem.
+    ("contact_satisfaction_rate", _l("Satisfaction per contact"), "rate-satisfaction-contact"),
 )
 
 
@@ -49,6 +52,28 @@ def rates_chart(labels: list[str], counts: list[stats.Counts]) -> Chart:
         ],
         axis=PERCENT_AXIS,
         percent=True,
+    )
+
+
+def contacts_chart(labels: list[str], counts: list[stats.Counts]) -> Chart:
+    """Contacts (every report) and problems (cases not merged into another) per label, as two
+    lines: the gap between them is the repeat reports merged (并单)."""
+    return Chart(
+        labels=labels,
+        series=[
+            Series(
+                name=str(_("Contacts")),
+                css_class="contacts",
+                values=[float(item.contacts) for item in counts],
+            ),
+            Series(
+                name=str(_("Problems")),
+                css_class="volume",
+                values=[float(item.volume) for item in counts],
+            ),
+        ],
+        axis=count_axis(max((item.contacts for item in counts), default=0)),
+        percent=False,
     )
 
 

@@ -26,7 +26,15 @@ calendar's local time, Asia/Shanghai by default):
   a low rating is not resolved until its department answers again.
 - **On-time rate:** of the cases that are due (resolved, or past their deadline), the share
   resolved by their deadline. A case still inside its time limit is neither late nor on time.
-- **Satisfaction (满意率):** of the cases the caller rated, the share rated 4 or 5.
+- **Contacts and problems (并单):** a report that repeats an open case joins it as a co-reporter
+  (``cases.merging``), so one problem may come from several contacts. The volume and every rate
+  above count problems: the cases not merged into another, under the department and week of
+  their first kept assignment. ``contacts`` counts, for the same problems, every report: the
+  case itself and the reports merged into it.
+- **Satisfaction (满意率):** per problem, of the problems rated by at least one of their
+  reporters, the share whose reporters' ratings average 4 or more (a problem counts once,
+  however many reported it; for a problem with one reporter, its rating is 4 or 5). Per
+  contact, of every rating given (each reporter rates on their own), the share of 4 or 5.
 - **Answering (GB/T 33358):** of the calls that asked for a person in the range, the share
   answered within 15 seconds and the share answered at all (``cases.service_level``).
 
@@ -35,9 +43,10 @@ A rate with nothing to divide by is None ("no figure"), never 0%.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
+from statistics import mean
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -68,6 +77,10 @@ class Counts:
     on_time: int = 0
     rated: int = 0
     satisfied: int = 0
+    # 并单: every report of these problems, and the ratings each reporter gave.
+    contacts: int = 0
+    contacts_rated: int = 0
+    contacts_satisfied: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(
@@ -94,18 +107,32 @@ class Counts:
 
     @property
     def satisfaction_rate(self) -> float | None:
-        """Share of the rated cases rated 4 or 5."""
+        """Share of the rated problems whose reporters' ratings average 4 or more."""
         return _share(self.satisfied, self.rated)
 
+    @property
+    def contact_satisfaction_rate(self) -> float | None:
+        """Share of every rating given (each reporter's own) that is 4 or 5."""
+        return _share(self.contacts_satisfied, self.contacts_rated)
+
     def as_dict(self) -> dict[str, Any]:
-        """The counts and the rates as plain data, for the JSON and CSV downloads."""
+        """The counts and the rates as plain data, for the JSON and CSV downloads; the keys
+        added for contacts come last, so the older columns keep their places."""
+        older = [
+            name for name in (field.name for field in fields(self)) if name not in CONTACT_KEYS
+        ]
         return {
-            **{field.name: getattr(self, field.name) for field in fields(self)},
+            **{name: getattr(self, name) for name in older},
             "response_rate": self.response_rate,
             "resolution_rate": self.resolution_rate,
             "on_time_rate": self.on_time_rate,
             "satisfaction_rate": self.satisfaction_rate,
+            **{name: getattr(self, name) for name in CONTACT_KEYS},
+            "contact_satisfaction_rate": self.contact_satisfaction_rate,
         }
+
+
+CONTACT_KEYS = ("contacts", "contacts_rated", "contacts_satisfied")
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -169,8 +196,10 @@ def case_counts(
     rating: int | None,
     now: datetime,
     calendar: WorkingCalendar,
+    co_reporter_ratings: Sequence[int | None] = (),
 ) -> Counts:
-    """What one case adds to its department's week (see the module docstring)."""
+    """What one problem (a case not merged into another) adds to its department's week, with
+    the ratings of the reports merged into it (see the module docstring)."""
     response_due = compute_deadline(
         opened_at=assigned_at,
         hours=None,
@@ -182,14 +211,18 @@ def case_counts(
         done and resolved_at is not None and (deadline_at is None or resolved_at <= deadline_at)
     )
     due = done or (deadline_at is not None and deadline_at <= now)
+    ratings = [score for score in (rating, *co_reporter_ratings) if score is not None]
     return Counts(
         volume=1,
         responded=int(accepted_at is not None and accepted_at <= response_due),
         resolved=int(done),
         due=int(due),
         on_time=int(on_time),
-        rated=int(rating is not None),
-        satisfied=int(rating is not None and rating >= SATISFIED_AT_OR_ABOVE),
+        rated=int(bool(ratings)),
+        satisfied=int(bool(ratings) and mean(ratings) >= SATISFIED_AT_OR_ABOVE),
+        contacts=1 + len(co_reporter_ratings),
+        contacts_rated=len(ratings),
+        contacts_satisfied=sum(score >= SATISFIED_AT_OR_ABOVE for score in ratings),
     )
 
 
@@ -308,6 +341,21 @@ def handling_departments(session: Session) -> list[str]:
     return [code for code in codes if code not in NOT_HANDLING]
 
 
+def _co_reporter_ratings(session: Session, *, problems: Select[Any]) -> dict[int, list[int | None]]:
+    """Case id to the ratings (None: not rated) of the reports merged into it, for the cases
+    `problems` selects."""
+    ratings: dict[int, list[int | None]] = {}
+    rows = session.execute(
+        select(Case.merged_into_id, Case.rating)
+        .where(Case.merged_into_id.in_(problems))
+        .order_by(Case.merged_into_id, Case.id)
+    )
+    for into_id, rating in rows:
+        if into_id is not None:  # always, by the query; said for the type checker
+            ratings.setdefault(into_id, []).append(rating)
+    return ratings
+
+
 def disclosure(
     session: Session,
     *,
@@ -322,11 +370,13 @@ def disclosure(
     zone = ZoneInfo(calendar.timezone)
     assignments = first_assignments(session, start=start, end=end)
     touched = _assigned_between(start, end)
+    # A report merged into another case is a contact of that problem, not a problem of its own.
     cases = session.execute(
         select(
             Case.id, Case.status, Case.accepted_at, Case.resolved_at, Case.deadline_at, Case.rating
-        ).where(Case.id.in_(touched))
+        ).where(Case.id.in_(touched), Case.merged_into_id.is_(None))
     )
+    co_reporter_ratings = _co_reporter_ratings(session, problems=touched)
     departments = handling_departments(session)
     counts: dict[tuple[str, date], Counts] = {}
     for case_id, status, accepted_at, resolved_at, deadline_at, rating in cases:
@@ -343,6 +393,7 @@ def disclosure(
             rating=rating,
             now=now,
             calendar=calendar,
+            co_reporter_ratings=co_reporter_ratings.get(case_id, ()),
         )
     # A department removed from the directory keeps its past cases in the figures.
     departments += sorted({code for code, _ in counts} - set(departments))

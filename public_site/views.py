@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from wtforms import StringField
 from wtforms.validators import InputRequired, Regexp, ValidationError
 
-from cases import numbers
+from cases import merging, numbers
 from cases.locales import DEFAULT_LOCALE
 from cases.lookup import look_up_case
 from cases.models import Case, CaseStatus, Category, Department, utcnow
@@ -51,6 +51,7 @@ from knowledge.articles import ArticleText
 from public_site import stats
 from public_site.charts import (
     RATE_SERIES,
+    contacts_chart,
     direct_answer_chart,
     percent,
     rates_chart,
@@ -65,8 +66,9 @@ bp = Blueprint(
     static_url_path="/public/static",
 )
 
-# Public pages speak the languages the web pages are translated into.
-PUBLIC_LOCALES = WEB_LOCALES
+# Public pages speak the languages the web pages are translated into, and Korean besides (the
+# console's staff pick from WEB_LOCALES only).
+PUBLIC_LOCALES = {**WEB_LOCALES, "ko-KR": "ko_KR"}
 
 DISCLOSURE_DEFAULT_WEEKS = 8
 DISCLOSURE_MAX_WEEKS = 52
@@ -197,6 +199,11 @@ def _render(template: str, *, status: int = 200, **context: Any) -> tuple[str, i
     return html, status
 
 
+def render_public(template: str, *, status: int = 200, **context: Any) -> tuple[str, int]:
+    """A public page in the page's language, with the language switch's links."""
+    return _render(template, status=status, **context)
+
+
 @bp.before_request
 def _remember_language() -> None:
     # Kept where the console's own switch keeps it, so the choice follows the visitor around.
@@ -297,23 +304,30 @@ class PublicCase:
     resolved_at: str | None
     reply: str | None
     rated: bool
+    # 并单: the case this report joined (its progress is shown), and how many reported it.
+    merged_into: str | None = None
+    reporters: int = 1
 
 
 def public_case(session: Session, *, case: Case, locale: str, zone: ZoneInfo) -> PublicCase:
-    """The public view of a case, with names in `locale` and times in the city's zone."""
-    category = session.get(Category, case.category_code) if case.category_code else None
+    """The public view of a case, with names in `locale` and times in the city's zone. A report
+    merged into another case shows that case's progress under the reporter's own number."""
+    followed = merging.followed_case(case)
+    category = session.get(Category, followed.category_code) if followed.category_code else None
     return PublicCase(
         number=case.number,
-        status=str(STATUS_LABELS.get(CaseStatus(case.status), case.status)),
+        status=str(STATUS_LABELS.get(CaseStatus(followed.status), followed.status)),
         category=category.name(locale) if category else None,
-        department=case.department.name(locale) if case.department else None,
+        department=followed.department.name(locale) if followed.department else None,
         opened_at=local_time(case.opened_at, zone),
-        deadline_at=local_time(case.deadline_at, zone),
-        resolved_at=local_time(case.resolved_at, zone),
+        deadline_at=local_time(followed.deadline_at, zone),
+        resolved_at=local_time(followed.resolved_at, zone),
         # A reopened case keeps its old reply, which the caller rejected: shown only once the
         # department has answered again.
-        reply=case.resolution if case.status in stats.DONE_STATUSES else None,
+        reply=followed.resolution if followed.status in stats.DONE_STATUSES else None,
         rated=case.rating is not None,
+        merged_into=followed.number if followed is not case else None,
+        reporters=followed.reporters,
     )
 
 
@@ -451,6 +465,8 @@ def disclosure() -> ResponseReturnValue:
             [names[code] for code in active],
             [data.department_total(code) for code in active],
         ),
+        # 并单: every report (contacts) beside the problems they are about, week by week.
+        weekly_contacts=contacts_chart(week_labels, weekly),
         direct=figures.direct,
         answering=figures.answering,
         direct_chart=direct_answer_chart(week_labels, figures.direct),
@@ -526,10 +542,8 @@ def disclosure_csv() -> ResponseReturnValue:
 
 # --- FAQ ----------------------------------------------------------------------------------
 
-# The FAQ speaks every language the articles are written in, Korean included. The page's own
-# words have no Korean catalogue yet: a Korean page is framed in English.
+# The FAQ speaks every language the articles are written in, as the public site does.
 FAQ_LOCALES = {"zh-CN": "中文", "en-US": "English", "ko-KR": "한국어"}
-FAQ_FRAME_LOCALE = {"ko-KR": "en_US"}
 
 
 def faq_locale() -> str:
@@ -572,18 +586,8 @@ def faq() -> ResponseReturnValue:
     locale = faq_locale()
     with db().begin():
         groups = faq_groups(db(), locale=locale)
-    frame = FAQ_FRAME_LOCALE.get(locale)
-    if frame is None:
-        return _render("public/faq.html", groups=groups, faq_locale=locale, faq_locales=FAQ_LOCALES)
-    with force_locale(frame):
-        html = render_template(
-            "public/faq.html",
-            locale=locale,
-            lang=locale,
-            lang_url=_lang_url,
-            public_locales=PUBLIC_LOCALES,
-            groups=groups,
-            faq_locale=locale,
-            faq_locales=FAQ_LOCALES,
-        )
-    return html, 200
+    return _render("public/faq.html", groups=groups, faq_locale=locale, faq_locales=FAQ_LOCALES)
+
+
+# The report form's routes live in their own module, on this blueprint.
+from public_site import report_views  # noqa: E402, F401

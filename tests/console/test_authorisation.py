@@ -27,7 +27,7 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.routing import Rule
 
-from cases import callbacks, knowledge_links, lifecycle
+from cases import attachments, callbacks, knowledge_links, lifecycle, merging
 from cases.access import SYSTEM, Actor
 from cases.models import (
     Call,
@@ -36,6 +36,7 @@ from cases.models import (
     Category,
     Delivery,
     Department,
+    Intake,
     Recording,
     RecordingStatus,
     Role,
@@ -53,6 +54,11 @@ from tests.support.staff import Account, Console, store_recording
 
 OWN = "urban_mgmt"
 OTHER = "water"
+# A real one-pixel PNG, for a photo sent with a report.
+TINY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108020000009077053e"
+    "0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082"
+)
 # Every field any console form takes, filled in plausibly: a refusal must come from the
 # authorisation, not from a form that could not be read.
 FORM_DATA = {
@@ -87,6 +93,7 @@ class OtherCase:
     number: str
     recording_id: int
     other_staff: Account
+    attachment_id: int = 0
 
 
 @pytest.fixture
@@ -100,9 +107,18 @@ def other_case(app: Flask, database: Database, make_account: Callable[..., Accou
             deadline_at=utcnow() - timedelta(days=3650),
         )
         recording = store_recording(session, case=case, recordings_dir=recordings_dir)
+        photo = attachments.store_photo(
+            session,
+            case=case,
+            photo=attachments.check_photo(TINY_PNG, max_bytes=10_000),
+            media_dir=wiring_of(app).settings.media_dir,
+            now=utcnow(),
+        )
         lifecycle.escalate(session, case=case, actor=SYSTEM, reason="overdue")
-        number, recording_id = case.number, recording.id
-    return OtherCase(number, recording_id, make_account("department", OTHER))
+        number, recording_id, attachment_id = case.number, recording.id, photo.id
+    return OtherCase(
+        number, recording_id, make_account("department", OTHER), attachment_id=attachment_id
+    )
 
 
 def console_routes(app: Flask) -> list[Rule]:
@@ -122,6 +138,8 @@ def url_for_rule(rule: Rule, case: OtherCase) -> str:
             values[argument] = case.number
         elif argument == "recording_id":
             values[argument] = case.recording_id
+        elif argument == "attachment_id":
+            values[argument] = case.attachment_id
         elif argument == "user_id":
             values[argument] = case.other_staff.id
         elif argument == "code":
@@ -255,6 +273,14 @@ def recording_link(browser: Console, number: str) -> str:
     return unescape(found.group(1))
 
 
+def attachment_link(browser: Console, number: str) -> str:
+    """The signed, expiring photo link the case page gives this person."""
+    page = browser.get(f"/console/cases/{number}").get_data(as_text=True)
+    found = re.search(rf'href="(/console/cases/{number}/attachments/\d+\?[^"]+)"', page)
+    assert found, "the case page links the photo"
+    return unescape(found.group(1))
+
+
 def unreported_call_recording_link(browser: Console, call_id: int) -> str:
     """The signed, expiring link the desk's list of calls without a report gives this person."""
     page = browser.get("/console/unreported-calls").get_data(as_text=True)
@@ -355,6 +381,25 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("public.disclosure_csv", "GET"): everyone(200),
     ("public.disclosure_json", "GET"): everyone(200),
     ("public.faq", "GET"): everyone(200),
+    # The report form: an empty form is refused with its errors; nothing sent, no number.
+    ("public.report", "GET"): everyone(200),
+    ("public.report", "POST"): everyone(400),
+    ("public.report_sent", "GET"): everyone(302),
+    # Open311: reading is public (no personal data), posting needs a client's key; the
+    # scene names a real category and no token, and nothing is at the path it names.
+    ("open311.discovery", "GET"): everyone(200),
+    ("open311.services", "GET"): everyone(200),
+    ("open311.service_definition", "GET"): everyone(200),
+    ("open311.requests_list", "GET"): everyone(200),
+    ("open311.request_detail", "GET"): everyone(200),
+    ("open311.token", "GET"): everyone(404),
+    ("open311.updates_list", "GET"): everyone(200),
+    ("open311.create_request", "POST"): everyone(403),
+    ("open311.post_update", "POST"): everyone(403),
+    **{
+        ("open311.no_such_resource", method): everyone(404)
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+    },
     ("public.static", "GET"): everyone(200),
     # Twilio's webhooks need Twilio's signature; a staff cookie is not one.
     **{(endpoint, "POST"): everyone(403) for endpoint in IVR},
@@ -384,6 +429,7 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     # One case (held by the own department): who sees it, who does what to it.
     ("console.case_page", "GET"): staff_only(*SEES_THE_CASE),
     ("console.recording", "GET"): staff_only(*SEES_THE_CASE),
+    ("console.attachment", "GET"): staff_only(*SEES_THE_CASE),
     ("console.accept", "POST"): staff_only(*HOLDER),
     ("console.note", "POST"): staff_only(*WORKERS),
     ("console.transfer", "POST"): staff_only(*WORKERS),
@@ -400,6 +446,10 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("console.mark_call_handled", "POST"): staff_only(*DESK),
     # 当即解答 on a consultation with an article attached, in the desk's triage queue.
     ("console.answer_at_once", "POST"): staff_only(*DESK),
+    # 并单: the desk merges a case into another (the form names one the scene made) and splits
+    # a merged report back off.
+    ("console.merge", "POST"): staff_only(*DESK),
+    ("console.split", "POST"): staff_only(*DESK),
     # The knowledge base: the desk edits; others read, department staff only their own
     # department's articles (the scene's article is the own department's).
     ("console.knowledge_list", "GET"): staff_only(),
@@ -482,11 +532,29 @@ class Scene:
                 )
             else:
                 case = make_case(session, department_code=OWN)
+            if endpoint == "console.split":
+                kept = make_case(session, department_code=OWN)
+                merging.join(session, case=case, into=kept, actor="matrix", how="desk")
             if endpoint == "console.ruling":
                 holder = Actor(name="matrix", role=Role.DEPARTMENT, department_code=OWN)
                 lifecycle.send_back(session, case=case, actor=holder, reason="不归我们")
             recording = store_recording(session, case=case, recordings_dir=self.recordings_dir)
             return case.number, recording.id
+
+    def photo(self, number: str) -> int:
+        """A photo sent with the case numbered `number`; its attachment's id."""
+        with self.database.session() as session, session.begin():
+            case = session.scalars(select(Case).where(Case.number == number)).one()
+            # Photos come with reports from the web form.
+            case.intake, case.report_text = Intake.WEB, "鲁城街道春秋路的路灯坏了"
+            photo = attachments.store_photo(
+                session,
+                case=case,
+                photo=attachments.check_photo(TINY_PNG, max_bytes=10_000),
+                media_dir=wiring_of(self.app).settings.media_dir,
+                now=utcnow(),
+            )
+            return photo.id
 
     def article(self, endpoint: str) -> str:
         """A knowledge-base article of the own department (retired, for the restore); its
@@ -566,6 +634,9 @@ class Scene:
         data["user-username"] = f"matrix-{uuid.uuid4().hex[:10]}"
         data["user-role"] = "supervisor"
         data["seat-address"] = fresh_mobile_number()  # the phone that rings a seat
+        if endpoint == "console.merge":
+            with self.database.session() as session, session.begin():
+                data["merge-into"] = make_case(session, department_code=OWN).number
         # The knowledge base's article form (a new article's id must be new).
         article = self.article_data(f"matrix-{uuid.uuid4().hex[:12]}")
         data.update(
@@ -629,7 +700,8 @@ def test_every_route_gives_every_role_the_outcome_the_matrix_says(
         rule = rules[endpoint]
         for role, expected in MATRIX[endpoint, method].items():
             browser = browsers[role]
-            values: dict[str, Any] = {"path": "cases", "code": ADMIN_DEPARTMENT}
+            values: dict[str, Any] = {"path": "cases", "code": ADMIN_DEPARTMENT, "fmt": "json"}
+            values["token"] = "no-such-token"
             if "number" in rule.arguments:
                 values["number"], values["recording_id"] = scene.case(endpoint)
             if "call_id" in rule.arguments:
@@ -640,6 +712,8 @@ def test_every_route_gives_every_role_the_outcome_the_matrix_says(
                 values["user_id"] = make_account("dispatcher").id
             if "task_id" in rule.arguments:
                 values["task_id"] = scene.callback_task()
+            if "attachment_id" in rule.arguments:
+                values["attachment_id"] = scene.photo(values["number"])
             if endpoint == "console.admin_set_time_limit":
                 values["code"] = ADMIN_CATEGORY
             if "filename" in rule.arguments:
@@ -647,6 +721,8 @@ def test_every_route_gives_every_role_the_outcome_the_matrix_says(
             url = build(rule, values)
             if endpoint == "console.recording" and role in SEES_THE_CASE:
                 url = recording_link(browser, values["number"])
+            if endpoint == "console.attachment" and role in SEES_THE_CASE:
+                url = attachment_link(browser, values["number"])
             if endpoint == "console.unreported_call_recording" and role in DESK:
                 url = unreported_call_recording_link(browser, values["call_id"])
             if method == "GET":

@@ -257,7 +257,10 @@ def test_first_responsible_through_a_transfer_until_the_other_accepts(
     assert response.status_code == 302
     case = load(database, number)
     assert (case.status, case.resolution) == (CaseStatus.RESOLVED, "井盖已补上")
-    assert [k for k in event_kinds(database, number) if k != "routed"] == [
+    # The lifecycle's own steps; a worker running for an earlier test may deliver the caller's
+    # texts meanwhile, and its "delivered" entries are no step of the case.
+    steps = [k for k in event_kinds(database, number) if k not in ("routed", "delivered")]
+    assert steps == [
         "accepted",
         "transferred",
         "accepted",

@@ -187,12 +187,13 @@ FORM_DATA = {
 
 def form_routes(app: Flask) -> list[Rule]:
     """Every route a browser form posts to: everything that takes POST but the webhooks
-    (signed by Twilio) and the API (a key per request), which carry no cookie."""
+    (signed by Twilio) and the APIs, the department's and Open311 (a key per request), which
+    carry no cookie."""
     return [
         rule
         for rule in app.url_map.iter_rules()
         if "POST" in (rule.methods or ())
-        and not rule.endpoint.startswith(("ivr.", "ivr_sms.", "api."))
+        and not rule.endpoint.startswith(("ivr.", "ivr_sms.", "api.", "open311."))
     ]
 
 
@@ -200,7 +201,7 @@ def test_the_only_posts_exempt_from_csrf_are_twilios_and_the_apis(app: Flask) ->
     exempt = {rule.endpoint.split(".")[0] for rule in app.url_map.iter_rules()} - {
         rule.endpoint.split(".")[0] for rule in form_routes(app)
     }
-    assert exempt <= {"ivr", "ivr_sms", "api", "healthz", "static"}
+    assert exempt <= {"ivr", "ivr_sms", "api", "open311", "healthz", "static"}
     assert {"console", "auth", "public"} <= {
         rule.endpoint.split(".")[0] for rule in form_routes(app)
     }
@@ -278,12 +279,15 @@ def sample_url(rule: Rule, number: str) -> str:
     samples = {
         "number": number,
         "recording_id": 1,
+        "attachment_id": 1,
         "user_id": 1,
         "call_id": 1,
         "article_id": "hotline-service",
         "task_id": 1,
         "code": "water",
         "path": "nothing-here",
+        "fmt": "json",
+        "token": "nothing-here",
         "filename": {"console.static": "console.css", "public.static": "public.css"}.get(
             rule.endpoint, "nothing-here.css"
         ),

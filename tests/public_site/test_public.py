@@ -303,8 +303,9 @@ def test_the_disclosure_page_draws_its_charts_here_with_no_external_urls(
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
     html = response.get_data(as_text=True)
     charts = re.findall(r"<svg[^>]*>.*?</svg>", html, re.S)
-    # Volume and rates per week and per department, and the direct-answer rate (issue 13).
-    assert len(charts) == 5
+    # Volume and rates per week and per department, contacts beside problems (issue 15), and
+    # the direct-answer rate (issue 13).
+    assert len(charts) == 6
     for chart in charts:
         assert 'role="img"' in chart and "aria-labelledby" in chart
         assert re.search(r"<title id=\"[^\"]+\">[^<]+</title>", chart)
@@ -428,6 +429,11 @@ def test_the_downloads_hold_the_figures_the_page_shows(
         "resolution_rate",
         "on_time_rate",
         "satisfaction_rate",
+        # 并单 (issue 15): every report of the problems, and every reporter's rating.
+        "contacts",
+        "contacts_rated",
+        "contacts_satisfied",
+        "contact_satisfaction_rate",
     }
 
 

@@ -117,7 +117,17 @@ def test_figures_for_one_department_and_week_are_exact(session: Session) -> None
     figures = figures_for(session, week=week)
 
     expected = stats.Counts(
-        volume=5, responded=3, resolved=2, due=3, on_time=1, rated=3, satisfied=1
+        volume=5,
+        responded=3,
+        resolved=2,
+        due=3,
+        on_time=1,
+        rated=3,
+        satisfied=1,
+        # One reporter each (并单): the contacts and their ratings are the cases' own.
+        contacts=5,
+        contacts_rated=3,
+        contacts_satisfied=1,
     )
     assert figures.weeks == [start.date()]
     assert figures.cell("water", start.date()) == expected
