@@ -10,6 +10,7 @@ from flask import Flask
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from api.open311 import bp as open311_blueprint
 from api.views import bp as api_blueprint
 from cases import free_text, outbox
 from cases.locales import LOCALES
@@ -37,6 +38,7 @@ from ivr.twiml import CallFlow, LiveStreaming
 from knowledge.base import KnowledgeBase
 from public_site.views import bp as public_blueprint
 from routing.router import Router
+from routing.similarity import load_merge_rules
 from transcription.models import ModelRegistry
 
 
@@ -81,6 +83,7 @@ def wire(settings: Settings) -> Wiring:
         celery=celery,
         knowledge=KnowledgeBase(database.session),
         telephony=CeleryTelephony(),
+        merge_rules=load_merge_rules(CONFIG_DIR / "merging.toml"),
     )
     celery.wiring = wiring
     # Jobs are sent, and run, through the current app: this one, which knows the wiring.
@@ -139,11 +142,11 @@ def build_app(environ: Mapping[str, str] | None = None) -> Flask:
     # Nested, so that the emergency step is a webhook like the others (an "ivr." endpoint).
     ivr_views.bp.register_blueprint(ivr_interrupt_views.bp)
     ivr_views.bp.register_blueprint(ivr_queue_views.bp)
-    # Twilio signs its requests, and departments' systems send a key with each: neither can
-    # hold a CSRF token, and neither rides on a cookie.
+    # Twilio signs its requests, and departments' and Open311 clients' systems send a key with
+    # each: none can hold a CSRF token, and none rides on a cookie.
     csrf.exempt(ivr_interrupt_views.bp)
     csrf.exempt(ivr_queue_views.bp)
-    for blueprint in (ivr_views.bp, ivr_sms.bp, api_blueprint):
+    for blueprint in (ivr_views.bp, ivr_sms.bp, api_blueprint, open311_blueprint):
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
     init_console(app)
