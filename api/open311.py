@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from api.routes import CATCH_ALL_METHODS, methods_elsewhere
 from cases import open311
 from cases.errors import InvalidInputError, UnknownCaseError
 from cases.free_text import readable_data
@@ -53,7 +54,6 @@ XML_ITEMS = {
     "values": "value",
 }
 MAX_BODY_BYTES = 64 * 1024
-CATCH_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 class Open311Error(Exception):
@@ -447,26 +447,12 @@ def post_update(fmt: str) -> Response:
     )
 
 
-def _methods_elsewhere() -> list[str]:
-    """The methods another Open311 endpoint takes at this request's path."""
-    adapter = current_app.url_map.bind_to_environ(request.environ)
-    methods = []
-    for method in CATCH_ALL_METHODS:
-        try:
-            endpoint, _ = adapter.match(method=method)
-        except HTTPException:
-            continue
-        if endpoint != request.endpoint:
-            methods.append(method)
-    return methods
-
-
 # Last: any other path under /open311/v2 gets an errors document, not an HTML page.
 @bp.route("/", defaults={"path": ""}, methods=CATCH_ALL_METHODS)
 @bp.route("/<path:path>", methods=CATCH_ALL_METHODS)
 def no_such_resource(path: str) -> Response:
     """405 where the path takes other methods, else 404 (an unknown resource or format)."""
-    methods = _methods_elsewhere()
+    methods = methods_elsewhere()
     if methods:
         raise Open311Error(
             405,

@@ -39,12 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
+from api.routes import CATCH_ALL_METHODS, methods_elsewhere
 from cases import lifecycle, numbers, queries, staff
 from cases.access import Actor, get_visible_case, visibility
 from cases.errors import (
@@ -70,7 +71,6 @@ IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 REQUEST_ID = "request_id"
 # The published contract is readable without a key.
 PUBLIC_ENDPOINTS = frozenset({"api.openapi_document"})
-CATCH_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # How each text field of an action is typed: free text, or a department's code.
 FIELD_RULES: dict[str, TextRule] = {
     "text": PROSE,
@@ -588,27 +588,13 @@ def transfer(number: str) -> Response:
     )
 
 
-def _methods_elsewhere() -> list[str]:
-    """The methods another API endpoint takes at this request's path."""
-    adapter = current_app.url_map.bind_to_environ(request.environ)
-    methods = []
-    for method in CATCH_ALL_METHODS:
-        try:
-            endpoint, _ = adapter.match(method=method)
-        except HTTPException:
-            continue
-        if endpoint != request.endpoint:
-            methods.append(method)
-    return methods
-
-
 # Last: any other path under /api/v1 lands here (after the key check), so that a department's
 # system gets a JSON answer it can read rather than an HTML page.
 @bp.route("/", defaults={"path": ""}, methods=CATCH_ALL_METHODS)
 @bp.route("/<path:path>", methods=CATCH_ALL_METHODS)
 def no_such_endpoint(path: str) -> Response:
     """A JSON 405 where the path takes other methods, else a JSON 404."""
-    methods = _methods_elsewhere()
+    methods = methods_elsewhere()
     if methods:
         raise ApiError(
             405,
