@@ -293,10 +293,13 @@ class WrittenReport:
     open311_token: str | None = None
 
 
-def open_case_from_writing(session: Session, *, report: WrittenReport, actor: str) -> Case:
+def open_case_from_writing(
+    session: Session, *, report: WrittenReport, actor: str, **opened: Any
+) -> Case:
     """A new open case for a written report; the adapter queues its routing after commit
     (`routing.tasks.enqueue_routing`), as for a call's transcript. Its words are kept on the
-    case (`report_text`), cleaned of what the free-text rule refuses."""
+    case (`report_text`), cleaned of what the free-text rule refuses; `opened` goes on its
+    "opened" event."""
     if report.intake not in WRITTEN_INTAKES:
         raise ValueError(f"{report.intake} is not a written intake")
     lat, long = report.point if report.point is not None else (None, None)
@@ -324,6 +327,7 @@ def open_case_from_writing(session: Session, *, report: WrittenReport, actor: st
         actor=actor,
         intake=report.intake.value,
         locale=report.locale,
+        **opened,
     )
     session.flush()
     return case

@@ -8,15 +8,14 @@ Service functions take keyword arguments and an explicit session, and never comm
 from __future__ import annotations
 
 import unicodedata
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases import intake
+from cases import intake, locks
 from cases.models import Case, CaseStatus, InboundText, Intake, TextOptOut
 from cases.timeline import add_event
 
@@ -144,11 +143,8 @@ class ReportOutcome:
 
 def _serialise_sender(session: Session, *, number: str) -> None:
     """Take the sender's texts one at a time (two parts arriving together must not open two
-    cases). PostgreSQL: a transaction-scoped advisory lock on the number; SQLite writes one
-    transaction at a time already."""
-    if session.connection().dialect.name == "postgresql":
-        key = zlib.crc32(f"inbound-text:{number}".encode())
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    cases)."""
+    locks.one_at_a_time(session, name=f"inbound-text:{number}")
 
 
 def _case_to_join(

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import attachments, throttles
+from cases import attachments, locks, throttles
 from cases.intake import WrittenReport, open_case_from_writing
-from cases.models import Case, Intake
+from cases.models import Case, CaseEvent, Intake
 
 # Five reports a day from one address cost nothing (a family, a shop); then each waits from
 # five minutes, doubling, at most an hour; at most twenty an hour from one address.
@@ -42,6 +43,18 @@ class WebReport:
     address: str | None = None
     number: str | None = None
     photo: attachments.CheckedPhoto | None = None
+    # The one-time token the form carried: a second post of the same form (a double click, a
+    # reload that posts again) finds the case the first opened.
+    submission: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenedReport:
+    """The case a report opened, and whether this post opened it (False: an earlier post of
+    the same form did)."""
+
+    case: Case
+    created: bool
 
 
 def report_wait(session: Session, *, remote_addr: str, now: datetime) -> throttles.Verdict:
@@ -51,18 +64,41 @@ def report_wait(session: Session, *, remote_addr: str, now: datetime) -> throttl
     )
 
 
+def _where(report: WebReport) -> str:
+    return " ".join(part for part in (report.place_name, report.address) if part)
+
+
 def report_words(report: WebReport) -> str:
     """The case's words: the description, then the place and address on a line of their own."""
-    where = " ".join(part for part in (report.place_name, report.address) if part)
+    where = _where(report)
     return f"{report.description}\n{where}" if where else report.description
+
+
+def _opened_by(session: Session, *, submission: str) -> Case | None:
+    """The case an earlier post of the same form opened, if one did."""
+    return session.scalars(
+        select(Case)
+        .join(CaseEvent, CaseEvent.case_id == Case.id)
+        .where(
+            CaseEvent.kind == "opened",
+            CaseEvent.data["submission"].as_string() == submission,
+        )
+        .limit(1)
+    ).first()
 
 
 def open_web_report(
     session: Session, *, report: WebReport, media_dir: Path, remote_addr: str, now: datetime
-) -> Case:
-    """Open the case (intake web) with its photo, and count the report against the address.
-    The caller commits, then queues the case's routing."""
-    where = " ".join(part for part in (report.place_name, report.address) if part)
+) -> OpenedReport:
+    """Open the case (intake web) with its photo, and count the report against the address;
+    a form posted again gets the case it opened. The caller commits, then queues the case's
+    routing (for a new case)."""
+    if report.submission:
+        locks.one_at_a_time(session, name=f"web-report:{report.submission}")
+        earlier = _opened_by(session, submission=report.submission)
+        if earlier is not None:
+            return OpenedReport(case=earlier, created=False)
+    where = _where(report)
     case = open_case_from_writing(
         session,
         report=WrittenReport(
@@ -73,6 +109,7 @@ def open_web_report(
             address=where[:255] or None,
         ),
         actor=WEB_ACTOR,
+        **({"submission": report.submission} if report.submission else {}),
     )
     if report.photo is not None:
         attachments.store_photo(
@@ -81,4 +118,4 @@ def open_web_report(
     throttles.record_failure(
         session, policy=REPORT_POLICY, subject=_SUBJECT, remote_addr=remote_addr, now=now
     )
-    return case
+    return OpenedReport(case=case, created=True)

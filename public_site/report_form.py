@@ -13,6 +13,7 @@ from wtforms import (
     BooleanField,
     Field,
     FileField,
+    HiddenField,
     SelectField,
     StringField,
     SubmitField,
@@ -75,6 +76,8 @@ class ReportForm(FlaskForm):
     remove_photo = BooleanField(_l("Remove this photo"))
     phone = StringField(_l("Mobile number"), validators=[CleanText(PHONE)])
     code = StringField(_l("Code from the text message"), validators=[CleanText(CODE)])
+    # A one-time token per form: posted twice, the form opens one case (cases.web_reports).
+    submission = HiddenField()
     send_code = SubmitField(_l("Text me a code"))
     submit = SubmitField(_l("Send the report"))
 

@@ -10,6 +10,7 @@ per number and address (`cases.verification`); the case speaks the page's langua
 from __future__ import annotations
 
 import logging
+import secrets
 
 from flask import jsonify, redirect, request, url_for
 from flask import session as browser_session
@@ -55,6 +56,8 @@ def _new_form() -> ReportForm:
     form = ReportForm()
     places = place_options(current_wiring().router.gazetteer)
     form.place.choices = [("", ""), *[(place.code, place.name) for place in places]]
+    if not form.submission.data:
+        form.submission.data = secrets.token_urlsafe(16)
     return form
 
 
@@ -261,17 +264,19 @@ def _open_case(form: ReportForm, number: str | None, photo: CheckedPhoto | None)
         address=form.address.data or None,
         number=number,
         photo=photo,
+        submission=(form.submission.data or "").strip()[:64] or None,
     )
     with db().begin():
-        case = web_reports.open_web_report(
+        opened = web_reports.open_web_report(
             db(),
             report=report,
             media_dir=settings.media_dir,
             remote_addr=_remote_addr(),
             now=utcnow(),
         )
-        case_id, case_number = case.id, case.number
-    enqueue_routing(case_id)
+        case_id, case_number = opened.case.id, opened.case.number
+    if opened.created:
+        enqueue_routing(case_id)
     attachments.release_held_photo(
         browser_session.pop(HELD_PHOTO_KEY, None), media_dir=settings.media_dir
     )

@@ -24,7 +24,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import stream_encode_multipart
 
 from cases import verification
-from cases.models import Attachment, Case, Intake, PhoneVerification, utcnow
+from cases.models import Attachment, Case, CaseEvent, Intake, PhoneVerification, utcnow
 from hotline.db import Database
 from hotline.wiring import Wiring
 from tests.conftest import wait_until
@@ -172,6 +172,32 @@ def test_an_anonymous_report_opens_a_web_case_that_the_worker_routes(
     routed_case = wait_until(routed, timeout=60, what="the worker to route the web case")
     assert routed_case.category_code == "streetlight"
     assert routed_case.place_code == "lucheng"
+
+
+def test_the_same_form_posted_twice_opens_one_case(visitor: Visitor, database: Database) -> None:
+    """A double click, or a reload that posts again: the form's one-time token finds the case
+    the first post opened, and the visitor is shown its number."""
+    page = visitor.get().get_data(as_text=True)
+    found = re.search(r'name="submission" type="hidden" value="([^"]+)"', page)
+    assert found, "the form carries a one-time submission token"
+    data = {"description": "陋巷街的井盖丢了，很危险", "place": "lucheng", "submission": found[1]}
+    first = visitor.report(**data)
+    second = visitor.report(**data)
+    assert first.status_code == second.status_code == 303
+    number = visitor.sent_number()
+    with database.session() as session:
+        opened = session.scalars(
+            select(Case)
+            .join(CaseEvent)
+            .where(
+                CaseEvent.kind == "opened",
+                CaseEvent.data["submission"].as_string() == found[1],
+            )
+        ).all()
+    assert [case.number for case in opened] == [number]
+    # A fresh form is a fresh report.
+    assert visitor.report(description="陋巷街的井盖又丢了一个", place="lucheng").status_code == 303
+    assert visitor.sent_number() != number
 
 
 def test_a_missing_description_is_said_next_to_the_field_and_nothing_typed_is_lost(
