@@ -142,6 +142,7 @@ class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"  # gave up after the retry window; the desk was alerted
+    WITHDRAWN = "withdrawn"  # a text to a caller who texted STOP before it was sent
 
 
 class RecordingStatus(enum.StrEnum):

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import intake, texts
-from cases.models import Case, SmsStatus, utcnow
+from cases.models import Case, Channel, DeliveryStatus, SmsStatus, utcnow
 from cases.privacy import hide_phone_numbers, mask_number
 from delivery.channels import Senders, send
 from delivery.messages import DeliveryConfig, DeliveryError, next_attempt_at
@@ -90,6 +90,13 @@ def attempt_delivery(
         )
         if delivery is None:
             return AttemptResult("skipped")
+        if delivery.channel == Channel.CALLER_SMS and texts.opted_out(
+            session, number=delivery.address
+        ):
+            # Texted STOP after this was queued: it is not sent (the carrier would refuse it).
+            delivery.status = DeliveryStatus.WITHDRAWN
+            delivery.last_error = "the caller texted STOP"
+            return AttemptResult("withdrawn")
         outgoing = outgoing_for(session, delivery=delivery)
         created_at = delivery.created_at
     extra = {

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import lifecycle, staff
+from cases import lifecycle, outbox, staff, texts
 from cases.access import DISPATCH_DESK
 from cases.models import Case, Channel, Delivery, DeliveryStatus, Department, utcnow
 from delivery import services, tasks
@@ -513,3 +513,21 @@ def test_two_jobs_never_claim_the_same_try(database: Database, wiring: Wiring) -
         )
         assert stale is None
     assert delivery_row(database, row_id).attempts == 2
+
+
+def test_a_text_queued_before_the_caller_texted_stop_is_withdrawn_not_sent(
+    database: Database, wiring: Wiring
+) -> None:
+    caller = "+86139" + uuid.uuid4().hex[:8].translate(str.maketrans("abcdef", "123456"))
+    with quiet_session(database) as session:
+        case = make_case(session, caller_number=caller)
+        queued = outbox.text_caller(session, case=case, message="accepted")
+        assert queued is not None
+        row_id = queued.id
+    with database.session() as session, session.begin():
+        texts.opt_out(session, number=caller, now=utcnow())
+
+    assert attempt(wiring, row_id).outcome == "withdrawn"
+    withdrawn = delivery_row(database, row_id)
+    assert withdrawn.status == DeliveryStatus.WITHDRAWN and withdrawn.attempts == 1
+    assert withdrawn.delivered_at is None
