@@ -33,6 +33,7 @@ from console.case_knowledge import shown_article
 from console.presenters import (
     INTAKE_LABELS,
     NamedDirectory,
+    delivery_labels,
     event_details,
     event_label,
     shows_full_number,
@@ -160,6 +161,7 @@ def render_case(
     deliveries = [
         {
             "delivery": delivery,
+            "labels": delivery_labels(delivery),
             "address": (
                 delivery.address
                 if full_number or delivery.channel != Channel.CALLER_SMS

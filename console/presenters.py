@@ -4,6 +4,7 @@ suggestion, and an event's details."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,9 @@ from cases.models import (
     CaseEvent,
     CaseStatus,
     Category,
+    Channel,
+    Delivery,
+    DeliveryStatus,
     Department,
     Intake,
     Light,
@@ -203,6 +207,7 @@ HIDDEN_DETAILS = {
     "attributes",
     "update_id",
     "status",
+    "submission",  # the web form's one-time token
 }
 
 
@@ -297,6 +302,48 @@ class EventDetail:
     label: str
     value: str
     case_numbers: tuple[str, ...] = ()
+
+
+CHANNEL_LABELS = {
+    Channel.WEBHOOK: _l("Webhook"),
+    Channel.EMAIL: _l("E-mail"),
+    Channel.SMS: _l("Text to the duty officer"),
+    Channel.CALLER_SMS: _l("Text to the caller"),
+}
+DELIVERY_STATUS_LABELS = {
+    DeliveryStatus.PENDING: _l("Waiting to be sent"),
+    DeliveryStatus.DELIVERED: _l("Delivered"),
+    DeliveryStatus.FAILED: _l("Failed"),
+    DeliveryStatus.WITHDRAWN: _l("Not sent: the caller texted STOP"),
+}
+# Why a message left, by its outbox topic (a repeat is "assigned-2": the same reason again).
+TOPIC_LABELS = {
+    "assigned": _l("Case assigned"),
+    "assigned-after-split": _l("Case assigned after a split"),
+    "copy": _l("Copy to leadership"),
+    "escalated": _l("Escalated"),
+    "merged": _l("Merged into another case"),
+    "overdue": _l("Overdue reminder"),
+    "reopened": _l("Reopened by the caller"),
+    "sent_back": _l("Sent back"),
+    "supervision": _l("Supervision notice"),
+    "delivery_failed": _l("Delivery failed: the desk was alerted"),
+    "case_opened": _l("The case number"),
+    "accepted": _l("Case accepted"),
+    "answer": _l("The answer"),
+    "resolved": _l("The department's reply"),
+    "rating_thanks": _l("Thanks for the rating"),
+}
+
+
+def delivery_labels(delivery: Delivery) -> dict[str, str]:
+    """A delivery's channel, reason and status as the staff member reads them."""
+    topic = re.sub(r"-\d+$", "", delivery.topic)
+    return {
+        "channel": str(CHANNEL_LABELS.get(Channel(delivery.channel), delivery.channel)),
+        "topic": str(TOPIC_LABELS.get(topic, topic)),
+        "status": str(DELIVERY_STATUS_LABELS.get(DeliveryStatus(delivery.status), delivery.status)),
+    }
 
 
 def event_label(event: CaseEvent) -> str:

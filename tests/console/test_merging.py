@@ -247,7 +247,7 @@ def test_a_written_merged_report_shows_its_words_address_photos_and_the_case_it_
     assert 'id="report-text" lang="zh-CN">春秋路口的路灯又不亮了<' in page
     assert 'id="case-address">春秋路12号<' in page
     assert 'id="case-point">35.59000, 116.99000<' in page
-    assert re.search(r'id="attachment-\d+">.*?photo</a> · image/jpeg · 200 KB', page)
+    assert re.search(r'id="attachment-\d+">.*?Photo</a> · 200 KB', page)
     # A written report has no recording to play.
     assert 'id="recording-section"' not in page
     assert f'href="/console/cases/{kept}" id="merged-into-link"' in page
