@@ -60,6 +60,7 @@ def read_case(database: Database, number: str) -> Case:
     with database.session() as session:
         case = session.scalars(select(Case).where(Case.number == number)).one()
         _ = case.events, case.deliveries, case.transcript, case.call, case.recordings
+        _ = case.merged_into, case.co_reporters
         return case
 
 

@@ -29,7 +29,7 @@ from delivery.webhook import send_webhook, sign, verify_signature, webhook_body
 from hotline.db import Database
 from hotline.wiring import Wiring
 from tests.conftest import PUBLIC_BASE_URL, free_port, wait_until
-from tests.support.factories import case_named, make_case, quiet_session
+from tests.support.factories import DEFAULT_WORDS, case_named, make_case, quiet_session
 from tests.support.flaky_proxy import FlakyProxy
 from tests.support.receivers import (
     SMTPReceiver,
@@ -74,7 +74,7 @@ def outgoing(**overrides: Any) -> Outgoing:
                 "deadline_at": "2030-05-01T10:00:00+00:00",
                 "department": "urban_mgmt",
                 "caller_number": "*********0000",
-                "transcript": "鲁城街道春秋路的路灯坏了好几天了",
+                "transcript": DEFAULT_WORDS,
             },
         },
         "attempt": 1,
@@ -163,7 +163,7 @@ def test_an_email_is_readable_and_keeps_its_message_id_when_resent() -> None:
     text = first.get_content()
     assert "路灯 (streetlight)" in text
     assert "2030-05-01 18:00" in text  # the deadline in Beijing time
-    assert "鲁城街道春秋路的路灯坏了好几天了" in text
+    assert DEFAULT_WORDS in text
     assert f"{PUBLIC_BASE_URL}/console/cases/123456782" in text
 
 
@@ -282,7 +282,7 @@ def test_an_email_reaches_the_smtp_server(database: Database, smtp_server: SMTPR
     assert message["Message-ID"] == f"<{row.delivery_id}@hotline.example.test>" == row.receipt
     assert message["X-Hotline-Delivery"] == row.delivery_id
     text = message.get_content()
-    assert "鲁城街道春秋路的路灯坏了好几天了" in text
+    assert DEFAULT_WORDS in text
     assert f"{PUBLIC_BASE_URL}/console/cases/{number}" in text
 
 
