@@ -64,10 +64,15 @@ class OverloadedTranscriber(StreamingTranscriber):
 
 
 class StalledTranscriber(StreamingTranscriber):
-    """A transcriber stalled for two seconds on its first chunk."""
+    """A transcriber stalled for two seconds on its first chunk. (It used to stall on every
+    chunk, so the test's pool took a minute to drain after it.)"""
+
+    stalled = False
 
     def feed_mulaw(self, payload: bytes) -> None:
-        time.sleep(2)
+        if not self.stalled:
+            self.stalled = True
+            time.sleep(2)
 
 
 def test_a_live_decode_on_the_pool_hears_the_whole_call(
