@@ -24,7 +24,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from cases import outbox
 from cases.access import DISPATCH_DESK, Actor
@@ -75,6 +75,11 @@ def open_problems(
             Case.status.in_(JOINABLE_STATUSES),
         )
         .order_by(Case.opened_at, Case.id)
+        # Every report's words are compared: loaded together, not one query per report.
+        .options(
+            selectinload(Case.transcript),
+            selectinload(Case.co_reporters).selectinload(Case.transcript),
+        )
     ).all()
     return [(problem, [problem, *problem.co_reporters]) for problem in problems]
 
