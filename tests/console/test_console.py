@@ -31,7 +31,7 @@ from cases.models import (
 from cases.privacy import mask_number
 from hotline.db import Database
 from hotline.wiring import wiring_of
-from tests.support.factories import make_case
+from tests.support.factories import DEFAULT_WORDS, make_case
 from tests.support.staff import Account, Console, store_recording
 
 # A department few other tests route to, so that inbox order is this test's own cases.
@@ -132,7 +132,7 @@ def test_the_case_page_shows_what_the_department_needs_with_the_number_masked(
     assert f'<h1 id="case-title">工单 {number}</h1>' in html
     assert mask_number("+8613912345678") in html
     assert "13912345678" not in html
-    assert 'id="transcript"' in html and "春秋路的路灯坏了" in html
+    assert 'id="transcript"' in html and DEFAULT_WORDS in html
     assert 'id="classification"' in html
     assert 'id="timeline"' in html and "event-routed" in html
     assert 'id="accept"' in html and 'id="send-back"' in html and 'id="resolve"' in html

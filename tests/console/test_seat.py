@@ -40,7 +40,7 @@ from hotline.db import Database
 from hotline.wiring import EXTENSION, Wiring, wiring_of
 from tests.conftest import ACCOUNT_SID
 from tests.support.browser import headless_chromium, screenshot
-from tests.support.factories import make_case
+from tests.support.factories import DEFAULT_WORDS, make_case
 from tests.support.staff import PASSWORD, TOKEN, Account, Console
 
 STREETLIGHT = "鲁城街道春秋路的路灯坏了好几天了"
@@ -504,7 +504,7 @@ def test_earlier_cases_open_read_only_and_only_for_the_caller_on_the_call(
     page = operator.browser.get(url)
     assert page.status_code == 200
     text = page.get_data(as_text=True)
-    assert 'id="earlier-case"' in text and STREETLIGHT in text
+    assert 'id="earlier-case"' in text and DEFAULT_WORDS in text
     assert "<form" not in text.split('id="main"', 1)[1]  # read-only: no action at all
     # Only through the seat: the case itself stays the department's.
     assert operator.browser.get(f"/console/cases/{earlier}").status_code == 404
