@@ -152,6 +152,7 @@ class RecordingStatus(enum.StrEnum):
     STORED = "stored"
     MISSING = "missing"  # Twilio never served it
     INVALID = "invalid"  # served, but not usable audio; the bytes are kept for inspection
+    PURGED = "purged"  # deleted after the retention period (cases.retention)
 
 
 class FollowUp(enum.StrEnum):
@@ -385,6 +386,8 @@ class Recording(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     stored_at: Mapped[datetime | None]
+    # When the audio was deleted after the retention period (cases.retention).
+    purged_at: Mapped[datetime | None]
 
     call: Mapped[Call] = relationship(back_populates="recordings")
     case: Mapped[Case | None] = relationship(back_populates="recordings")
@@ -410,6 +413,8 @@ class Transcript(Base):
     processing_seconds: Mapped[float] = mapped_column(default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # When the text and words were cleared after the retention period (cases.retention).
+    purged_at: Mapped[datetime | None]
 
     call: Mapped[Call] = relationship()
     case: Mapped[Case | None] = relationship(back_populates="transcript")
@@ -761,6 +766,8 @@ class Attachment(Base):
     # Relative to the media folder.
     path: Mapped[str] = mapped_column(String(400))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the file was deleted after the retention period (cases.retention).
+    purged_at: Mapped[datetime | None]
 
     case: Mapped[Case] = relationship()
 

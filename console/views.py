@@ -205,6 +205,8 @@ def recording(number: str, recording_id: int) -> Response | tuple[str, int]:
     with db().begin():
         case = get_visible_case(db(), actor=who, number=number)
         stored = next((r for r in case.recordings if r.id == recording_id), None)
+        if stored is not None and stored.status == RecordingStatus.PURGED:
+            return error_page(_("Recording removed after the retention period"), 410)
         if stored is None or stored.status != RecordingStatus.STORED or not stored.storage_path:
             raise NotFound()
         relative = stored.storage_path
@@ -236,6 +238,8 @@ def attachment(number: str, attachment_id: int) -> Response | tuple[str, int]:
         stored = db().get(Attachment, attachment_id)
         if stored is None or stored.case_id != case.id:
             raise NotFound()
+        if stored.purged_at is not None:
+            return error_page(_("Photo removed after the retention period"), 410)
         relative, content_type = stored.path, stored.content_type
     if not file_link_valid("attachment", attachment_id):
         message = _("This link has expired or is not valid: reload the case page.")

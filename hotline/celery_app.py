@@ -114,6 +114,12 @@ def create_celery(settings: Settings) -> HotlineCelery:
                 "schedule": settings.jobs_sweep_seconds,
                 "options": {"expires": settings.jobs_sweep_seconds},
             },
+            # Recordings, transcripts and photos past RETENTION_DAYS after the case closed.
+            "purge-expired-audio-and-text": {
+                "task": "cases.purge_expired",
+                "schedule": 3600.0,
+                "options": {"expires": 3500.0},
+            },
             "resend-pending-deliveries": {
                 "task": "delivery.resend_pending_deliveries",
                 "schedule": settings.jobs_sweep_seconds,

@@ -1,5 +1,5 @@
 """`flask --app hotline ...` commands: init, case show, simulate-call, transcribe, models,
-train, classify, eval, department set, user add, open311 key."""
+train, classify, eval, department set, user add, open311 key, backup, restore."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from cases.privacy import mask_number
 from emulator import EmulatorError, Input, RecordingServer, Speak, Step, TwilioEmulator
 from emulator.clock import RealClock
 from emulator.switchboard import Caller, Switchboard
-from hotline import migrate
+from hotline import backup, migrate
 from hotline.config import CONFIG_DIR, Settings
 from hotline.wiring import Wiring, current_wiring
 from ivr.stream_server import StreamsServer
@@ -76,6 +76,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(queue_group)
     app.cli.add_command(callbacks_group)
     app.cli.add_command(open311_group)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
 
 
 @contextlib.contextmanager
@@ -754,3 +756,42 @@ def open311_key_revoke(name: str) -> None:
     except InvalidInputError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"Open311 key of {name} revoked")
+
+
+@click.command("backup")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@with_appcontext
+def backup_command(folder: Path) -> None:
+    """Copy the database, recordings and photos into FOLDER (a new or empty folder), with a
+    manifest.json to check them by; the service may keep running meanwhile."""
+    settings: Settings = current_wiring().settings
+    try:
+        backup.sqlite_path(settings)
+        files = backup.files_to_copy(settings)
+        with click.progressbar(length=len(files), label="copying recordings and photos") as bar:
+            manifest = backup.back_up(settings, target=folder, progress=bar.update)
+    except backup.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    rows = ", ".join(f"{count} {table}" for table, count in manifest["rows"].items())
+    click.echo(f"backup written to {folder}: {rows}; {len(manifest['files']) - 1} files")
+
+
+@click.command("restore")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that already holds cases.")
+@with_appcontext
+def restore_command(folder: Path, force: bool) -> None:
+    """Bring back a backup made by `backup`: check every file against its manifest, then
+    replace the database, recordings and photos. Stop the service first."""
+    settings: Settings = current_wiring().settings
+    try:
+        manifest = backup.read_manifest(folder)
+        with click.progressbar(
+            length=len(manifest["files"]) - 1, label="restoring recordings and photos"
+        ) as bar:
+            backup.restore(settings, source=folder, force=force, progress=bar.update)
+    except backup.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"restored the backup taken at {manifest['taken_at']} from {folder}")
+    if manifest["revision"] != backup.newest_revision():
+        click.echo("the backup is from an older version: run `flask --app hotline init` next")

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from celery.beat import PersistentScheduler
 
-from cases.models import DeliveryStatus, Light, utcnow
+from cases.models import CaseStatus, DeliveryStatus, Light, utcnow
 from hotline import jobs
 from hotline.celery_app import TASK_MODULES, create_celery
 from hotline.config import load_settings
 from hotline.db import Database
 from tests.conftest import wait_until
-from tests.support.factories import case_named, make_case, quiet_session
+from tests.support.factories import DEFAULT_WORDS, case_named, make_case, quiet_session
 from tests.support.processes import (
     alive,
     descendants,
@@ -209,3 +209,26 @@ def test_a_worker_and_beat_started_together_on_a_fresh_embedded_broker_both_stay
             for process in processes.values():
                 stop(process)
     assert not failures, "\n".join(failures)
+
+
+# --- Retention (issue 16) --------------------------------------------------------------------
+
+
+def test_beat_purges_expired_audio_every_hour_and_the_job_reports_what_it_removed(
+    database: Database, environ: dict[str, str]
+) -> None:
+    schedule = create_celery(load_settings(environ)).conf.beat_schedule
+    assert {e["task"]: e["schedule"] for e in schedule.values()}["cases.purge_expired"] == 3600.0
+    long_ago = datetime(1991, 6, 1, tzinfo=UTC)
+    with database.session() as session, session.begin():
+        case = make_case(session, opened_at=long_ago - timedelta(days=1))
+        case.status, case.closed_at = CaseStatus.CLOSED, long_ago
+        number = case.number
+
+    purged = jobs.purge_expired.apply().get()
+
+    assert purged["cases"] >= 1 and purged["transcripts"] >= 1 and purged["failures"] == 0
+    kept = case_named(database, number)
+    assert [event.data for event in kept.events if event.kind == "purged"] == [
+        {"kept_for_days": 180, "transcript_characters": len(DEFAULT_WORDS)}
+    ]
