@@ -37,10 +37,14 @@ $(WRK):
 
 install: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Install Python, Node and browser dependencies
 
+# Where every process of `make run` writes its metrics, emptied at each start (README, "Metrics").
+METRICS_DIR ?= $(CURDIR)/instance/prometheus
+
 run: $(INSTALLED)  ## Run web, streams, worker and beat on the embedded defaults (SQLite, no servers)
 	$(BIN)/flask --app hotline init
 	$(BIN)/flask --app hotline models ensure
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start web streams worker beat
+	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"
+	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start web streams worker beat
 
 test: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Run the whole test suite (SQLite and the embedded broker), with line coverage
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,11 @@ class Settings:
     live_stream_limit: int = 8
     classifier_path: Path = Path("instance/classifier.joblib")
     log_level: str = "INFO"
+    # "json" (one JSON object per line, for a log collector) or "text" (key=value, for people).
+    log_format: str = "text"
+    # Who may read `/metrics`: these networks (CIDR), or anyone sending this bearer token.
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    metrics_token: str | None = None
     # Deliveries to departments: exponential backoff from `delivery_backoff` seconds, capped at
     # an hour between tries, for `delivery_retry_hours`; then the desk is alerted.
     delivery_backoff: float = 30.0
@@ -86,6 +92,8 @@ class Settings:
     # The region a phone number without a country code is read in (a caller keying
     # 13912345678 means +8613912345678): numbers are stored and compared as E.164.
     phone_default_region: str = "CN"
+    # How long a closed case's recordings, transcript and photos are kept (cases.retention).
+    retention_days: int = 180
 
     @property
     def recordings_dir(self) -> Path:
@@ -106,6 +114,11 @@ class Settings:
     def escalation_grace(self) -> timedelta:
         """How long a case may stay red before it is escalated to leadership."""
         return timedelta(hours=self.escalation_grace_hours)
+
+    @property
+    def retention(self) -> timedelta:
+        """How long a closed case's recordings, transcript and photos are kept."""
+        return timedelta(days=self.retention_days)
 
     @property
     def default_locale(self) -> str:
@@ -137,6 +150,38 @@ def _public_stream_url(raw: str | None, public_base_url: str) -> str:
     if not raw.startswith(("ws://", "wss://")):
         raise ConfigError(f"PUBLIC_STREAM_URL={raw!r}: it must start with ws:// or wss://")
     return raw.rstrip("/")
+
+
+def _retention_days(raw: str) -> int:
+    """RETENTION_DAYS: whole days, at least one (0 would purge a case's audio as it closes)."""
+    try:
+        days = int(raw)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise ConfigError(f"RETENTION_DAYS={raw!r}: give a whole number of days, 1 or more")
+    return days
+
+
+def _log_format(raw: str | None, *, production: bool) -> str:
+    """JSON in production (a collector parses it), key=value elsewhere (a person reads it)."""
+    chosen = (raw or ("json" if production else "text")).strip().lower()
+    if chosen not in ("json", "text"):
+        raise ConfigError(f"LOG_FORMAT={raw!r}: use json or text")
+    return chosen
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    """METRICS_ALLOW as normalised CIDR networks; a typo stops the start, not the scrape."""
+    networks = []
+    for part in (part.strip() for part in raw.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError as error:
+            raise ConfigError(f"METRICS_ALLOW={raw!r}: {error}") from error
+    return tuple(networks)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -210,6 +255,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         live_stream_limit=int(env.get("LIVE_STREAM_LIMIT", 8)),
         classifier_path=Path(env.get("CLASSIFIER_PATH") or instance_path / "classifier.joblib"),
         log_level=env.get("LOG_LEVEL", "INFO"),
+        log_format=_log_format(env.get("LOG_FORMAT"), production=production),
+        metrics_allow=_networks(env.get("METRICS_ALLOW", "127.0.0.0/8,::1/128")),
+        metrics_token=env.get("METRICS_TOKEN") or None,
         delivery_backoff=float(env.get("DELIVERY_BACKOFF", 30.0)),
         delivery_retry_hours=float(env.get("DELIVERY_RETRY_HOURS", 24.0)),
         delivery_timeout=float(env.get("DELIVERY_TIMEOUT", 10.0)),
@@ -225,4 +273,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=int(env.get("TRUSTED_PROXIES", 0)),
         streams_port=int(env.get("STREAMS_PORT", 5001)),
         phone_default_region=(env.get("PHONE_DEFAULT_REGION") or "CN").strip().upper(),
+        retention_days=_retention_days(env.get("RETENTION_DAYS", "180")),
     )

@@ -22,7 +22,9 @@ from delivery.tasks import enqueue_delivery
 from hotline.celery_app import create_celery
 from hotline.config import CONFIG_DIR, Settings, load_settings
 from hotline.db import Database
+from hotline.health import register_probes
 from hotline.logs import configure_logging
+from hotline.metrics import WebhookMetrics, count_domain_changes, count_jobs, register_metrics
 from hotline.web import SecurityHeaders, csrf, init_web
 from hotline.wiring import EXTENSION, Wiring, close_request_session
 from ivr import interrupt_views as ivr_interrupt_views
@@ -44,7 +46,7 @@ from transcription.models import ModelRegistry
 
 def wire(settings: Settings) -> Wiring:
     """Build what web and worker processes need: logging, database, engines, senders, Celery."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     database = Database(settings.database_url)
     prompts = load_prompts(CONFIG_DIR / "prompts", settings.enabled_locales)
@@ -91,6 +93,9 @@ def wire(settings: Settings) -> Wiring:
     celery.set_default()
     # Each outbox row is sent by a job once the transaction that wrote it has committed.
     outbox.sent_after_commit(database.sessions, send=enqueue_delivery)
+    # Metrics: what the sessions commit (cases, calls, texts, deliveries), and jobs retried.
+    count_domain_changes(database.sessions)
+    count_jobs()
     return wiring
 
 
@@ -163,14 +168,15 @@ def build_app(environ: Mapping[str, str] | None = None) -> Flask:
     # Outermost: a plain signed first webhook is answered before any other layer runs. Its
     # TwiML, for Twilio and never a browser, is the one answer without the browser headers.
     app.wsgi_app = VoiceEntry(app.wsgi_app, wiring)  # type: ignore[method-assign]
+    # Around it, the webhooks' timer: the voice lane's answers are timed and counted too.
+    app.wsgi_app = WebhookMetrics(app.wsgi_app, app.url_map)  # type: ignore[method-assign]
 
     @app.teardown_appcontext
     def close_session(_error: BaseException | None) -> None:
         close_request_session()
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    register_probes(app, wiring)
+    register_metrics(app, wiring)
 
     from hotline.cli import register_commands
 

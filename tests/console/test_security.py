@@ -201,7 +201,7 @@ def test_the_only_posts_exempt_from_csrf_are_twilios_and_the_apis(app: Flask) ->
     exempt = {rule.endpoint.split(".")[0] for rule in app.url_map.iter_rules()} - {
         rule.endpoint.split(".")[0] for rule in form_routes(app)
     }
-    assert exempt <= {"ivr", "ivr_sms", "api", "open311", "healthz", "static"}
+    assert exempt <= {"ivr", "ivr_sms", "api", "open311", "healthz", "readyz", "metrics", "static"}
     assert {"console", "auth", "public"} <= {
         rule.endpoint.split(".")[0] for rule in form_routes(app)
     }

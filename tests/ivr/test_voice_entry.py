@@ -13,6 +13,7 @@ from flask import Flask
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import Client
 
+from hotline.metrics import WebhookMetrics
 from hotline.wiring import Wiring
 from ivr.entry import MAX_BODY_BYTES, VoiceEntry
 from tests.support.calls import Lookups
@@ -37,8 +38,11 @@ class FlaskSpy:
 
 @pytest.fixture
 def spy(app: Flask) -> Iterator[FlaskSpy]:
-    assert isinstance(app.wsgi_app, VoiceEntry), "the app factory puts the lane outermost"
-    yield FlaskSpy(app.wsgi_app.app)
+    # Outermost but for the webhooks' timer, which must see the lane's answers too.
+    assert isinstance(app.wsgi_app, WebhookMetrics)
+    entry = app.wsgi_app.app
+    assert isinstance(entry, VoiceEntry), "the app factory puts the lane outermost"
+    yield FlaskSpy(entry.app)
 
 
 @pytest.fixture
