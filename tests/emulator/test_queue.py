@@ -311,6 +311,9 @@ def test_the_queue_url_plays_on_the_callers_leg_and_the_caller_is_heard_live(
     (left,) = params_of(app, "/ivr/queue/left")
     assert left["QueueResult"] == "bridged" and left["CallStatus"] == "in-progress"
     assert "正在为您接通" in [spoken.text for spoken in caller.log.said]
+    # The sink's server reads the socket on its own thread: the emulator's call can end before
+    # that thread has handed on the last message it received.
+    wait_until(lambda: "stop" in sink.events(), timeout=5, what="the stream's stop message")
     assert sink.media("inbound") == 50  # one second of 20 ms frames, the caller's own track
     assert sink.media("outbound") == 0  # the default inbound_track: the operator isn't sent
     assert sink.events()[-1] == "stop"
