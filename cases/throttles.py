@@ -10,9 +10,11 @@ many accounts or numbers at once, yet lets an office behind one NAT address work
 
 Failures live in the database (`ThrottleFailure` rows), so the throttle holds across web
 processes and machines on SQLite and PostgreSQL alike; they are forgotten after `memory`, and
-a success (or an administrator's unlock) clears the pair. Check and record are two statements,
-not one atomic step: requests racing from one pair can each get one guess past the curve,
-which slows nobody's guessing by less than a factor of the web's thread count.
+a success (or an administrator's unlock) clears the pair. A check holds the pair until its
+transaction ends (`cases.locks`), so check and record are one step: guesses racing from one
+pair, through any number of web processes, wait for each other instead of each slipping past
+the curve. The address's ceiling is counted without that lock: racing guesses at different
+subjects can pass it by the number of requests in flight, which the pairs' curves still slow.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from cases import locks
 from cases.models import ThrottleFailure
 
 SIGN_IN = "sign_in"
@@ -82,8 +85,9 @@ def check(
     session: Session, *, policy: Policy, subject: str, remote_addr: str, now: datetime
 ) -> Verdict:
     """Whether `remote_addr` may try `subject` now: the pair's curve, then the address's
-    ceiling."""
+    ceiling. Holds the pair until the transaction ends, so record the failure in the same one."""
     subject, remote_addr = _fit(subject, remote_addr)
+    _hold_pair(session, kind=policy.kind, subject=subject, remote_addr=remote_addr)
     failures, last = session.execute(
         select(func.count(ThrottleFailure.id), func.max(ThrottleFailure.created_at)).where(
             ThrottleFailure.kind == policy.kind,
@@ -118,6 +122,7 @@ def record_failure(
 ) -> None:
     """Count a failure against the pair; forget failures older than the policy's memory."""
     subject, remote_addr = _fit(subject, remote_addr)
+    _hold_pair(session, kind=policy.kind, subject=subject, remote_addr=remote_addr)
     session.add(
         ThrottleFailure(kind=policy.kind, subject=subject, remote_addr=remote_addr, created_at=now)
     )
@@ -167,3 +172,9 @@ def paused_subjects(session: Session, *, policy: Policy, now: datetime) -> dict[
 def _fit(subject: str, remote_addr: str) -> tuple[str, str]:
     # The columns' widths: a longer username or address is cut the same way every time.
     return subject[:80], remote_addr[:64]
+
+
+def _hold_pair(session: Session, *, kind: str, subject: str, remote_addr: str) -> None:
+    # Another process's guess from the same pair must see this one's failure before it is
+    # checked: without the lock, both read the count before either records.
+    locks.one_at_a_time(session, name=f"throttle:{kind}:{subject}:{remote_addr}")

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import throttles
+from cases import locks, throttles
 from cases.models import PhoneVerification
 
 CODE_DIGITS = 6
@@ -121,6 +121,9 @@ def request_code(
 ) -> CodeSent | SendRefused:
     """A new code for `number` (E.164), unless a pause runs for the number or the address.
     The caller texts the code after committing, and never stores it."""
+    # Requests for one number from several addresses (and web processes) count the number's
+    # codes one at a time, so together they never text it more than CODES_PER_NUMBER.
+    locks.one_at_a_time(session, name=f"sms-code-number:{number}")
     verdict = throttles.check(
         session, policy=SEND_POLICY, subject=number, remote_addr=remote_addr, now=now
     )

@@ -48,6 +48,14 @@ class WebReport:
     submission: str | None = None
 
 
+class ReportThrottledError(Exception):
+    """This address sent too many reports lately; `wait` says for how long to hold off."""
+
+    def __init__(self, wait: throttles.Verdict) -> None:
+        super().__init__(f"too many reports; wait {wait.wait_seconds} s")
+        self.wait = wait
+
+
 @dataclass(frozen=True)
 class OpenedReport:
     """The case a report opened, and whether this post opened it (False: an earlier post of
@@ -91,13 +99,19 @@ def open_web_report(
     session: Session, *, report: WebReport, media_dir: Path, remote_addr: str, now: datetime
 ) -> OpenedReport:
     """Open the case (intake web) with its photo, and count the report against the address;
-    a form posted again gets the case it opened. The caller commits, then queues the case's
-    routing (for a new case)."""
+    a form posted again gets the case it opened. ReportThrottledError if the address must wait.
+    The caller commits, then queues the case's routing (for a new case)."""
     if report.submission:
         locks.one_at_a_time(session, name=f"web-report:{report.submission}")
         earlier = _opened_by(session, submission=report.submission)
         if earlier is not None:
             return OpenedReport(case=earlier, created=False)
+    # Checked again here, in the transaction that counts the report: the check holds the
+    # address until the commit, so posts racing through several web processes take turns
+    # (the form's own check, earlier, only spares a throttled visitor the phone check).
+    wait = report_wait(session, remote_addr=remote_addr, now=now)
+    if not wait.allowed:
+        raise ReportThrottledError(wait)
     where = _where(report)
     case = open_case_from_writing(
         session,

@@ -17,7 +17,7 @@ from flask import session as browser_session
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from cases import attachments, phones, verification, web_reports
+from cases import attachments, phones, throttles, verification, web_reports
 from cases.attachments import CheckedPhoto, PhotoRejectedError
 from cases.models import Case, utcnow
 from cases.privacy import mask_number
@@ -245,6 +245,12 @@ def _refuse_throttled(form: ReportForm, photo: CheckedPhoto | None) -> ResponseR
         wait = web_reports.report_wait(db(), remote_addr=_remote_addr(), now=utcnow())
     if wait.allowed:
         return None
+    return _throttled(form, photo, wait)
+
+
+def _throttled(
+    form: ReportForm, photo: CheckedPhoto | None, wait: throttles.Verdict
+) -> ResponseReturnValue:
     _hold(photo)
     html, status, headers = _render_form(
         form, status=429, throttled=True, wait_minutes=wait.wait_minutes
@@ -317,7 +323,11 @@ def report() -> ResponseReturnValue:
         return _render_form(
             form, status=400, verified=_phone_verified(number), code_sent=number is not None
         )
-    browser_session[LAST_CASE_KEY] = _open_case(form, number, photo)
+    try:
+        browser_session[LAST_CASE_KEY] = _open_case(form, number, photo)
+    except web_reports.ReportThrottledError as refused:
+        # Another post from this address (through any web process) was counted meanwhile.
+        return _throttled(form, photo, refused.wait)
     return redirect(url_for("public.report_sent", lang=chosen_locale()), code=303)
 
 
