@@ -6,6 +6,8 @@ by `flask --app hotline train` (and by `init` when it is missing).
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
@@ -30,10 +32,30 @@ def train_and_save(path: Path) -> Classifier:
     """Train on the shipped corpus and save the artefact atomically."""
     classifier = train(load_category_examples(), urgency_examples=load_urgency_examples())
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    classifier.save(partial)
-    partial.replace(path)
+    # A partial file of its own: workers on several machines may train onto one shared path.
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".part")
+    os.close(handle)
+    partial = Path(name)
+    try:
+        classifier.save(partial)
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return classifier
+
+
+def ensure_classifier(path: Path) -> bool:
+    """Train and save the classifier unless `path` holds one; True if it was trained now.
+
+    `flask init` trains only on the machine it runs on; a worker on another machine, with a
+    disk of its own, would otherwise send every case to the desk. Training is deterministic
+    (the shipped corpus, fixed seeds), so every machine's classifier decides alike.
+    """
+    if path.exists():
+        return False
+    train_and_save(path)
+    return True
 
 
 def model_version(classifier: Classifier) -> str:
