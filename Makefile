@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: help install run test test-postgres lint fuzz faults bench load bench-queue clean eval-merging
+.PHONY: help install run run-scaled serve serve-scaled test test-postgres lint fuzz faults bench load load-scaled bench-queue clean eval-merging
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,8 +43,30 @@ METRICS_DIR ?= $(CURDIR)/instance/prometheus
 run: $(INSTALLED)  ## Run web, streams, worker and beat on the embedded defaults (SQLite, no servers)
 	$(BIN)/flask --app hotline init
 	$(BIN)/flask --app hotline models ensure
+	$(MAKE) --no-print-directory serve
+
+# The scaled formation: any number of stateless web and worker processes share PostgreSQL and
+# Redis; here two of each, beside the one streams process and the one beat a deployment has.
+SCALED_FORMATION := web=2,worker=2
+SCALED_ENV = DATABASE_URL=$(POSTGRES_URL) BROKER_URL=$(REDIS_URL)
+
+run-scaled: $(INSTALLED)  ## Two web and two worker processes, streams and beat, on PostgreSQL and Redis
+	$(SCALED_ENV) $(BIN)/flask --app hotline init
+	$(SCALED_ENV) $(BIN)/flask --app hotline models ensure
+	$(SCALED_ENV) $(MAKE) --no-print-directory serve-scaled
+
+# What `run` and `run-scaled` start once set up, and what bench/calls.py measures: honcho runs
+# the Procfile's web, streams, worker and beat, FORMATION of each (honcho's -c; web.N listens
+# on PORT+N-1, from 5000), on the environment's DATABASE_URL and BROKER_URL. Sets nothing up.
+FORMATION ?= web=1,worker=1
+serve: $(INSTALLED)
 	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"
-	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start web streams worker beat
+	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -c $(FORMATION) web streams worker beat
+
+serve-scaled: FORMATION = $(SCALED_FORMATION)
+# web.2 takes PORT+1, the streams process's own default (5001): it moves to 5100 unless told.
+serve-scaled: export STREAMS_PORT ?= 5100
+serve-scaled: serve
 
 test: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Run the whole test suite (SQLite and the embedded broker), with line coverage
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
@@ -82,8 +104,17 @@ bench: $(INSTALLED) $(WRK)  ## Benchmarks, as ratios against a baseline run besi
 	$(BIN)/python bench/transcription.py
 	$(BIN)/python bench/classify.py
 
-load: $(INSTALLED)  ## 100 callers streaming at once (web, streams, worker): webhook latencies, cases
-	$(BIN)/python bench/streamed_calls.py --calls 100
+# Whole calls at once (bench/calls.py): LOAD_CALLS callers, LOAD_SECONDS of speech each, and
+# up to LOAD_SETTLE seconds for the last push and text; exit 1 if a call is lost or doubled.
+LOAD_CALLS ?= 100
+LOAD_SECONDS ?= 10
+LOAD_SETTLE ?= 600
+LOAD_ARGS = --calls $(LOAD_CALLS) --seconds $(LOAD_SECONDS) --settle $(LOAD_SETTLE)
+load: $(INSTALLED)  ## 100 whole calls at once on the embedded service: lost, duplicated, delays
+	$(BIN)/python bench/calls.py $(LOAD_ARGS)
+
+load-scaled: $(INSTALLED)  ## The same on the scaled formation (PostgreSQL, Redis, 2 web, 2 workers)
+	$(SCALED_ENV) $(BIN)/python bench/calls.py --scaled $(LOAD_ARGS)
 
 bench-queue: $(INSTALLED)  ## Queue service level on the emulator's virtual clock, beside Erlang C
 	$(BIN)/python bench/queue_service_level.py --hours 20 --seats 7
