@@ -246,8 +246,14 @@ class _Batch:
 
     def finish(self) -> None:
         """Wake every caller of the batch."""
-        os.close(self._write)
-        self._write = -1
+        descriptor, self._write = self._write, -1
+        try:
+            os.close(descriptor)
+        except OSError:
+            # Somebody else closed this number (a double close elsewhere in the process: once,
+            # under wrk, in a gunicorn worker), which already woke the batch's callers. Dying
+            # here would fail the writes queued behind it: two call rows were lost so.
+            log.error("the group commit's wake-up pipe was closed by another", exc_info=True)
 
     def __del__(self, _close: Callable[[int], None] = os.close) -> None:
         # The last waiter is done with it (or a forked child dropped it); `_close` is bound

@@ -8,6 +8,7 @@ hold the batches; nothing private is patched.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -211,3 +212,30 @@ def test_a_failing_hook_fails_the_batch_like_the_database_would(
     with pytest.raises(RuntimeError, match="database is down"):
         group.execute(insert(CALLS), call_row(sid))
     assert count(database, [sid]) == 0
+
+
+def test_a_wake_up_pipe_closed_by_another_loses_no_write(
+    database: Database, make_group: Callable[..., GroupCommit], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A double close elsewhere in the process once took a batch's pipe (gunicorn, under wrk):
+    the writer lives on, and the writes queued behind that batch are committed."""
+    group = make_group(linger_seconds=0.0)
+    closed: list[int] = []
+
+    def close_the_pipe_behind_its_back(size: int) -> None:
+        if not closed:
+            batch = group._committing  # read only: the batch this transaction will wake
+            assert batch is not None
+            closed.append(batch._write)
+            os.close(batch._write)
+
+    group.before_transaction = close_the_pipe_behind_its_back
+    first, later = sids("pipe", 1), sids("pipelater", 3)
+    with caplog.at_level(logging.ERROR, logger="hotline.database"):
+        group.execute(insert(CALLS), call_row(first[0]))
+        for sid in later:
+            group.submit(insert(CALLS), call_row(sid), label=f"call {sid}")
+        group.flush()
+    assert closed and "wake-up pipe was closed by another" in caplog.text
+    assert count(database, first + later) == 4
+    assert group.running
