@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
+from kombu import Queue
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -32,6 +33,19 @@ log = logging.getLogger("hotline.jobs")
 
 # Jobs whose failure would lose work are acknowledged only after they finish.
 TASK_MODULES = ["ivr.tasks", "ivr.seat_calls", "routing.tasks", "delivery.tasks", "hotline.jobs"]
+
+
+# Two queues, which every worker consumes unless told otherwise (`-Q`). Batch transcription
+# has its own: after a burst of calls a hundred transcriptions, each seconds of CPU, would
+# otherwise stand in one line in front of every route, push and sweep queued behind them, and
+# a live-transcribed call's case was routed only once the last batch job was done (measured by
+# bench/calls.py: hang-up to routed about the backlog's length, minutes). A worker takes its
+# queues' messages in turn (kombu's fair cycle, one at a time: prefetch 1), so a route waits
+# at most for a thread to come free. A deployment may also run transcription-only workers
+# (`-Q transcription`) beside workers that never transcribe (`-Q celery`).
+JOBS_QUEUE = "celery"
+TRANSCRIPTION_QUEUE = "transcription"
+TASK_ROUTES = {"ivr.transcribe_recording": {"queue": TRANSCRIPTION_QUEUE}}
 
 
 class HotlineCelery(Celery):
@@ -80,6 +94,9 @@ def create_celery(settings: Settings) -> HotlineCelery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        task_default_queue=JOBS_QUEUE,
+        task_queues=[Queue(JOBS_QUEUE), Queue(TRANSCRIPTION_QUEUE)],
+        task_routes=TASK_ROUTES,
         broker_connection_retry_on_startup=True,
         timezone="UTC",
         enable_utc=True,

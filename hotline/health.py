@@ -41,11 +41,11 @@ def broker_ready(wiring: Wiring) -> bool:
     return True
 
 
-def broker_queue_depth(celery: Celery) -> int:
-    """The jobs waiting in the default queue; raises if the broker does not answer within
-    BROKER_TIMEOUT_SECONDS and one try. Asking for the queue (rather than only connecting)
-    makes even the embedded broker, whose connection is lazy, read its database."""
-    queue = str(celery.conf.task_default_queue or "celery")
+def broker_queue_depth(celery: Celery, queue: str | None = None) -> int:
+    """The jobs waiting in `queue` (the default queue if None); raises if the broker does not
+    answer within BROKER_TIMEOUT_SECONDS and one try. Asking for the queue (rather than only
+    connecting) makes even the embedded broker, whose connection is lazy, read its database."""
+    queue = queue or str(celery.conf.task_default_queue or "celery")
     with celery.connection_for_read(connect_timeout=BROKER_TIMEOUT_SECONDS) as connection:
         connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
         try:

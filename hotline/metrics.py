@@ -307,12 +307,11 @@ class StateCollector(Collector):
 
     def _broker_gauges(self) -> Iterator[Metric]:
         celery = self.wiring.celery
-        queue = str(celery.conf.task_default_queue or "celery")
-        waiting = broker_queue_depth(celery)
         depth = GaugeMetricFamily(
-            "hotline_broker_queue_messages", "Jobs waiting in the broker's queue", labels=["queue"]
+            "hotline_broker_queue_messages", "Jobs waiting in the broker's queues", labels=["queue"]
         )
-        depth.add_metric([queue], float(waiting))
+        for queue in sorted(celery.amqp.queues):  # the jobs' queue and batch transcription's
+            depth.add_metric([queue], float(broker_queue_depth(celery, queue)))
         yield depth
 
 

@@ -3,9 +3,13 @@
 
 Beat is not embedded in a worker (`worker --beat`): a worker killed outright left its beat
 child running beside the next worker's, so sweeps ran twice. One beat per deployment.
+
+A worker loads the speech models as it starts, and trains the routing classifier first if its
+machine has none.
 """
 
 import logging
+import threading
 from typing import Any
 
 from celery import signals
@@ -14,11 +18,13 @@ from hotline.celery_app import declare_queues
 from hotline.config import load_settings
 from hotline.factory import wire
 from routing.router import ensure_classifier
+from transcription.models import ModelUnavailableError
 
 log = logging.getLogger("hotline.worker")
 
 settings = load_settings()
-celery = wire(settings).celery
+wiring = wire(settings)
+celery = wiring.celery
 # Before any consumer or the scheduler touches the broker (see `declare_queues`).
 declare_queues(celery)
 
@@ -35,3 +41,24 @@ def _train_classifier_if_missing(**_: Any) -> None:
 
 
 signals.worker_init.connect(_train_classifier_if_missing, weak=False)
+
+
+def _load_speech_models(**_: Any) -> None:
+    """Once the worker is up: load the speech models its batch jobs will use, on a thread."""
+    # Loading takes seconds per model (tens on a busy machine): done here, not by the first
+    # transcription after a start, and on a thread of its own so routes and pushes flow
+    # meanwhile; a transcription that comes first waits on the registry's lock for the load.
+    threading.Thread(target=_load_models, name="load-speech-models", daemon=True).start()
+
+
+def _load_models() -> None:
+    for locale in sorted(wiring.models.available()):
+        try:
+            wiring.models.get(locale)
+        except ModelUnavailableError:  # its recordings go to the desk; each job says why
+            log.warning("the %s speech model could not be loaded", locale, exc_info=True)
+        else:
+            log.info("the %s speech model is loaded", locale)
+
+
+signals.worker_ready.connect(_load_speech_models, weak=False)

@@ -101,6 +101,7 @@ def test_metrics_are_served_locally_with_the_state_read_at_scrape(app: Flask) ->
         "hotline_live_streams ",
         "hotline_recordings_pending ",
         'hotline_broker_queue_messages{queue="celery"} ',
+        'hotline_broker_queue_messages{queue="transcription"} ',
     ):
         assert any(line.startswith(line_start) for line in text.splitlines()), line_start
 
