@@ -106,6 +106,38 @@ def _reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+# The fixtures through which the suite's database and broker reach a test.
+SETUP_FIXTURES = frozenset({"environ", "instance_path"})
+# A test module that reads these itself is given them another way.
+SETUP_VARIABLES = ("os.environ", "DATABASE_URL", "BROKER_URL")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the second setup (DATABASE_URL names PostgreSQL), run only the tests that reach it.
+
+    `make test` has just run every test on SQLite and the embedded broker; a test that takes
+    neither the database nor the broker (the classifier, the emulator, Kaldi, the pure
+    decisions: about 900 of the suite) gives the same answer on PostgreSQL and Redis, and
+    running it again cost CI minutes. Anything that uses `environ` or `instance_path`, or
+    whose module reads the environment itself, runs on both.
+    """
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        return
+    sources: dict[str, bool] = {}
+    kept: list[pytest.Item] = []
+    independent: list[pytest.Item] = []
+    for item in items:
+        path = str(item.path)
+        if path not in sources:
+            text = item.path.read_text(encoding="utf-8")
+            sources[path] = any(variable in text for variable in SETUP_VARIABLES)
+        uses_setup = SETUP_FIXTURES & set(getattr(item, "fixturenames", ())) or sources[path]
+        (kept if uses_setup else independent).append(item)
+    if independent:
+        config.hook.pytest_deselected(items=independent)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def instance_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("instance")
