@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
-from kombu import Queue
+from kombu.entity import Queue
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -95,7 +95,7 @@ def create_celery(settings: Settings) -> HotlineCelery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=JOBS_QUEUE,
-        task_queues=[Queue(JOBS_QUEUE), Queue(TRANSCRIPTION_QUEUE)],
+        task_queues=[Queue(JOBS_QUEUE), Queue(TRANSCRIPTION_QUEUE)],  # type: ignore[no-untyped-call]
         task_routes=TASK_ROUTES,
         broker_connection_retry_on_startup=True,
         timezone="UTC",
