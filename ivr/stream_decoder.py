@@ -1,14 +1,10 @@
-"""A call's live decode on a shared pool of threads, and how far behind the caller it is.
+"""A call's live decode on its own lane (a thread that keeps a warm recognizer from call to
+call), and how far behind the caller it is.
 
-Why the live path lost the race (issue 12, defect 11): Kaldi costs about 0.5-0.7 CPU-seconds
-per second of speech with the small model on these machines, so two cores decode three or
-four calls in real time. `LIVE_STREAM_LIMIT` admitted eight per process (sixteen with two web
-workers), and twelve callers at once left every live decode at a third of real time: 40 s
-into a call it was 25 s behind, it had not finished 60 s after the stop, and the batch job
-(on Redis, started a second after the call) transcribed the whole recording first; the live
-decodes kept burning the CPU it needed meanwhile. So a decode is admitted only while the
-ones running keep up (`StreamLoad.admits`), and one that falls `GIVE_UP_BEHIND_SECONDS`
-behind stops at once: it can no longer win, and its CPU goes to the calls that can.
+A new call is decoded live only while the decodes running keep up with their callers
+(`DecodingPool.admits`); one that falls `GIVE_UP_BEHIND_SECONDS` behind stops at once, as it
+can no longer beat the batch job, and its CPU goes to the calls that can. When the CPU is
+short, the newest decode is dropped first, so that the older ones still win their races.
 """
 
 from __future__ import annotations
@@ -34,12 +30,15 @@ SHED_INTERVAL_SECONDS = 1.0
 # A decode that is behind catches up in chunks of this much audio (not frame by frame), and
 # its progress is seen after each.
 CHUNK_BYTES = MULAW_BYTES_PER_SECOND // 2
+# A decode keeping up is woken when this much audio waits (Vosk takes 160 ms at a time anyway),
+# not for every 20 ms frame: a handoff between threads costs more than the frame's decoding.
+WAKE_BYTES = 1280
 
 log = logging.getLogger("hotline.ivr.streams")
 
 
 class LiveDecoder:
-    """A call's StreamingTranscriber, fed on the decoding pool.
+    """A call's StreamingTranscriber, fed on its lane (`pool`: an executor of one thread).
 
     `put_mulaw` (on the event loop) only appends; at most one pool task per call drains what
     has arrived, in one piece (so a decode that is behind catches up in large chunks, not
@@ -67,6 +66,7 @@ class LiveDecoder:
         self._pool = pool
         self._lock = threading.Lock()
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
         # Audio received and audio decoded: the difference is how far behind the caller it is.
         self._received_bytes = 0
         self._decoded_bytes = 0
@@ -84,11 +84,13 @@ class LiveDecoder:
             if self._first_frame_at is None:
                 self._first_frame_at = self._clock()
             self._pending.append(payload)
+            self._pending_bytes += len(payload)
             self._received_bytes += len(payload)
             if self.behind_seconds() > GIVE_UP_BEHIND_SECONDS:
                 self._give_up()
                 return
-            self._schedule()
+            if self._pending_bytes >= WAKE_BYTES:
+                self._schedule()
         if self._on_frame is not None:
             self._on_frame()
 
@@ -133,9 +135,11 @@ class LiveDecoder:
             reason
             or f"fell {self.behind_seconds():.0f} s behind the caller; the batch job will do it"
         )
-        self._pending = []
+        self._pending, self._pending_bytes = [], 0
         if not self._draining:
             self._done.set()
+            # The recognizer goes back to the pool on the thread that took it.
+            self._pool.submit(self._transcriber.abandon)
 
     def _schedule(self) -> None:  # with the lock held
         if self._draining:
@@ -153,9 +157,12 @@ class LiveDecoder:
                     joined = b"".join(self._pending)
                     chunk, rest = joined[:CHUNK_BYTES], joined[CHUNK_BYTES:]
                     self._pending = [rest] if rest else []
+                    self._pending_bytes = len(rest)
                     if not chunk:
                         if self._closed and self._error is None:
                             self._transcript = self._transcriber.finish()
+                        if self._error is not None:
+                            self._transcriber.abandon()
                         if self._closed or self._error is not None:
                             self._done.set()
                         self._draining = False
@@ -168,6 +175,7 @@ class LiveDecoder:
                 if self._on_heard is not None:
                     self._tell_heard()
         except Exception as error:  # reported by close(), to the one call it concerns
+            self._transcriber.abandon()
             with self._lock:
                 self._error = error
                 self._draining = False
@@ -185,8 +193,13 @@ class LiveDecoder:
 
 
 class DecodingPool:
-    """The process's live decodes: a bounded pool of threads, and the admission of new calls
-    only while the decodes running keep up with their callers."""
+    """The process's live decodes: one thread per call admitted at once (a lane), and the
+    admission of new calls only while the decodes running keep up with their callers.
+
+    A call is decoded on one lane from its first frame to its transcript, so its recognizer
+    (`transcription.pool`) is made, used and reset on that lane's thread alone, and is
+    reused by the lane's next call. A new call takes the free lane used most recently, whose
+    recognizer is the warmest."""
 
     def __init__(
         self,
@@ -197,33 +210,49 @@ class DecodingPool:
     ) -> None:
         self._transcriber = transcriber
         self._clock = clock
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, max_streams), thread_name_prefix="live-decode"
-        )
+        self._lanes = [
+            concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"live-decode-{index}"
+            )
+            for index in range(max(1, max_streams))
+        ]
         self._lock = threading.Lock()
         self._decoders: list[LiveDecoder] = []  # in the order they were admitted
+        self._lane_of: dict[int, int] = {}  # id of an open decoder -> its lane
+        self._last_used = [0.0] * len(self._lanes)
         self._last_shed = float("-inf")
 
     def open(
         self, model: LoadedModel, *, on_heard: Callable[[str], None] | None = None
     ) -> LiveDecoder:
         """A decoder for one call, counted until `forget`; `on_heard` hears its words so far."""
-        decoder = LiveDecoder(
-            model,
-            self._pool,
-            transcriber=self._transcriber,
-            clock=self._clock,
-            on_frame=self._shed_if_short,
-            on_heard=on_heard,
-        )
         with self._lock:
+            lane = self._free_lane()
+            self._last_used[lane] = self._clock()
+            decoder = LiveDecoder(
+                model,
+                self._lanes[lane],
+                transcriber=self._transcriber,
+                clock=self._clock,
+                on_frame=self._shed_if_short,
+                on_heard=on_heard,
+            )
             self._decoders.append(decoder)
+            self._lane_of[id(decoder)] = lane
         return decoder
+
+    def _free_lane(self) -> int:  # with the lock held
+        # Past the admission limit (tests only) two calls share the least busy lane.
+        busy = [0] * len(self._lanes)
+        for lane in self._lane_of.values():
+            busy[lane] += 1
+        return min(range(len(self._lanes)), key=lambda lane: (busy[lane], -self._last_used[lane]))
 
     def forget(self, decoder: object) -> None:
         """The decoder's stream ended (anything else is not counted here)."""
         with self._lock:
             self._decoders = [known for known in self._decoders if known is not decoder]
+            self._lane_of.pop(id(decoder), None)
 
     def _running(self) -> list[LiveDecoder]:
         with self._lock:
@@ -254,4 +283,5 @@ class DecodingPool:
 
     def shutdown(self) -> None:
         """Let the decodes under way finish (Kaldi aborts a process torn down mid-decode)."""
-        self._pool.shutdown(wait=True)
+        for lane in self._lanes:
+            lane.shutdown(wait=True)

@@ -179,6 +179,7 @@ class MediaStreams:
                 elif event == "media":
                     call.feed(media_payload(message))
                 elif event == "stop":
+                    call.note_stop()
                     complete = True
                     break
                 # "connected", "mark" and "dtmf" carry nothing we need.

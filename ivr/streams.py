@@ -226,6 +226,10 @@ class CallStream:
         self.speech: SpeechDetector | None = None
         # Told the words so far while the caller speaks (`ivr.interrupt.EmergencyWatch`).
         self.on_heard: Callable[[str], None] | None = None
+        # When `stop` came, and how far behind the caller the decode was then: the log line
+        # that says the transcript was stored shows where the seconds after a hang-up went.
+        self.stopped_at: float | None = None
+        self.behind_at_stop: float | None = None
 
     def refusal(self, start: StreamStart) -> str | None:
         """Why this `start` may not begin a stream on this socket (checked on the loop)."""
@@ -271,6 +275,12 @@ class CallStream:
             self.recognizer = self.decoding.open(model, on_heard=self.on_heard)
         self._note_live_decoding(True)
 
+    def note_stop(self) -> None:
+        """The caller hung up (`stop`): note when, and how far behind the decode was."""
+        self.stopped_at = time.monotonic()
+        behind = getattr(self.recognizer, "behind_seconds", None)
+        self.behind_at_stop = behind() if callable(behind) else None
+
     def feed(self, payload: bytes) -> None:
         """Queue a frame of the caller's audio (frames before a begun stream are dropped)."""
         if self.speech is not None and self.speech.feed_mulaw(payload):
@@ -287,7 +297,7 @@ class CallStream:
             if self.speech is not None and not self.speech.heard and self.speech.frames:
                 self._note_speech_heard(False)  # a whole stream with no speech in it
             if self.recognizer is not None and self.start is not None:
-                _finish(self.wiring, self.start, self.recognizer, complete=complete)
+                _finish(self.wiring, self.start, self.recognizer, complete=complete, call=self)
         finally:
             if self.recognizer is not None:
                 # Stored or not, nothing more will come: the report step stops waiting.
@@ -318,7 +328,14 @@ class CallStream:
             log.exception("could not note the live decode", extra=log_extra(self.start))
 
 
-def _finish(wiring: Wiring, start: StreamStart, stream: LiveRecognizer, *, complete: bool) -> None:
+def _finish(
+    wiring: Wiring,
+    start: StreamStart,
+    stream: LiveRecognizer,
+    *,
+    complete: bool,
+    call: CallStream,
+) -> None:
     ended = time.monotonic()
     try:
         transcript = stream.close(timeout=FINISH_TIMEOUT_SECONDS)
@@ -327,9 +344,19 @@ def _finish(wiring: Wiring, start: StreamStart, stream: LiveRecognizer, *, compl
         # transcribed.
         log.warning("no live transcript: %s", error, extra=log_extra(start))
         return
+    decoded = time.monotonic()
     with wiring.database.session() as session, session.begin():
         stored = _store(session, start, transcript, complete=complete)
         case_id = stored.case_id if stored and stored.complete else None
+    written = time.monotonic()
+    timings = {
+        # From `stop` to this thread taking the stream up (the loop, then the finishing pool).
+        "handoff_seconds": call.stopped_at and round(ended - call.stopped_at, 3),
+        "behind_at_stop_seconds": call.behind_at_stop and round(call.behind_at_stop, 2),
+        # Decoding what was left, then the final result.
+        "wait_seconds": round(decoded - ended, 3),
+        "write_seconds": round(written - decoded, 3),
+    }
     log.info(
         ("live transcript stored" if complete else "partial live transcript stored")
         if stored
@@ -340,7 +367,8 @@ def _finish(wiring: Wiring, start: StreamStart, stream: LiveRecognizer, *, compl
             "decode_seconds": round(transcript.processing_seconds, 2),
             # How far the decode was behind the caller when the stream ended: past a few
             # seconds, the batch job can get there first.
-            "finish_seconds": round(time.monotonic() - ended, 2),
+            "finish_seconds": round(written - ended, 2),
+            **{key: value for key, value in timings.items() if value is not None},
         },
     )
     if case_id is not None:

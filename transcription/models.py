@@ -15,11 +15,13 @@ import json
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import vosk
+
+from transcription.pool import RecognizerPool
 
 DEFAULT_SAMPLE_RATE = 16000  # Kaldi's own default when mfcc.conf names none
 # Written by install.install_model into the model folder: the official name of what it installed.
@@ -98,13 +100,15 @@ def quiet_kaldi() -> None:
 
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
-    """A Vosk model in memory, shared by every recognizer of its locale in this process."""
+    """A Vosk model in memory, shared by every recognizer of its locale in this process, and
+    the recognizers its decoding threads keep (`transcription.pool`)."""
 
     model: Any  # vosk.Model; vosk ships no type information
     path: Path
     name: str
     locale: str
     sample_rate: int
+    recognizers: RecognizerPool = field(default_factory=RecognizerPool, repr=False)
 
 
 class ModelRegistry:

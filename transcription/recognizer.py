@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import vosk
 
 from transcription.audio import Audio, Samples, StreamResampler, mulaw_to_pcm16, resample
 from transcription.models import LoadedModel
+from transcription.pool import Lease
 
 BATCH_CHUNK_SECONDS = 0.2
 
@@ -98,18 +98,26 @@ def remove_cjk_spaces(text: str) -> str:
     return _SPACE_BETWEEN_HAN_KANA.sub("", text)
 
 
-def _new_recognizer(model: LoadedModel) -> Any:
-    recognizer = vosk.KaldiRecognizer(model.model, model.sample_rate)
-    recognizer.SetWords(True)
-    return recognizer
-
-
 def _pcm_bytes(samples: Samples) -> bytes:
     return np.ascontiguousarray(samples, dtype="<i2").tobytes()
 
 
+def _call_time(seconds: float, offset_seconds: float) -> float:
+    # Vosk times a word from the first sample its recognizer ever heard, to the microsecond:
+    # less what came before this call. Kept to the millisecond (frames are 10 ms apart), as
+    # the microseconds would move with the offset's rounding, and a call decoded by a reused
+    # recognizer must get the times a fresh one gives. The nudge keeps a time that falls on a
+    # half millisecond from rounding one way here and the other way there.
+    return round(seconds - offset_seconds + 2e-6, 3)
+
+
 def _transcript(
-    results: list[str], *, duration: float, model: LoadedModel, processing: float
+    results: list[str],
+    *,
+    duration: float,
+    model: LoadedModel,
+    processing: float,
+    offset_seconds: float = 0.0,
 ) -> Transcript:
     segments: list[str] = []
     words: list[Word] = []
@@ -118,7 +126,12 @@ def _transcript(
         if parsed.get("text"):
             segments.append(parsed["text"])
         words.extend(
-            Word(word=item["word"], start=item["start"], end=item["end"], conf=item["conf"])
+            Word(
+                word=item["word"],
+                start=_call_time(item["start"], offset_seconds),
+                end=_call_time(item["end"], offset_seconds),
+                conf=item["conf"],
+            )
             for item in parsed.get("result", ())
         )
     return Transcript(
@@ -135,19 +148,23 @@ def transcribe(audio: Audio, model: LoadedModel) -> Transcript:
     """Transcribe a whole recording with the locale's model."""
     started = time.perf_counter()
     samples = resample(audio.samples, audio.sample_rate, model.sample_rate)
-    recognizer = _new_recognizer(model)
+    lease = model.recognizers.take(model)
     step = round(model.sample_rate * BATCH_CHUNK_SECONDS)
     results = []
-    for offset in range(0, len(samples), step):
-        # True at an endpoint (a pause): that segment's result must be taken now or it's lost.
-        if recognizer.AcceptWaveform(_pcm_bytes(samples[offset : offset + step])):
-            results.append(recognizer.Result())
-    results.append(recognizer.FinalResult())
+    try:
+        for offset in range(0, len(samples), step):
+            # True at an endpoint (a pause): that segment's result must be taken now or lost.
+            if lease.accept_waveform(_pcm_bytes(samples[offset : offset + step])):
+                results.append(lease.recognizer.Result())
+        results.append(lease.recognizer.FinalResult())
+    finally:
+        lease.give_back()
     return _transcript(
         results,
         duration=audio.duration_seconds,
         model=model,
         processing=time.perf_counter() - started,
+        offset_seconds=lease.offset_seconds,
     )
 
 
@@ -155,7 +172,9 @@ class StreamingTranscriber:
     """Transcribes one live call as its audio arrives.
 
     Not thread-safe, by design: one per stream, fed from one thread. Its Vosk recognizer is
-    created in the thread that first feeds it.
+    taken from the model's pool on the thread that first feeds it (that thread's own, reused
+    from call to call) and given back by `finish`, or by `abandon` if the call is dropped;
+    both on that thread.
     """
 
     def __init__(
@@ -168,6 +187,7 @@ class StreamingTranscriber:
         self._chunk_samples = max(1, round(model.sample_rate * chunk_seconds))
         self._pending: list[Samples] = []
         self._pending_samples = 0
+        self._lease: Lease | None = None
         self._recognizer: Any = None
         self._results: list[str] = []
         self._input_samples = 0
@@ -203,16 +223,25 @@ class StreamingTranscriber:
         self._buffer(self._resampler.flush())
         if self._pending_samples:
             self._accept()
+        offset_seconds = self._lease.offset_seconds if self._lease is not None else 0.0
         if self._recognizer is not None:
             self._results.append(self._recognizer.FinalResult())
-        self._recognizer = None  # a recognizer holds 100+ MB: let it go as soon as we're done
+        self.abandon()
         self._processing_seconds += time.perf_counter() - started
         return _transcript(
             self._results,
             duration=self._input_samples / self._input_rate,
             model=self._model,
             processing=self._processing_seconds,
+            offset_seconds=offset_seconds,
         )
+
+    def abandon(self) -> None:
+        """Give the recognizer back to the pool, reset, without a transcript (or after one)."""
+        self._finished = True
+        lease, self._lease, self._recognizer = self._lease, None, None
+        if lease is not None:
+            lease.give_back()
 
     def heard_so_far(self) -> str:
         """The words up to now, before the stream ends: the segments closed at pauses, then
@@ -228,11 +257,12 @@ class StreamingTranscriber:
             self._pending_samples += len(samples)
 
     def _accept(self) -> None:
-        if self._recognizer is None:
-            self._recognizer = _new_recognizer(self._model)
+        if self._lease is None:
+            self._lease = self._model.recognizers.take(self._model)
+            self._recognizer = self._lease.recognizer
         chunk = np.concatenate(self._pending)
         self._pending, self._pending_samples = [], 0
-        if self._recognizer.AcceptWaveform(_pcm_bytes(chunk)):
+        if self._lease.accept_waveform(_pcm_bytes(chunk)):
             self._results.append(self._recognizer.Result())
 
 
@@ -293,6 +323,9 @@ class ThreadedStream:
         transcriber = StreamingTranscriber(
             model, input_rate=input_rate, chunk_seconds=chunk_seconds
         )
-        while (payload := self._queue.get()) is not None:
-            transcriber.feed_mulaw(payload)
-        return transcriber.finish()
+        try:
+            while (payload := self._queue.get()) is not None:
+                transcriber.feed_mulaw(payload)
+            return transcriber.finish()
+        finally:
+            transcriber.abandon()  # after a failure too, on the thread that took it

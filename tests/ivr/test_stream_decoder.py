@@ -4,8 +4,10 @@ the calls that can be heard live are (issue 12, defect 11)."""
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 from flask import Flask
@@ -152,5 +154,46 @@ def test_a_burst_of_callers_the_cpu_cannot_keep_up_with_loses_the_newest_not_eve
             clock.now += 0.02
         assert second.gave_up  # the newest makes room...
         assert not first.gave_up  # ...so that the first can still be heard live
+    finally:
+        decoding.shutdown()
+
+
+class ThreadNoting(StreamingTranscriber):
+    """A real transcriber that notes the thread each chunk of its call was decoded on."""
+
+    made: ClassVar[list[ThreadNoting]] = []
+
+    def __init__(self, model: LoadedModel) -> None:
+        super().__init__(model)
+        self.threads: set[str] = set()
+        ThreadNoting.made.append(self)
+
+    def feed_mulaw(self, payload: bytes) -> None:
+        self.threads.add(threading.current_thread().name)
+        super().feed_mulaw(payload)
+
+
+def test_calls_one_after_another_are_decoded_on_one_lane_by_its_one_recognizer(
+    korean: LoadedModel,
+) -> None:
+    decoding = DecodingPool(max_streams=4, transcriber=ThreadNoting)
+    try:
+        texts, threads = [], []
+        for _ in range(2):
+            decoder = decoding.open(korean)
+            transcriber = ThreadNoting.made[-1]
+            for frame in frames("ko_streetlight"):
+                decoder.put_mulaw(frame)
+            texts.append(decoder.close(timeout=60).text)
+            decoding.forget(decoder)
+            threads.append(transcriber.threads)
+        # Each call stays on one thread from its first chunk to its transcript, and the next
+        # call takes the same lane, whose recognizer was made there and is now warm.
+        assert len(threads[0]) == 1 and threads[0] == threads[1]
+        lane = decoding._lanes[0]
+        reused = lane.submit(korean.recognizers.take, korean).result()
+        assert reused.kept and reused.offset_seconds > 2 * 4.5  # it heard both calls
+        lane.submit(reused.give_back).result()
+        assert texts[0] and texts[1]
     finally:
         decoding.shutdown()
