@@ -95,7 +95,9 @@ def create_celery(settings: Settings) -> HotlineCelery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=JOBS_QUEUE,
-        task_queues=[Queue(JOBS_QUEUE), Queue(TRANSCRIPTION_QUEUE)],  # type: ignore[no-untyped-call]
+        # Each bound by its own name on the default direct exchange: a Queue given only a name
+        # is bound by the default routing key, and every job would land in `celery`.
+        task_queues=[_queue(JOBS_QUEUE), _queue(TRANSCRIPTION_QUEUE)],
         task_routes=TASK_ROUTES,
         broker_connection_retry_on_startup=True,
         timezone="UTC",
@@ -145,6 +147,11 @@ def create_celery(settings: Settings) -> HotlineCelery:
         },
     )
     return app
+
+
+def _queue(name: str) -> Queue:
+    queue: Queue = Queue(name, routing_key=name)  # type: ignore[no-untyped-call]
+    return queue
 
 
 def declare_queues(app: Celery, *, attempts: int = 10) -> None:

@@ -17,9 +17,16 @@ from celery.beat import PersistentScheduler
 
 from cases.models import CaseStatus, DeliveryStatus, Light, utcnow
 from hotline import jobs
-from hotline.celery_app import TASK_MODULES, create_celery
+from hotline.celery_app import (
+    JOBS_QUEUE,
+    TASK_MODULES,
+    TRANSCRIPTION_QUEUE,
+    create_celery,
+    declare_queues,
+)
 from hotline.config import load_settings
 from hotline.db import Database
+from hotline.health import broker_queue_depth
 from tests.conftest import wait_until
 from tests.support.factories import DEFAULT_WORDS, case_named, make_case, quiet_session
 from tests.support.processes import (
@@ -45,6 +52,29 @@ def test_beat_runs_the_sweep_every_minute_and_the_resend(environ: dict[str, str]
     assert jobs["routing.requeue_unrouted_cases"] <= 120.0
     # The worker knows every job the beat and the app send.
     assert {"hotline.jobs", "delivery.tasks", "routing.tasks", "ivr.tasks"} <= set(TASK_MODULES)
+
+
+def test_batch_transcription_lands_in_its_own_queue_and_every_other_job_in_the_jobs_queue(
+    tmp_path: Path,
+) -> None:
+    """On a broker of the test's own: a route queued behind a hundred recordings is next in
+    its queue, not the hundred-and-first."""
+    broker = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+    celery = create_celery(
+        load_settings({"HOTLINE_INSTANCE_PATH": str(tmp_path), "BROKER_URL": broker})
+    )
+    declare_queues(celery)
+    for recording_id in (1, 2, 3):
+        celery.send_task("ivr.transcribe_recording", args=[recording_id])
+    celery.send_task("routing.route_case", args=[7])
+    celery.send_task("delivery.deliver", args=[8])
+
+    assert broker_queue_depth(celery, TRANSCRIPTION_QUEUE) == 3
+    assert broker_queue_depth(celery, JOBS_QUEUE) == 2
+    # Redis's direct exchange delivers a message to every queue bound by its routing key: each
+    # queue is bound by its own name alone (both bound by `celery` ran every job twice there).
+    bindings = {queue.name: queue.routing_key for queue in celery.amqp.queues.values()}
+    assert bindings == {JOBS_QUEUE: JOBS_QUEUE, TRANSCRIPTION_QUEUE: TRANSCRIPTION_QUEUE}
 
 
 @pytest.mark.usefixtures("celery_worker")
