@@ -36,12 +36,12 @@ TASK_MODULES = ["ivr.tasks", "ivr.seat_calls", "routing.tasks", "delivery.tasks"
 
 
 # Two queues, which every worker consumes unless told otherwise (`-Q`). Batch transcription
-# has its own: after a burst of calls a hundred transcriptions, each seconds of CPU, would
-# otherwise stand in one line in front of every route, push and sweep queued behind them, and
-# a live-transcribed call's case was routed only once the last batch job was done (measured by
-# bench/calls.py: hang-up to routed about the backlog's length, minutes). A worker takes its
-# queues' messages in turn (kombu's fair cycle, one at a time: prefetch 1), so a route waits
-# at most for a thread to come free. A deployment may also run transcription-only workers
+# has its own, so that it can have workers of its own: after a burst of calls, a hundred
+# transcriptions (seconds of CPU each) stood in one line in front of every route and push.
+# A worker that consumes both takes their messages in turn (kombu's fair cycle, prefetch 1),
+# which still gives the quick jobs only the threads that transcriptions free: bench/calls.py
+# measured routes coming at the end of a 100-call burst's transcriptions all the same, behind
+# the burst's own fetches and texts. Where bursts matter, run transcription workers
 # (`-Q transcription`) beside workers that never transcribe (`-Q celery`).
 JOBS_QUEUE = "celery"
 TRANSCRIPTION_QUEUE = "transcription"
