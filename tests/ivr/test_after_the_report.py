@@ -6,6 +6,7 @@ path's real socket; named fakes stand in for the recogniser's words and the know
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
 from typing import cast
 
@@ -154,10 +155,15 @@ def test_a_late_live_transcript_is_waited_for_in_rounds_that_tell_the_caller_the
         wiring.call_flow.options, emergency_check_wait=0.3, report_check_rounds=3
     )
     monkeypatch.setattr(wiring.call_flow, "options", options)
-    # The decode finishes long after every round has passed.
-    monkeypatch.setattr(wiring.live, "open_recognizer", hearing(COMPLAINT, delay=4.0))
+    # The decode finishes only after every round has passed: however slow the machine, the
+    # rounds cannot outlast it (a fixed 4 s delay did, once, on a busy CI run).
+    decoded = threading.Event()
+    monkeypatch.setattr(wiring.live, "open_recognizer", hearing(COMPLAINT, released=decoded))
 
-    log = emulator.call(["3", "1", Speak(SPEECH)])
+    try:
+        log = emulator.call(["3", "1", Speak(SPEECH)])
+    finally:
+        decoded.set()
 
     checks = step_to(log.steps, "/ivr/report/check")
     assert len(checks) == options.report_check_rounds  # bounded
