@@ -40,28 +40,30 @@ install: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Install Python, Node
 # Where every process of `make run` writes its metrics, emptied at each start (README, "Metrics").
 METRICS_DIR ?= $(CURDIR)/instance/prometheus
 
-run: $(INSTALLED)  ## Run web, streams, worker and beat on the embedded defaults (SQLite, no servers)
+run: $(INSTALLED)  ## Run web, streams, worker, transcriber and beat on the embedded defaults (SQLite, no servers)
 	$(BIN)/flask --app hotline init
 	$(BIN)/flask --app hotline models ensure
 	$(MAKE) --no-print-directory serve
 
-# The scaled formation: any number of stateless web and worker processes share PostgreSQL and
-# Redis; here two of each, beside the one streams process and the one beat a deployment has.
-SCALED_FORMATION := web=2,worker=2
+# The scaled formation: any number of stateless web, worker and transcriber processes share
+# PostgreSQL and Redis; here two of each, beside the one streams process and the one beat a
+# deployment has.
+SCALED_FORMATION := web=2,worker=2,transcriber=2
 SCALED_ENV = DATABASE_URL=$(POSTGRES_URL) BROKER_URL=$(REDIS_URL)
 
-run-scaled: $(INSTALLED)  ## Two web and two worker processes, streams and beat, on PostgreSQL and Redis
+run-scaled: $(INSTALLED)  ## Two web, two worker and two transcriber processes, streams and beat, on PostgreSQL and Redis
 	$(SCALED_ENV) $(BIN)/flask --app hotline init
 	$(SCALED_ENV) $(BIN)/flask --app hotline models ensure
 	$(SCALED_ENV) $(MAKE) --no-print-directory serve-scaled
 
 # What `run` and `run-scaled` start once set up, and what bench/calls.py measures: honcho runs
-# the Procfile's web, streams, worker and beat, FORMATION of each (honcho's -c; web.N listens
-# on PORT+N-1, from 5000), on the environment's DATABASE_URL and BROKER_URL. Sets nothing up.
-FORMATION ?= web=1,worker=1
+# the Procfile's web, streams, worker, transcriber and beat, FORMATION of each (honcho's -c;
+# web.N listens on PORT+N-1, from 5000), on the environment's DATABASE_URL and BROKER_URL.
+# Sets nothing up.
+FORMATION ?= web=1,worker=1,transcriber=1
 serve: $(INSTALLED)
 	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"
-	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -c $(FORMATION) web streams worker beat
+	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -c $(FORMATION) web streams worker transcriber beat
 
 serve-scaled: FORMATION = $(SCALED_FORMATION)
 # web.2 takes PORT+1, the streams process's own default (5001): it moves to 5100 unless told.
@@ -113,7 +115,7 @@ LOAD_ARGS = --calls $(LOAD_CALLS) --seconds $(LOAD_SECONDS) --settle $(LOAD_SETT
 load: $(INSTALLED)  ## 100 whole calls at once on the embedded service: lost, duplicated, delays
 	$(BIN)/python bench/calls.py $(LOAD_ARGS)
 
-load-scaled: $(INSTALLED)  ## The same on the scaled formation (PostgreSQL, Redis, 2 web, 2 workers)
+load-scaled: $(INSTALLED)  ## The same on the scaled formation (PostgreSQL, Redis, 2 web, 2 workers, 2 transcribers)
 	$(SCALED_ENV) $(BIN)/python bench/calls.py --scaled $(LOAD_ARGS)
 
 bench-queue: $(INSTALLED)  ## Queue service level on the emulator's virtual clock, beside Erlang C

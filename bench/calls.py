@@ -314,6 +314,8 @@ class Process:
 
 # honcho announces each process it starts: "web.1 started (pid=1234)".
 _STARTED = re.compile(r"\b(\w+)\.(\d+) started \(pid=(\d+)\)")
+# What each worker kind and beat log once they are up (web and streams are asked over a port).
+_READY_MARKERS = {"worker": "ready.", "transcriber": "ready.", "beat": "beat: Starting..."}
 
 
 class Formation:
@@ -373,7 +375,7 @@ class Formation:
                 return False
             if kind == "streams" and not _listening(self.streams_port):
                 return False
-            marker = {"worker": "ready.", "beat": "beat: Starting..."}.get(kind)
+            marker = _READY_MARKERS.get(kind)
             if marker and not re.search(
                 rf"^\S+ {re.escape(name)}\s+\|.*{re.escape(marker)}", log, re.M
             ):

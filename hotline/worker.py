@@ -1,11 +1,17 @@
-"""The worker's and beat's entry: `celery --app hotline.worker worker` and
-`celery --app hotline.worker beat`, two processes (the Procfile's `worker` and `beat`).
+"""The workers' and beat's entry: `celery --app hotline.worker worker` and
+`celery --app hotline.worker beat` (the Procfile's `worker`, `transcriber` and `beat`).
+
+Batch transcriptions have workers of their own (`transcriber`, `--queues transcription`):
+they take seconds of CPU each, and in a burst a worker that also took routes and pushes gave
+those only the threads the transcriptions left, so a case waited for the burst's last
+transcription before it reached its department. The `worker` (`--queues celery`) takes
+everything else.
 
 Beat is not embedded in a worker (`worker --beat`): a worker killed outright left its beat
 child running beside the next worker's, so sweeps ran twice. One beat per deployment.
 
-A worker loads the speech models as it starts, and trains the routing classifier first if its
-machine has none.
+A worker that takes transcriptions loads the speech models as it starts; every worker trains
+the routing classifier first if its machine has none.
 """
 
 import logging
@@ -14,7 +20,7 @@ from typing import Any
 
 from celery import signals
 
-from hotline.celery_app import declare_queues
+from hotline.celery_app import TRANSCRIPTION_QUEUE, declare_queues
 from hotline.config import load_settings
 from hotline.factory import wire
 from routing.router import ensure_classifier
@@ -44,7 +50,10 @@ signals.worker_init.connect(_train_classifier_if_missing, weak=False)
 
 
 def _load_speech_models(**_: Any) -> None:
-    """Once the worker is up: load the speech models its batch jobs will use, on a thread."""
+    """Once a worker that transcribes is up: load the speech models its batch jobs will use,
+    on a thread. A worker of the other queues never opens one, and keeps the memory."""
+    if TRANSCRIPTION_QUEUE not in celery.amqp.queues.consume_from:
+        return
     # Loading takes seconds per model (tens on a busy machine): done here, not by the first
     # transcription after a start, and on a thread of its own so routes and pushes flow
     # meanwhile; a transcription that comes first waits on the registry's lock for the load.

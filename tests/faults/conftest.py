@@ -1,7 +1,8 @@
 """The fault-injection suite's parts: a service stack of its own per test (the Procfile's web,
-streams, worker and beat processes, which the test may kill, on a broker of their own, with TCP
-proxies it can cut in front of the broker and the database if it asks), a department receiver,
-and the table every fault test adds a row to (printed at the end of the run).
+streams, worker, transcriber and beat processes, which the test may kill, on a broker of their
+own, with TCP proxies it can cut in front of the broker and the database if it asks), a
+department receiver, and the table every fault test adds a row to (printed at the end of the
+run).
 
 Counts are small by default, so CI stays fast; `make faults` runs the full counts:
 - FAULT_CALLS: calls placed per fault (default 3);
@@ -48,7 +49,13 @@ SECRET = "fault-department-secret"
 # Leadership only receives copies; every other department can hold a case.
 COPIES_ONLY = ("leadership",)
 # What each Procfile entry logs once it is up (web and streams are asked over their port).
-READY = {"worker": "ready.", "beat": "beat: Starting...", "web": None, "streams": None}
+READY = {
+    "worker": "ready.",
+    "transcriber": "ready.",
+    "beat": "beat: Starting...",
+    "web": None,
+    "streams": None,
+}
 FAST_REDRIVE = {
     "JOBS_SWEEP_SECONDS": "2",
     "JOBS_LOST_AFTER_SECONDS": "6",
@@ -114,8 +121,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @dataclass
 class FaultStack:
-    """The Procfile's processes (web, streams, worker, beat) on a broker of their own, and an
-    emulated Twilio that calls them."""
+    """The Procfile's processes (web, streams, worker, transcriber, beat) on a broker of their
+    own, and an emulated Twilio that calls them."""
 
     env: dict[str, str]
     folder: Path
@@ -129,7 +136,7 @@ class FaultStack:
         name = name or entry
         self.starts += 1
         log_path = self.folder / f"{name}.{self.starts}.log"
-        extra = ("-n", f"{name}-{self.starts}@%h") if entry == "worker" else ()
+        extra = ("-n", f"{name}-{self.starts}@%h") if entry in ("worker", "transcriber") else ()
         process = start_procfile_entry(entry, self.env, log_path, *extra)
         self.processes[name], self.logs[name] = process, log_path
         marker = READY[entry]
@@ -147,8 +154,8 @@ class FaultStack:
         return process
 
     def start_service(self) -> None:
-        """What a deployment runs: web, streams, one beat and a worker."""
-        for entry in ("web", "streams", "beat", "worker"):
+        """What a deployment runs: web, streams, one beat, a worker and a transcriber."""
+        for entry in ("web", "streams", "beat", "worker", "transcriber"):
             self.start(entry)
 
     def kill(self, name: str) -> None:

@@ -1,5 +1,6 @@
-"""The Celery worker killed outright (SIGKILL) in the middle of each job of a case's chain,
-then restarted: every case still ends transcribed, routed and pushed, once.
+"""The Celery workers killed outright (SIGKILL) in the middle of each job of a case's chain
+(the transcriber in the transcription, the worker in the others), then restarted: every case
+still ends transcribed, routed and pushed, once.
 
 What makes that hold: jobs are acknowledged late (a job taken by a killed worker is not
 acknowledged); each is idempotent (the fetch and the delivery are claimed by a conditional
@@ -29,13 +30,14 @@ from tests.faults.conftest import (
 from tests.support.calls import SPEECH
 from tests.support.receivers import WebhookReceiver
 
-# The chain of a case, in order: each is killed once, while one of its jobs is in hand.
-STAGES = (
-    "ivr.fetch_recording",
-    "ivr.transcribe_recording",
-    "routing.route_case",
-    "delivery.deliver",
-)
+# The chain of a case, in order, and the Procfile entry that runs each job: each is killed
+# once, while one of its jobs is in hand.
+STAGES = {
+    "ivr.fetch_recording": "worker",
+    "ivr.transcribe_recording": "transcriber",
+    "routing.route_case": "worker",
+    "delivery.deliver": "worker",
+}
 
 
 # How many passes over the stages, each with one more call, to catch a transcription in hand.
@@ -52,8 +54,8 @@ def place_calls(stack: FaultStack, count: int, placed: list[str], pause: float) 
 
 
 def worker_has(stack: FaultStack, stage: str) -> bool:
-    """Whether the stack's current worker has a job of this stage in hand."""
-    return job_in_hand(stack.log("worker"), stage)
+    """Whether the stack's current worker for this stage has one of its jobs in hand."""
+    return job_in_hand(stack.log(STAGES[stage]), stage)
 
 
 def job_in_hand(log: str, stage: str) -> bool:
@@ -79,11 +81,11 @@ def test_cases_are_transcribed_routed_and_pushed_once_through_worker_kills(
 
     killed: list[str] = []
     for _ in range(KILL_ROUNDS):
-        for stage in STAGES:
+        for stage, entry in STAGES.items():
             if stage not in killed and within(40, functools.partial(worker_has, stack, stage)):
-                stack.kill("worker")
+                stack.kill(entry)
                 killed.append(stage)
-                stack.start("worker")
+                stack.start(entry)
         if "ivr.transcribe_recording" in killed:
             break
         # On a loaded machine a job can start and end between two looks (or while the worker
@@ -94,7 +96,7 @@ def test_cases_are_transcribed_routed_and_pushed_once_through_worker_kills(
     outcomes = settle(database, department_receiver, placed, timeout=90)
     repeats = sum(outcome.pushes - len(outcome.pushed_ids) for outcome in outcomes)
     row = fault_row(
-        "Celery worker SIGKILLed in " + ", ".join(killed),
+        "Celery workers SIGKILLed in " + ", ".join(killed),
         outcomes,
         note=f"{len(killed)} kills; {repeats} repeated pushes of one delivery id (at least once)",
     )

@@ -173,6 +173,34 @@ def test_the_procfile_runs_one_beat_beside_workers_that_schedule_nothing() -> No
     assert sum(1 for name in commands if name == "beat") == 1
 
 
+def queues_consumed(command: str) -> set[str]:
+    """The queues a Procfile worker command consumes (`--queues a,b`)."""
+    words = command.split()
+    return set(words[words.index("--queues") + 1].split(","))
+
+
+def test_the_procfile_gives_transcriptions_workers_of_their_own_and_leaves_no_job_unconsumed(
+    tmp_path: Path,
+) -> None:
+    commands = procfile_commands()
+    celery = create_celery(load_settings({"HOTLINE_INSTANCE_PATH": str(tmp_path)}))
+    celery.loader.import_default_modules()
+    router = celery.amqp.router
+    jobs_queues = {
+        name: router.route({}, name)["queue"].name
+        for name in celery.tasks
+        if not name.startswith("celery.")
+    }
+
+    # A route, a push or a text never waits for a thread a transcription holds.
+    assert queues_consumed(commands["transcriber"]) == {TRANSCRIPTION_QUEUE}
+    assert queues_consumed(commands["worker"]) == {JOBS_QUEUE}
+    assert jobs_queues["ivr.transcribe_recording"] == TRANSCRIPTION_QUEUE
+    # Every job the app defines lands in a queue some Procfile worker takes.
+    consumed = queues_consumed(commands["worker"]) | queues_consumed(commands["transcriber"])
+    assert set(jobs_queues.values()) <= consumed, jobs_queues
+
+
 @pytest.mark.usefixtures("app")
 def test_a_worker_killed_outright_leaves_no_scheduler_behind_to_run_sweeps_twice(
     environ: dict[str, str], tmp_path: Path
@@ -216,14 +244,11 @@ def test_a_worker_and_beat_started_together_on_a_fresh_embedded_broker_both_stay
         # A restart after a while: beat sends its overdue sweeps the moment it starts, into a
         # queue the workers' consumers are declaring at that moment.
         overdue_schedule(env, folder / "celerybeat-schedule")
-        # As `make run` starts them: all at once. Two workers make the clash likelier.
-        logs = {name: folder / f"{name}.log" for name in ("worker", "worker2", "beat")}
-        processes = {
-            "worker": start_procfile_entry("worker", env, logs["worker"], "-n", "w1@%h"),
-            "worker2": start_procfile_entry("worker", env, logs["worker2"], "-n", "w2@%h"),
-            "beat": start_procfile_entry("beat", env, logs["beat"]),
-        }
-        ready = {"worker": "ready.", "worker2": "ready.", "beat": "beat: Starting..."}
+        # As `make run` starts them: all at once, the two kinds of worker beside beat.
+        names = ("worker", "transcriber", "beat")
+        logs = {name: folder / f"{name}.log" for name in names}
+        processes = {name: start_procfile_entry(name, env, logs[name]) for name in names}
+        ready = {"worker": "ready.", "transcriber": "ready.", "beat": "beat: Starting..."}
         try:
             for name, process in processes.items():
                 wait_until(

@@ -31,7 +31,8 @@ def formation(
     session's own worker runs the jobs)."""
     logdir = tmp_path_factory.mktemp("load")
     env = {**os.environ, **environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    started = Formation("serve", env, logdir, formation="web=1,streams=1,worker=0,beat=0")
+    only_web_and_streams = "web=1,streams=1,worker=0,transcriber=0,beat=0"
+    started = Formation("serve", env, logdir, formation=only_web_and_streams)
     try:
         started.wait_ready()
         yield started
