@@ -68,7 +68,9 @@ def triage_form(directory: NamedDirectory, case: Case, **kwargs: Any) -> forms.T
         kwargs.setdefault("category", top[0] if top else (case.routing or {}).get("category"))
         kwargs.setdefault("urgency", case.urgency or "normal")
     form = forms.TriageForm(**kwargs)
-    form.category.choices = forms.choices(directory.category_choices())
+    form.category.choices = forms.choices(
+        [("", _("Choose a category")), *directory.category_choices()]
+    )
     form.department.choices = forms.choices(
         [("", _("The category's department")), *directory.handling_departments()]
     )

@@ -166,7 +166,13 @@ class TriageForm(CaseActionForm):
     """The desk classifies a case; an empty department means the category's own."""
 
     prefix_name = "triage"
-    category = SelectField(_l("Category"), choices=[])
+    # No category is taken for granted: a case with nothing to suggest one starts blank (the
+    # first in the list was a desk category, which the desk cannot assign to itself).
+    category = SelectField(
+        _l("Category"),
+        choices=[],
+        validators=[DataRequired(message=_l("Choose the category of the matter."))],
+    )
     department = SelectField(_l("Department"), choices=[])
     urgency = SelectField(_l("Urgency"), choices=choices(URGENCY_LABELS.items()), default="normal")
     note = TextAreaField(_l("Note (optional)"), validators=[Optional(), FreeText(PROSE)])

@@ -399,6 +399,42 @@ def test_the_desk_triages_from_the_queue_with_the_classifiers_suggestion(
     assert f'id="triage-item-{number}"' not in desk.get("/console/triage").get_data(as_text=True)
 
 
+def test_a_case_with_nothing_to_suggest_a_category_starts_the_desks_form_blank_not_at_one(
+    signed_in: Callable[..., Console], database: Any
+) -> None:
+    """A recording no model could transcribe: no words, no suggestion. The form started at the
+    first category in the list, the desk's own 政策咨询, and 分类并派单 was then refused."""
+    with database.session() as session, session.begin():
+        case = make_case(session, department_code="hotline_office", triage=True)
+        case.category_code, case.routing = None, None
+        number = case.number
+    desk = signed_in("dispatcher")
+
+    queue = desk.get("/console/triage").get_data(as_text=True)
+    category = re.search(rf'id="triage-{number}-category"[^>]*>(.*?)</select>', queue, re.S)
+    assert category is not None
+    # The blank choice leads, and no category is selected over it (a browser shows the first).
+    assert category.group(1).startswith('<option value="">选择类别</option>')
+    assert "selected" not in category.group(1)
+
+    # Sent as it stands, the desk is asked to choose, in Chinese; nothing changes.
+    refused = desk.post(
+        f"/console/cases/{number}/triage",
+        {"triage-category": "", "triage-department": "", "triage-urgency": "normal"},
+    )
+    assert refused.status_code == 400
+    assert "请选择事项的类别。" in refused.get_data(as_text=True)
+    assert load(database, number).status == CaseStatus.TRIAGE
+
+    chosen = desk.post(
+        f"/console/cases/{number}/triage",
+        {"triage-category": "streetlight", "triage-department": "", "triage-urgency": "normal"},
+    )
+    assert chosen.status_code == 302
+    case = load(database, number)
+    assert (case.status, case.category_code) == (CaseStatus.ASSIGNED, "streetlight")
+
+
 def test_department_staff_cannot_triage_or_rule(
     signed_in: Callable[..., Console], database: Any
 ) -> None:
