@@ -433,6 +433,13 @@ def test_a_case_with_nothing_to_suggest_a_category_starts_the_desks_form_blank_n
     assert chosen.status_code == 302
     case = load(database, number)
     assert (case.status, case.category_code) == (CaseStatus.ASSIGNED, "streetlight")
+    # The case page says how it was classified, not 分类结果：尚未分类.
+    page = desk.get(f"/console/cases/{number}").get_data(as_text=True)
+    classification = re.search(r'<section id="classification">(.*?)</section>', page, re.S)
+    assert classification is not None
+    assert "尚未分类" not in classification.group(1)
+    assert re.search(r'id="category-by-hand">路灯</dd>', classification.group(1))
+    assert "由热线办人工分类" in classification.group(1)
 
 
 def test_department_staff_cannot_triage_or_rule(
