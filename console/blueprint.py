@@ -28,7 +28,7 @@ from cases.errors import (
 )
 from cases.models import CaseStatus
 from console.auth import harden, login_manager
-from console.presenters import LIGHT_LABELS, STATUS_LABELS, URGENCY_LABELS
+from console.presenters import LIGHT_LABELS, STATUS_LABELS, URGENCY_LABELS, deadline_rule_label
 from hotline.wiring import current_wiring
 
 bp = Blueprint(
@@ -133,6 +133,12 @@ def labels() -> dict[str, Any]:
 def when(value: datetime | None) -> str:
     """A timestamp on the city's clock, or a dash."""
     return format_datetime(value, "yyyy-MM-dd HH:mm") if value else "—"
+
+
+@bp.app_template_filter("deadline_rule")
+def deadline_rule(value: str | None) -> str:
+    """Routing's deadline rule ("5 working days") in the reader's language."""
+    return deadline_rule_label(value)
 
 
 @bp.app_template_global()

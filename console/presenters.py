@@ -10,6 +10,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -57,6 +58,33 @@ INTAKE_LABELS = {
 }
 LIGHT_LABELS = {Light.GREEN: _l("On time"), Light.YELLOW: _l("Due soon"), Light.RED: _l("Overdue")}
 URGENCY_LABELS = forms.URGENCY_LABELS
+
+# How routing writes a deadline's rule into the case's explanation (`routing.decide`):
+# "24 h", "5 working days", "2 h (urgent)". Kept as written, shown in the reader's words.
+_HOURS_RULE = re.compile(r"^(\d+) h(?: \((\w+)\))?$")
+_WORKING_DAYS_RULE = re.compile(r"^(\d+) working days?$")
+# Why a rule overrode the category's limit (the urgency it names).
+_RULE_URGENCY_LABELS = {"urgent": _l("urgent matter"), "emergency": _l("emergency")}
+
+
+def deadline_rule_label(rule: str | None) -> str:
+    """A routing deadline rule as staff read it ("5 个工作日", "2 小时（紧急事项）"); a rule
+    in no known form is shown as written, a missing one as a dash."""
+    if not rule:
+        return "—"
+    if hours := _HOURS_RULE.match(rule):
+        count, urgency = int(hours.group(1)), hours.group(2)
+        text = str(ngettext("%(num)d hour", "%(num)d hours", count))
+        if urgency:
+            urgency_label = _RULE_URGENCY_LABELS.get(urgency, urgency)
+            text = str(_("%(limit)s (%(urgency)s)", limit=text, urgency=urgency_label))
+        return text
+    if days := _WORKING_DAYS_RULE.match(rule):
+        count = int(days.group(1))
+        return str(ngettext("%(num)d working day", "%(num)d working days", count))
+    return rule
+
+
 ROLE_LABELS = {
     Role.DISPATCHER: _l("Dispatcher"),
     Role.DEPARTMENT: _l("Department staff"),

@@ -442,6 +442,30 @@ def test_a_case_with_nothing_to_suggest_a_category_starts_the_desks_form_blank_n
     assert "由热线办人工分类" in classification.group(1)
 
 
+@pytest.mark.parametrize(
+    ("rule", "shown"),
+    [
+        ("24 h", "24 小时"),
+        ("1 working days", "1 个工作日"),
+        ("5 working days", "5 个工作日"),
+        ("2 h (urgent)", "2 小时（紧急事项）"),
+        (None, "—"),
+    ],
+)
+def test_the_deadline_rule_routing_wrote_is_shown_in_chinese(
+    signed_in: Callable[..., Console], database: Any, rule: str | None, shown: str
+) -> None:
+    """Routing keeps the rule as it wrote it ("1 working days"); staff read it in Chinese."""
+    with database.session() as session, session.begin():
+        case = make_case(session)
+        routing = dict(case.routing or {})
+        routing["explanation"] = {**routing.get("explanation", {}), "deadline_rule": rule}
+        case.routing = routing
+        number = case.number
+    page = signed_in("dispatcher").get(f"/console/cases/{number}").get_data(as_text=True)
+    assert f'<dd id="deadline-rule">{shown}</dd>' in page
+
+
 def test_department_staff_cannot_triage_or_rule(
     signed_in: Callable[..., Console], database: Any
 ) -> None:
