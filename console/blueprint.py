@@ -28,7 +28,13 @@ from cases.errors import (
 )
 from cases.models import CaseStatus
 from console.auth import harden, login_manager
-from console.presenters import LIGHT_LABELS, STATUS_LABELS, URGENCY_LABELS, deadline_rule_label
+from console.presenters import (
+    LIGHT_LABELS,
+    STATUS_LABELS,
+    URGENCY_LABELS,
+    actor_label,
+    deadline_rule_label,
+)
 from hotline.wiring import current_wiring
 
 bp = Blueprint(
@@ -139,6 +145,12 @@ def when(value: datetime | None) -> str:
 def deadline_rule(value: str | None) -> str:
     """Routing's deadline rule ("5 working days") in the reader's language."""
     return deadline_rule_label(value)
+
+
+@bp.app_template_filter("actor")
+def actor_filter(value: str) -> str:
+    """Who wrote a timeline entry, in the reader's language."""
+    return actor_label(value)
 
 
 @bp.app_template_global()

@@ -85,6 +85,27 @@ def deadline_rule_label(rule: str | None) -> str:
     return rule
 
 
+# Who wrote a timeline entry when no member of staff did (`cases.timeline.add_event`'s actor).
+MACHINE_ACTOR_LABELS = {
+    "system": _l("System"),
+    "ivr": _l("Voice menu"),
+    "caller": _l("Caller"),
+    "sms": _l("Text message"),
+    "web": _l("Web report form"),
+    "seat": _l("Operator seat"),
+}
+
+
+def actor_label(actor: str) -> str:
+    """A timeline entry's author as staff read it: a machine's part named in their language,
+    an Open311 client by its name, a member of staff by their username."""
+    if actor in MACHINE_ACTOR_LABELS:
+        return str(MACHINE_ACTOR_LABELS[actor])
+    if actor.startswith("open311:"):
+        return str(_("Open311 client %(client)s", client=actor.removeprefix("open311:")))
+    return actor
+
+
 ROLE_LABELS = {
     Role.DISPATCHER: _l("Dispatcher"),
     Role.DEPARTMENT: _l("Department staff"),

@@ -29,6 +29,7 @@ from cases.models import (
     utcnow,
 )
 from cases.privacy import mask_number
+from cases.timeline import add_event
 from hotline.db import Database
 from hotline.wiring import wiring_of
 from tests.support.factories import DEFAULT_WORDS, make_case
@@ -464,6 +465,23 @@ def test_the_deadline_rule_routing_wrote_is_shown_in_chinese(
         number = case.number
     page = signed_in("dispatcher").get(f"/console/cases/{number}").get_data(as_text=True)
     assert f'<dd id="deadline-rule">{shown}</dd>' in page
+
+
+def test_the_timeline_names_who_wrote_each_entry_in_chinese(
+    signed_in: Callable[..., Console], database: Any
+) -> None:
+    """The machine's parts had their codes shown ("system", "ivr"); staff keep their names."""
+    with database.session() as session, session.begin():
+        case = make_case(session)
+        for author in ("system", "ivr", "caller", "open311:fixmystreet", "desk_wang"):
+            add_event(session, case=case, kind="note", actor=author, text="…")
+        number = case.number
+    page = signed_in("dispatcher").get(f"/console/cases/{number}").get_data(as_text=True)
+    authors = re.findall(r'<span class="actor">(.*?)</span>', page)
+
+    for shown in ("系统", "语音导航", "来电人", "Open311 接口（fixmystreet）", "desk_wang"):
+        assert shown in authors
+    assert not {"system", "ivr", "caller"} & set(authors)
 
 
 def test_department_staff_cannot_triage_or_rule(
