@@ -81,12 +81,11 @@ def test_cases_are_transcribed_routed_and_pushed_once_through_worker_kills(
 
     killed: list[str] = []
     for _ in range(KILL_ROUNDS):
-        # Each stage not yet killed in is watched at once: the jobs of several calls overlap,
-        # and a look at one stage at a time missed the others' jobs while it waited.
-        while len(killed) < len(STAGES) and within(
-            40, functools.partial(kill_a_worker_in_hand, stack, killed)
-        ):
-            pass
+        for stage, entry in STAGES.items():
+            if stage not in killed and within(40, functools.partial(worker_has, stack, stage)):
+                stack.kill(entry)
+                killed.append(stage)
+                stack.start(entry)
         if "ivr.transcribe_recording" in killed:
             break
         # On a loaded machine a job can start and end between two looks (or while the worker
@@ -107,18 +106,6 @@ def test_cases_are_transcribed_routed_and_pushed_once_through_worker_kills(
     assert row.lost == 0, [outcome for outcome in outcomes if not outcome.finished]
     assert row.doubled == 0, [outcome for outcome in outcomes if outcome.doubled]
     assert "ivr.transcribe_recording" in killed  # the long job: a kill lands mid-way
-
-
-def kill_a_worker_in_hand(stack: FaultStack, killed: list[str]) -> bool:
-    """If a worker has a job in hand of a stage not killed in yet, SIGKILL it, note the stage
-    and start it again; whether it did."""
-    for stage, entry in STAGES.items():
-        if stage not in killed and worker_has(stack, stage):
-            stack.kill(entry)
-            killed.append(stage)
-            stack.start(entry)
-            return True
-    return False
 
 
 def within(seconds: float, predicate: Callable[[], bool]) -> bool:
