@@ -20,6 +20,7 @@ def init_console(app: Flask) -> None:
         admin,
         auth,
         knowledge,
+        search,
         seat,
         service_level,
         unreported_calls,

@@ -26,6 +26,7 @@ from cases.models import (
     utcnow,
 )
 from cases.privacy import mask_number
+from cases.search import callers_other_cases
 from cases.timeline import last_event
 from console import forms
 from console.blueprint import actor
@@ -88,6 +89,9 @@ def ruling_form(directory: NamedDirectory, **kwargs: Any) -> forms.RulingForm:
     )
     return form
 
+
+# The caller's other cases on a case page: the latest few, and a search for the rest.
+CALLER_CASES_SHOWN = 10
 
 FormFactory = Callable[..., FlaskForm]
 FORM_FACTORIES: dict[str, Callable[[NamedDirectory, Case], FormFactory]] = {
@@ -189,6 +193,12 @@ def render_case(
         intake_label=INTAKE_LABELS.get(Intake(case.intake), case.intake),
         written=case.intake in WRITTEN_INTAKES,
         co_reporters=co_reporters(case, full_number=full_number),
+        caller_cases=list(
+            session.scalars(callers_other_cases(who, case).limit(CALLER_CASES_SHOWN))
+        ),
+        caller_cases_shown=CALLER_CASES_SHOWN,
+        # A link that searches by the number would show it whole in the address bar.
+        caller_search_phone=case.caller_number if full_number else None,
         attachments=attachments_of(session, case),
         forms=action_forms,
         error=error,

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    DateField,
     Field,
     HiddenField,
     IntegerField,
@@ -32,6 +33,7 @@ from wtforms.validators import (
 
 from cases.free_text import LINE, PROSE, BadTextError, TextRule
 from cases.numbers import is_well_formed
+from cases.search import MIN_PHONE_DIGITS
 from cases.staff import MIN_PASSWORD_LENGTH
 
 # Time limits an admin may set. The caps catch a slipped key (240 for 24) before it quietly
@@ -331,3 +333,34 @@ class TimeLimitForm(FlaskForm):
             self.form_errors.append(_l("Give either hours or working days, not both."))
             return False
         return True
+
+
+class SearchForm(FlaskForm):
+    """The case search (a GET form: it changes nothing, so it carries no token, and its address
+    can be bookmarked or sent to a colleague). Every field may stay empty."""
+
+    class Meta:
+        csrf = False
+
+    number = StringField(
+        _l("Case number"), validators=[Optional(), Length(max=40)], filters=[compact_number]
+    )
+    phone = StringField(_l("Caller's phone"), validators=[Optional(), Length(max=40)])
+    text = StringField(
+        _l("Words in the case"), validators=[Optional(), Length(max=200), FreeText(LINE)]
+    )
+    category = SelectField(_l("Category"), choices=[], default="")
+    department = SelectField(_l("Department"), choices=[], default="")
+    status = SelectField(_l("Status"), choices=[], default="all")
+    opened_from = DateField(_l("Opened from"), validators=[Optional()])
+    opened_to = DateField(_l("Opened until"), validators=[Optional()])
+
+    def validate_phone(self, field: Field) -> None:
+        if field.data and sum(char.isdigit() for char in field.data) < MIN_PHONE_DIGITS:
+            raise ValidationError(
+                _l("Type at least %(count)s digits of the phone number.", count=MIN_PHONE_DIGITS)
+            )
+
+    def validate_opened_to(self, field: Field) -> None:
+        if field.data and self.opened_from.data and field.data < self.opened_from.data:
+            raise ValidationError(_l("The last day comes before the first."))

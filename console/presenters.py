@@ -5,6 +5,7 @@ suggestion, and an event's details."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,6 +261,13 @@ HIDDEN_DETAILS = {
 }
 
 
+def by_name(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(code, name) pairs in the order a reader looks for a name: Chinese by pinyin, as
+    GB 2312 orders its common characters (a rare one sorts after them), others by letters."""
+
+    return sorted(pairs, key=lambda pair: pair[1].casefold().encode("gb18030", errors="replace"))
+
+
 @dataclass
 class NamedDirectory:
     """Departments and categories by code, named in the console's language."""
@@ -283,16 +291,17 @@ class NamedDirectory:
         return category.name(self.locale) if category is not None else code
 
     def handling_departments(self) -> list[tuple[str, str]]:
-        """(code, name) of the departments that handle cases: not the desk, not leadership."""
-        return [
+        """(code, name) of the departments that handle cases (not the desk, not leadership),
+        in the reader's alphabetical order."""
+        return by_name(
             (code, self.department_name(code))
             for code in self.departments
             if code not in (DISPATCH_DESK, LEADERSHIP)
-        ]
+        )
 
     def category_choices(self) -> list[tuple[str, str]]:
-        """(code, name) of every category."""
-        return [(code, f"{self.category_name(code)} ({code})") for code in self.categories]
+        """(code, name) of every category, in the reader's alphabetical order."""
+        return by_name((code, self.category_name(code)) for code in self.categories)
 
     @classmethod
     def read(cls, session: Session, *, locale: str) -> NamedDirectory:

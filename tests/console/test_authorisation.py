@@ -150,6 +150,8 @@ def url_for_rule(rule: Rule, case: OtherCase) -> str:
             values[argument] = "hotline-service"  # the hotline office's, not the intruder's
         elif argument == "task_id":
             values[argument] = 0  # no such callback
+        elif argument == "kind":
+            values[argument] = "csv"  # a search's export
         else:
             pytest.fail(f"{rule.rule}: teach the authorisation matrix about <{argument}>")
     return cast(tuple[str, str], rule.build(values, append_unknown=False))[1]
@@ -225,6 +227,12 @@ def test_no_list_shows_another_departments_case_under_any_filter(
     for url in ("/console/", "/console/overdue", "/console/escalated"):
         page = intruder.get(url, query_string={"status": status, "department": OTHER})
         assert other_case.number not in page.get_data(as_text=True), url
+    # Nor does a search for it by its very number.
+    found = intruder.get(
+        "/console/search", query_string={"status": status, "number": other_case.number}
+    ).get_data(as_text=True)
+    assert f'id="case-row-{other_case.number}"' not in found
+    assert 'id="search-results-empty"' in found
 
 
 def test_the_other_departments_own_staff_do_reach_it(
@@ -428,6 +436,8 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("console.home", "GET"): staff_only(),
     ("console.overdue", "GET"): staff_only(),
     ("console.escalated", "GET"): staff_only(),
+    ("console.search_page", "GET"): staff_only(),
+    ("console.search_export", "GET"): staff_only(*SUPERVISORS),
     ("console.triage_queue", "GET"): staff_only(*DESK),
     ("console.sent_back_queue", "GET"): staff_only(*DESK),
     ("console.service_level_page", "GET"): staff_only(*SUPERVISORS),
@@ -707,6 +717,7 @@ def test_every_route_gives_every_role_the_outcome_the_matrix_says(
             browser = browsers[role]
             values: dict[str, Any] = {"path": "cases", "code": ADMIN_DEPARTMENT, "fmt": "json"}
             values["token"] = "no-such-token"
+            values["kind"] = "csv"
             if "number" in rule.arguments:
                 values["number"], values["recording_id"] = scene.case(endpoint)
             if "call_id" in rule.arguments:

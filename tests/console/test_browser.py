@@ -3,6 +3,7 @@ app served over real HTTP. Screenshots of each step go to test-artifacts/screens
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -160,3 +161,34 @@ def test_a_dispatcher_triages_a_case_and_rules_on_a_send_back(
     assert (case.status, case.department_code) == (CaseStatus.ASSIGNED, "housing")
     ruling = next(e for e in case.events if e.kind == "ruling")
     assert ruling.actor == dispatcher.username and ruling.data["upheld"] is True
+
+
+def test_the_desk_finds_a_callers_cases_by_phone_and_opens_one(
+    browser: WebDriver,
+    live_server: str,
+    database: Database,
+    make_account: Callable[..., Account],
+) -> None:
+    phone = "+86137" + str(uuid.uuid4().int)[:8]
+    with database.session() as session, session.begin():
+        earlier = make_case(session, caller_number=phone, opened_at=EARLY)
+        latest = make_case(session, caller_number=phone)
+        numbers = earlier.number, latest.number
+    sign_in(browser, live_server, make_account("dispatcher"))
+
+    browser.find_element(By.ID, "nav-search").click()
+    wait_for(browser, "search-phone")
+    # Typed as a caller reads it out: no country code, in groups.
+    local = phone.removeprefix("+86")
+    browser.find_element(By.ID, "search-phone").send_keys(f"{local[:3]} {local[3:7]} {local[7:]}")
+    browser.find_element(By.ID, "search-submit").click()
+    wait_for(browser, "search-results")
+    screenshot(browser, "desk-search-by-phone")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#search-results .case-row")
+    assert [row.get_attribute("data-case") for row in rows] == [numbers[1], numbers[0]]
+    assert phone in browser.find_element(By.ID, f"case-row-{numbers[1]}").text
+
+    browser.find_element(By.CSS_SELECTOR, f"#case-row-{numbers[1]} .case-link").click()
+    wait_for(browser, "caller-cases")
+    # The case page lists the caller's earlier case.
+    assert browser.find_elements(By.ID, f"caller-case-{numbers[0]}")

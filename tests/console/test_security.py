@@ -288,6 +288,7 @@ def sample_url(rule: Rule, number: str) -> str:
         "path": "nothing-here",
         "fmt": "json",
         "token": "nothing-here",
+        "kind": "csv",
         "filename": {"console.static": "console.css", "public.static": "public.css"}.get(
             rule.endpoint, "nothing-here.css"
         ),
