@@ -166,6 +166,21 @@ class FaultStack:
         """What the process has logged so far."""
         return self.logs[name].read_text(errors="replace")
 
+    def thread_dumps(self) -> str:
+        """What each running Celery worker's threads are doing, as Celery's own SIGUSR1
+        handler logs it, with the end of its log: for the message of a failed check (a worker
+        that took jobs and finished none is otherwise a mystery after the run)."""
+        running = {
+            name: process
+            for name, process in self.processes.items()
+            if name in ("worker", "transcriber") and process.poll() is None
+        }
+        for process in running.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGUSR1)
+        time.sleep(2)  # the handler writes from the worker's main thread
+        return "\n".join(f"--- {name} ---\n{self.log(name)[-20000:]}" for name in running)
+
     def stop_all(self) -> None:
         """Stop what is still running: SIGTERM to all at once (a graceful stop), then reap."""
         for process in self.processes.values():

@@ -92,5 +92,6 @@ def test_calls_during_a_broker_outage_sound_the_same_and_their_jobs_flow_when_it
         assert korean.text("error_apology") not in heard
         assert any(spoken_number in text for text in heard), heard  # their number, read back
         assert heard_shape(heard, spoken_number, waiting=waiting) == usual
-    assert row.lost == 0, [outcome for outcome in outcomes if not outcome.finished]
+    unfinished = [outcome for outcome in outcomes if not outcome.finished]
+    assert row.lost == 0, (unfinished, stack.thread_dumps())
     assert row.doubled == 0, [outcome for outcome in outcomes if outcome.doubled]

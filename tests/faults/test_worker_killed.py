@@ -103,7 +103,8 @@ def test_cases_are_transcribed_routed_and_pushed_once_through_worker_kills(
     record_fault(row)
 
     assert len(placed) >= FAULT_CALLS
-    assert row.lost == 0, [outcome for outcome in outcomes if not outcome.finished]
+    unfinished = [outcome for outcome in outcomes if not outcome.finished]
+    assert row.lost == 0, (unfinished, stack.thread_dumps())
     assert row.doubled == 0, [outcome for outcome in outcomes if outcome.doubled]
     assert "ivr.transcribe_recording" in killed  # the long job: a kill lands mid-way
 
