@@ -225,6 +225,14 @@ TRANSITIONS: dict[str, Transition] = {
         _desk,
         N_("Only the dispatch desk splits a merged report off"),
     ),
+    # 诉求内容: the desk writes the problem up (or corrects it) while listening to the call,
+    # for as long as anyone still works the case.
+    "work_order": Transition(
+        "write the work order of",
+        frozenset({*ACTIVE_STATUSES, CaseStatus.RESOLVED}),
+        _desk,
+        N_("Only the dispatch desk writes a case's work order"),
+    ),
     # 当即解答: a consultation answered from the knowledge base, in the call (by the system) or
     # by the desk, is closed at once (cases.knowledge_links). Offered as a button only once an
     # article is attached to the case: that is the answer it would give.
@@ -358,6 +366,26 @@ def accept(session: Session, *, case: Case, actor: Actor) -> Case:
     )
     if not any(d.topic.startswith("accepted") for d in case.deliveries):
         outbox.text_caller(session, case=case, message="accepted")
+    return case
+
+
+def write_work_order(session: Session, *, case: Case, actor: Actor, text: str) -> Case:
+    """The desk writes the case's work order (诉求内容), or corrects it: the timeline keeps
+    what it said before. The same text again changes nothing (a resubmitted form)."""
+    check_actor("work_order", actor=actor, case=case)
+    check_status("work_order", case=case)
+    written = _text(text, "work_order")
+    if written == case.work_order:
+        return case
+    add_event(
+        session,
+        case=case,
+        kind="work_order_written",
+        actor=actor.name,
+        work_order=written,
+        before=case.work_order,
+    )
+    case.work_order = written
     return case
 
 
@@ -549,6 +577,7 @@ def route_at_seat(
         session, category_code=category_code, department_code=department_code, urgency=urgency
     )
     case.owner = actor.name
+    case.work_order = summary_text
     case.category_code = category_code
     case.urgency = urgency
     case.place_code = place_code

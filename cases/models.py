@@ -323,6 +323,10 @@ class Case(Base):
         String(10), default=Intake.VOICE, server_default=Intake.VOICE.value
     )
     report_text: Mapped[str | None] = mapped_column(Text)
+    # The work order (诉求内容): the problem in the desk's words, written or corrected while
+    # listening to the call, or the operator's summary at the seat. What departments read
+    # first; the caller's own words (transcript, report) stay beside it unchanged.
+    work_order: Mapped[str | None] = mapped_column(Text)
     # Where the reporter put it: an address as written, and a point on the map (web, Open311).
     address: Mapped[str | None] = mapped_column(String(255))
     lat: Mapped[float | None]

@@ -3,9 +3,9 @@ they were opened, within what the person searching may see (`cases.access`).
 
 The search is the desk's first tool when a caller rings again ("I reported this last week"),
 and a department's when a citizen walks in: it must find a case from a fragment of what they
-remember. Words are matched anywhere in the work-order text, the transcript, the address and
-the reply; a phone number from any of its written forms (`138 0013 8000`, `+86…`, the last
-four digits).
+remember. Words are matched anywhere in the work order, the caller's own words (transcript
+or written report), the address and the reply; a phone number from any of its written forms
+(`138 0013 8000`, `+86…`, the last four digits).
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def search_cases(actor: Actor, search: CaseSearch, *, region: str, zone: tzinfo)
         )
         query = query.where(
             or_(
+                Case.work_order.icontains(words, autoescape=True),
                 Case.report_text.icontains(words, autoescape=True),
                 Case.address.icontains(words, autoescape=True),
                 Case.resolution.icontains(words, autoescape=True),

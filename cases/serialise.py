@@ -52,6 +52,8 @@ def case_snapshot(case: Case) -> dict[str, Any]:
         "locale": case.locale,
         "caller_number": mask_number(case.caller_number),
         "transcript": words,
+        # 诉求内容, as the desk wrote it (None until it does; `transcript` is the caller's own).
+        "work_order": case.work_order,
         "address": case.address,
         **_reporters(case),
     }

@@ -57,6 +57,10 @@ def _send_back(session: Session, case: Case, form: Any, who: Actor) -> None:
     lifecycle.send_back(session, case=case, actor=who, reason=form.reason.data)
 
 
+def _work_order(session: Session, case: Case, form: Any, who: Actor) -> None:
+    lifecycle.write_work_order(session, case=case, actor=who, text=form.text.data)
+
+
 def _resolve(session: Session, case: Case, form: Any, who: Actor) -> None:
     lifecycle.resolve(session, case=case, actor=who, reply=form.reply.data)
 
@@ -126,6 +130,7 @@ def _split(session: Session, case: Case, form: Any, who: Actor) -> None:
 ACTIONS: dict[str, Action] = {
     "accept": Action(_accept, _l("You have accepted the case; you are first-responsible.")),
     "note": Action(_note, _l("Note added.")),
+    "work_order": Action(_work_order, _l("Work order saved.")),
     "transfer": Action(_transfer, _l("Case transferred.")),
     "send_back": Action(_send_back, _l("Case sent back to the dispatch desk.")),
     "resolve": Action(_resolve, _l("Case resolved; the caller will be told.")),
@@ -182,6 +187,12 @@ def accept(number: str) -> Response | tuple[str, int]:
 def note(number: str) -> Response | tuple[str, int]:
     """Add a note to the timeline."""
     return act(number, "note")
+
+
+@bp.post("/cases/<number>/work-order")
+def work_order(number: str) -> Response | tuple[str, int]:
+    """Write or correct the case's work order (诉求内容)."""
+    return act(number, "work_order")
 
 
 @bp.post("/cases/<number>/transfer")

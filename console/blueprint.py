@@ -26,14 +26,16 @@ from cases.errors import (
     NotAllowedError,
     UnknownCaseError,
 )
-from cases.models import CaseStatus
+from cases.models import Case, CaseStatus
 from console.auth import harden, login_manager
 from console.presenters import (
+    LANGUAGE_LABELS,
     LIGHT_LABELS,
     STATUS_LABELS,
     URGENCY_LABELS,
     actor_label,
     deadline_rule_label,
+    problem_text,
 )
 from hotline.wiring import current_wiring
 
@@ -132,6 +134,7 @@ def labels() -> dict[str, Any]:
         "status_labels": STATUS_LABELS,
         "light_labels": LIGHT_LABELS,
         "urgency_labels": URGENCY_LABELS,
+        "language_labels": LANGUAGE_LABELS,
     }
 
 
@@ -145,6 +148,12 @@ def when(value: datetime | None) -> str:
 def deadline_rule(value: str | None) -> str:
     """Routing's deadline rule ("5 working days") in the reader's language."""
     return deadline_rule_label(value)
+
+
+@bp.app_template_filter("problem")
+def problem_filter(case: Case) -> str:
+    """What the case is about: the work order, else the caller's own words."""
+    return problem_text(case)
 
 
 @bp.app_template_filter("actor")

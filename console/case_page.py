@@ -37,6 +37,7 @@ from console.presenters import (
     delivery_labels,
     event_details,
     event_label,
+    problem_text,
     shows_full_number,
     suggestion,
 )
@@ -78,6 +79,14 @@ def triage_form(directory: NamedDirectory, case: Case, **kwargs: Any) -> forms.T
     return form
 
 
+def work_order_form(case: Case, **kwargs: Any) -> forms.WorkOrderForm:
+    if kwargs.get("formdata", True) is None:
+        # The desk starts from what is written already: its own work order, else the
+        # caller's words as the machine heard them (or as they wrote them).
+        kwargs.setdefault("text", problem_text(case))
+    return forms.WorkOrderForm(**kwargs)
+
+
 def ruling_form(directory: NamedDirectory, **kwargs: Any) -> forms.RulingForm:
     form = forms.RulingForm(**kwargs)
     # No default: a ruling names its department on purpose.
@@ -97,6 +106,7 @@ FormFactory = Callable[..., FlaskForm]
 FORM_FACTORIES: dict[str, Callable[[NamedDirectory, Case], FormFactory]] = {
     "accept": lambda d, c: forms.AcceptForm,
     "note": lambda d, c: forms.NoteForm,
+    "work_order": lambda d, c: lambda **kw: work_order_form(c, **kw),
     "transfer": lambda d, c: lambda **kw: transfer_form(d, c, **kw),
     "send_back": lambda d, c: forms.SendBackForm,
     "resolve": lambda d, c: forms.ResolveForm,

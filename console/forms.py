@@ -164,6 +164,13 @@ class ResolveForm(CaseActionForm):
     reply = _text_field(_l("Reply to the caller"))
 
 
+class WorkOrderForm(CaseActionForm):
+    """The work order (诉求内容): the problem in the desk's words, written while listening."""
+
+    prefix_name = "work-order"
+    text = _text_field(_l("Work order: what the caller wants done"))
+
+
 class TriageForm(CaseActionForm):
     """The desk classifies a case; an empty department means the category's own."""
 

@@ -57,6 +57,8 @@ INTAKE_LABELS = {
     Intake.WEB: _l("Web form"),
     Intake.OPEN311: _l("Open311"),
 }
+# The caller's language in the reader's (the seat's switch names each in its own instead).
+LANGUAGE_LABELS = {"zh-CN": _l("Mandarin"), "en-US": _l("English"), "ko-KR": _l("Korean")}
 LIGHT_LABELS = {Light.GREEN: _l("On time"), Light.YELLOW: _l("Due soon"), Light.RED: _l("Overdue")}
 URGENCY_LABELS = forms.URGENCY_LABELS
 
@@ -130,6 +132,7 @@ EVENT_LABELS = {
     "ruling": _l("Desk ruling"),
     "triaged": _l("Triaged"),
     "opened_at_seat": _l("Written up by the operator who took the call"),
+    "work_order_written": _l("Work order written"),
     "resolved": _l("Resolved"),
     "rated": _l("Rated by the caller"),
     "closed": _l("Closed"),
@@ -181,6 +184,9 @@ CHECK_SKIPPED_WORDS = {
 DETAIL_LABELS = {
     "reason": _l("Reason"),
     "text": _l("Note"),
+    "work_order": _l("Work order"),
+    "summary": _l("Work order"),
+    "before": _l("Before"),
     "reply": _l("Reply"),
     "ruling": _l("Ruling"),
     "instruction": _l("Instruction"),
@@ -319,6 +325,16 @@ class CaseRow:
 
     case: Case
     light: Light
+
+
+def problem_text(case: Case) -> str:
+    """What the case is about, as staff read it first: the desk's work order (诉求内容), else
+    the caller's own words (what they wrote, or the transcript of the call)."""
+    if case.work_order:
+        return case.work_order
+    if case.report_text:
+        return case.report_text
+    return case.transcript.text if case.transcript is not None else ""
 
 
 def case_rows(cases: list[Case]) -> list[CaseRow]:

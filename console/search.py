@@ -55,11 +55,12 @@ EXPORT_COLUMNS = (
     _l("Deadline"),
     _l("Caller's phone"),
     _l("Address"),
+    _l("Work order"),
     _l("What the caller said"),
     _l("Reply"),
 )
-# The columns that hold people's own words (address, report, reply).
-WORDS_COLUMNS = frozenset({8, 9, 10})
+# The columns that hold people's words (address, work order, report, reply).
+WORDS_COLUMNS = frozenset({8, 9, 10, 11})
 
 
 def search_form(directory: NamedDirectory, who: Actor) -> forms.SearchForm:
@@ -186,6 +187,7 @@ def _export_rows(
             when(case.deadline_at),
             caller or "",
             case.address or "",
+            case.work_order or "",
             case.report_text or transcript or "",
             case.resolution or "",
         ]

@@ -43,16 +43,24 @@ def case(status: CaseStatus, **values: object) -> Case:
         (
             DISPATCHER,
             CaseStatus.TRIAGE,
-            {"note", "transfer", "triage", "escalate", "supervise", "merge"},
+            {"note", "work_order", "transfer", "triage", "escalate", "supervise", "merge"},
         ),
-        (DESK_STAFF, CaseStatus.SENT_BACK, {"note", "ruling", "escalate", "supervise", "merge"}),
+        (
+            DESK_STAFF,
+            CaseStatus.SENT_BACK,
+            {"note", "work_order", "ruling", "escalate", "supervise", "merge"},
+        ),
         # 并单: a merged report is split off by the desk; nobody else acts on it.
         (DISPATCHER, CaseStatus.MERGED, {"note", "split"}),
         (WATER, CaseStatus.MERGED, {"note"}),
         (SUPERVISOR, CaseStatus.ACCEPTED, {"escalate", "supervise"}),
         (SUPERVISOR, CaseStatus.CLOSED, set()),
         # Admins run the system; they do not work cases in a department's name.
-        (ADMIN, CaseStatus.ASSIGNED, {"note", "transfer", "escalate", "supervise", "merge"}),
+        (
+            ADMIN,
+            CaseStatus.ASSIGNED,
+            {"note", "work_order", "transfer", "escalate", "supervise", "merge"},
+        ),
         # An operator writes a case up from their seat's own form, never the case page.
         (OPERATOR, CaseStatus.ASSIGNED, set()),
         (OPERATOR, CaseStatus.OPEN, set()),

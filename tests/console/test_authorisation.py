@@ -64,6 +64,7 @@ TINY_PNG = bytes.fromhex(
 FORM_DATA = {
     "accept-next": "",
     "note-text": "看一下",
+    "work-order-text": "春秋路路灯不亮，请维修",
     "transfer-department": "housing",
     "transfer-reason": "转住建局",
     "send-back-reason": "不归我们",
@@ -447,6 +448,7 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("console.attachment", "GET"): staff_only(*SEES_THE_CASE),
     ("console.accept", "POST"): staff_only(*HOLDER),
     ("console.note", "POST"): staff_only(*WORKERS),
+    ("console.work_order", "POST"): staff_only(*DESK),
     ("console.transfer", "POST"): staff_only(*WORKERS),
     ("console.send_back", "POST"): staff_only(*HOLDER),
     ("console.resolve", "POST"): staff_only(*HOLDER),

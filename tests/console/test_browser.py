@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
@@ -18,10 +19,11 @@ from sqlalchemy import select
 from cases import lifecycle, staff
 from cases.models import Case, CaseStatus, Department
 from hotline.db import Database
+from hotline.wiring import Wiring
 from tests.support.browser import headless_chromium, screenshot
 from tests.support.factories import make_case
 from tests.support.receivers import make_department
-from tests.support.staff import Account
+from tests.support.staff import Account, store_recording
 
 # Far in the past, so these cases head the desk's queues, which are sorted by deadline.
 EARLY = datetime(2001, 1, 1, tzinfo=UTC)
@@ -192,3 +194,45 @@ def test_the_desk_finds_a_callers_cases_by_phone_and_opens_one(
     wait_for(browser, "caller-cases")
     # The case page lists the caller's earlier case.
     assert browser.find_elements(By.ID, f"caller-case-{numbers[0]}")
+
+
+def test_the_desk_writes_the_work_order_while_listening_to_the_call(
+    browser: WebDriver,
+    live_server: str,
+    database: Database,
+    wiring: Wiring,
+    make_account: Callable[..., Account],
+) -> None:
+    with database.session() as session, session.begin():
+        code = make_department(session)
+        case = make_case(session, department_code=code, text="那个 路灯 嗯 坏了")
+        recording = store_recording(
+            session, case=case, recordings_dir=wiring.settings.recordings_dir
+        )
+        number, recording_id = case.number, recording.id
+    sign_in(browser, live_server, make_account("dispatcher"))
+    browser.get(f"{live_server}/console/cases/{number}")
+    wait_for(browser, "work-order-text")
+
+    # The recording plays, from the page, while the desk types under it.
+    player = browser.find_element(By.ID, f"recording-{recording_id}")
+    # A click on the player's play button, at its left end, as the desk would.
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", player)
+    ActionChains(browser).move_to_element_with_offset(
+        player, -player.size["width"] // 2 + 20, 0
+    ).click().perform()
+    WebDriverWait(browser, 15).until(
+        lambda driver: driver.execute_script("return arguments[0].currentTime > 0", player)
+    )
+    text = browser.find_element(By.ID, "work-order-text")
+    assert text.get_attribute("value") == "那个 路灯 嗯 坏了"  # the transcript, to correct
+    text.clear()
+    text.send_keys("鲁城街道春秋路路灯不亮，请城管局维修。")
+    assert not browser.execute_script("return arguments[0].paused", player)  # still playing
+    screenshot(browser, "desk-work-order-while-listening")
+    browser.find_element(By.ID, "work-order").click()
+
+    wait_for(browser, "case-work-order")
+    shown = browser.find_element(By.ID, "case-work-order").text
+    assert shown == "鲁城街道春秋路路灯不亮，请城管局维修。"
+    assert read_case(database, number).work_order == "鲁城街道春秋路路灯不亮，请城管局维修。"

@@ -149,7 +149,7 @@ def test_the_desk_exports_a_search_as_csv_and_xlsx_in_chinese_with_formulas_made
     assert rows[0][:3] == ["工单号", "受理时间", "状态"]
     assert [row[0] for row in rows[1:]] == [number]
     assert rows[1][7] == phone
-    assert rows[1][9].startswith("'=HYPERLINK")
+    assert rows[1][10].startswith("'=HYPERLINK")  # the caller's words, after the work order
 
     response = desk.get("/console/search/export.xlsx", query_string={"phone": phone})
     assert response.status_code == 200
@@ -157,8 +157,8 @@ def test_the_desk_exports_a_search_as_csv_and_xlsx_in_chinese_with_formulas_made
     assert sheet is not None
     cells: list[Any] = [cell.value for cell in sheet[2]]
     assert cells[0] == number
-    assert cells[9].startswith("=HYPERLINK")
-    assert sheet.cell(row=2, column=10).data_type == "s"  # text, not a formula
+    assert cells[10].startswith("=HYPERLINK")
+    assert sheet.cell(row=2, column=11).data_type == "s"  # text, not a formula
 
 
 def test_the_case_page_lists_the_callers_other_cases_the_reader_may_see(

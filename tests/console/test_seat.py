@@ -650,6 +650,7 @@ def test_the_case_form_opens_a_case_owned_by_the_operator_and_texts_its_number(
         assert case.deadline_at is not None and case.caller_number == call.caller
         opened = [event for event in case.events if event.kind == "opened_at_seat"]
         assert opened and opened[0].data["summary"] == "春秋路路灯坏了，晚上很黑"
+        assert case.work_order == "春秋路路灯坏了，晚上很黑"  # what the department reads first
         case_id, number = case.id, case.number
     assert telephony.asked == [("text_case_number", case_id)]
 
