@@ -233,6 +233,30 @@ TRANSITIONS: dict[str, Transition] = {
         _desk,
         N_("Only the dispatch desk writes a case's work order"),
     ),
+    # 延期申请: the holding department asks for a later deadline, once at a time; the desk
+    # approves or refuses it.
+    "request_extension": Transition(
+        "ask for more time on",
+        frozenset({CaseStatus.ASSIGNED, CaseStatus.ACCEPTED}),
+        holds_case,
+        N_("Only the department holding the case asks for more time"),
+        needed=lambda case: case.extension_until is None and case.deadline_at is not None,
+    ),
+    "decide_extension": Transition(
+        "rule on the request for more time on",
+        frozenset({CaseStatus.ASSIGNED, CaseStatus.ACCEPTED}),
+        _desk,
+        N_("Only the dispatch desk rules on a request for more time"),
+        needed=lambda case: case.extension_until is not None,
+    ),
+    # 直接答复: a question the desk answers itself in its own words (no article needed), while
+    # the case is still with it: resolved, the caller texted the answer and asked to rate it.
+    "answer_by_desk": Transition(
+        "answer",
+        frozenset({CaseStatus.OPEN, CaseStatus.TRIAGE}),
+        _desk,
+        N_("Only the dispatch desk answers a case itself"),
+    ),
     # 当即解答: a consultation answered from the knowledge base, in the call (by the system) or
     # by the desk, is closed at once (cases.knowledge_links). Offered as a button only once an
     # article is attached to the case: that is the answer it would give.
@@ -386,6 +410,60 @@ def write_work_order(session: Session, *, case: Case, actor: Actor, text: str) -
         before=case.work_order,
     )
     case.work_order = written
+    return case
+
+
+def request_extension(
+    session: Session, *, case: Case, actor: Actor, until: datetime, reason: str
+) -> Case:
+    """延期申请: the holding department asks for the deadline to move to `until`, saying why.
+    The deadline stands until the desk approves; one request waits at a time."""
+    check_actor("request_extension", actor=actor, case=case)
+    check_status("request_extension", case=case)
+    if case.extension_until is not None:
+        raise InvalidInputError(N_("A request for more time is already waiting for the desk."))
+    if case.deadline_at is None or until <= case.deadline_at:
+        raise InvalidInputError(N_("The new deadline must be later than the current one."))
+    case.extension_until, case.extension_reason = until, _text(reason, "reason")
+    add_event(
+        session,
+        case=case,
+        kind="extension_requested",
+        actor=actor.name,
+        department=case.department_code,
+        until=until.isoformat(),
+        previous_deadline=case.deadline_at.isoformat(),
+        reason=case.extension_reason,
+    )
+    return case
+
+
+def decide_extension(
+    session: Session, *, case: Case, actor: Actor, approve: bool, note: str | None
+) -> Case:
+    """The desk's ruling on a request for more time: approved, the deadline moves and the
+    light starts green again; refused, the deadline stands. Either way the request is done."""
+    check_actor("decide_extension", actor=actor, case=case)
+    check_status("decide_extension", case=case)
+    until = case.extension_until
+    if until is None:
+        raise InvalidInputError(N_("No request for more time is waiting."))
+    note_text = PROSE.clean(note, field="note", required=False)
+    add_event(
+        session,
+        case=case,
+        kind="extension_approved" if approve else "extension_refused",
+        actor=actor.name,
+        department=case.department_code,
+        until=until.isoformat(),
+        previous_deadline=case.deadline_at.isoformat() if case.deadline_at else None,
+        note=note_text or None,
+    )
+    if approve:
+        case.deadline_at = until
+        case.light = Light.GREEN
+        case.reminded_at = None
+    case.extension_until = case.extension_reason = None
     return case
 
 
@@ -597,6 +675,34 @@ def route_at_seat(
     )
     assign_case(session, case=case, department_code=target.code, deadline_at=deadline_at)
     _copy_pressing_to_leadership(session, case=case)
+    return case
+
+
+def answer_by_desk(session: Session, *, case: Case, actor: Actor, reply: str) -> Case:
+    """The desk answers the case itself (a question it can answer, 直接答复) without sending it
+    to a department: resolved by the desk, the caller is texted the answer and asked to rate
+    it, as after any department's reply."""
+    check_actor("answer_by_desk", actor=actor, case=case)
+    check_status("answer_by_desk", case=case)
+    reply = _text(reply, "reply")
+    now = utcnow()
+    case.status = CaseStatus.RESOLVED
+    case.department_code = DISPATCH_DESK
+    case.resolution = reply
+    case.resolved_at = now
+    case.needs_review = False
+    # Answered: a transcript or a routing job that arrives later must not route it again.
+    case.routed_at = case.routed_at or now
+    add_event(
+        session,
+        case=case,
+        kind="answered_by_desk",
+        actor=actor.name,
+        department=DISPATCH_DESK,
+        reply=reply,
+    )
+    outbox.text_caller(session, case=case, message="resolved", reply=reply)
+    tell_co_reporters(session, case=case, reply=reply)
     return case
 
 

@@ -145,6 +145,12 @@ class DeliveryStatus(enum.StrEnum):
     WITHDRAWN = "withdrawn"  # a text to a caller who texted STOP before it was sent
 
 
+# The receipt of a message no service was set up to send (no SMS sender, no SMTP server): it
+# was written to the log, and its row is settled as delivered so that it is not retried.
+# Pages must say so, not "delivered".
+LOGGED_RECEIPT = "logged"
+
+
 class RecordingStatus(enum.StrEnum):
     """Whether the recording's audio is stored here yet."""
 
@@ -327,6 +333,9 @@ class Case(Base):
     # listening to the call, or the operator's summary at the seat. What departments read
     # first; the caller's own words (transcript, report) stay beside it unchanged.
     work_order: Mapped[str | None] = mapped_column(Text)
+    # 延期申请: the deadline the holding department asked for, and why, until the desk rules.
+    extension_until: Mapped[datetime | None]
+    extension_reason: Mapped[str | None] = mapped_column(Text)
     # Where the reporter put it: an address as written, and a point on the map (web, Open311).
     address: Mapped[str | None] = mapped_column(String(255))
     lat: Mapped[float | None]

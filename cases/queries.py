@@ -80,6 +80,11 @@ def sent_back_queue(actor: Actor) -> Select[Case]:
     return by_deadline(visible_cases(actor).where(Case.status == CaseStatus.SENT_BACK))
 
 
+def extension_requests(actor: Actor) -> Select[Case]:
+    """Requests for more time (延期申请) waiting for the desk's ruling, soonest deadline first."""
+    return by_deadline(visible_cases(actor).where(Case.extension_until.is_not(None)))
+
+
 def overdue(actor: Actor, *, now: datetime) -> Select[Case]:
     """Cases still being worked that are past their deadline (red), most overdue first."""
     query = (

@@ -61,6 +61,19 @@ def _work_order(session: Session, case: Case, form: Any, who: Actor) -> None:
     lifecycle.write_work_order(session, case=case, actor=who, text=form.text.data)
 
 
+def _request_extension(session: Session, case: Case, form: Any, who: Actor) -> None:
+    # Counted from the deadline that stands (or from now, for a case already overdue): more
+    # working days on top of those given.
+    start = max(case.deadline_at, utcnow()) if case.deadline_at else utcnow()
+    until = current_wiring().router.extended_deadline(start, working_days=form.working_days.data)
+    lifecycle.request_extension(session, case=case, actor=who, until=until, reason=form.reason.data)
+
+
+def _decide_extension(session: Session, case: Case, form: Any, who: Actor) -> None:
+    approve = form.decision.data == "approve"
+    lifecycle.decide_extension(session, case=case, actor=who, approve=approve, note=form.note.data)
+
+
 def _resolve(session: Session, case: Case, form: Any, who: Actor) -> None:
     lifecycle.resolve(session, case=case, actor=who, reply=form.reply.data)
 
@@ -119,6 +132,10 @@ def _answer_at_once(session: Session, case: Case, form: Any, who: Actor) -> None
     knowledge_links.answer_at_once(session, case=case, article_id=case.article_id or "", actor=who)
 
 
+def _answer_by_desk(session: Session, case: Case, form: Any, who: Actor) -> None:
+    lifecycle.answer_by_desk(session, case=case, actor=who, reply=form.reply.data)
+
+
 def _merge(session: Session, case: Case, form: Any, who: Actor) -> None:
     merging.merge_by_hand(session, case=case, into_number=form.into.data, actor=who)
 
@@ -131,6 +148,12 @@ ACTIONS: dict[str, Action] = {
     "accept": Action(_accept, _l("You have accepted the case; you are first-responsible.")),
     "note": Action(_note, _l("Note added.")),
     "work_order": Action(_work_order, _l("Work order saved.")),
+    "request_extension": Action(
+        _request_extension, _l("More time asked for; the dispatch desk will rule on it.")
+    ),
+    "decide_extension": Action(
+        _decide_extension, _l("Ruling on the request for more time recorded.")
+    ),
     "transfer": Action(_transfer, _l("Case transferred.")),
     "send_back": Action(_send_back, _l("Case sent back to the dispatch desk.")),
     "resolve": Action(_resolve, _l("Case resolved; the caller will be told.")),
@@ -139,6 +162,9 @@ ACTIONS: dict[str, Action] = {
     "escalate": Action(_escalate, _l("Case escalated to leadership.")),
     "supervise": Action(_supervise, _l("Supervision notice sent.")),
     "answer_at_once": Action(_answer_at_once, _l("Answered at once; the case is closed.")),
+    "answer_by_desk": Action(
+        _answer_by_desk, _l("Answered; the caller is texted the answer and asked to rate it.")
+    ),
     "merge": Action(
         _merge,
         _l("Merged: this report's reporter now follows the case kept, and is told its outcome."),
@@ -195,6 +221,18 @@ def work_order(number: str) -> Response | tuple[str, int]:
     return act(number, "work_order")
 
 
+@bp.post("/cases/<number>/extension")
+def request_extension(number: str) -> Response | tuple[str, int]:
+    """Ask the desk for a later deadline (延期申请)."""
+    return act(number, "request_extension")
+
+
+@bp.post("/cases/<number>/extension-ruling")
+def decide_extension(number: str) -> Response | tuple[str, int]:
+    """Approve or refuse the department's request for more time."""
+    return act(number, "decide_extension")
+
+
 @bp.post("/cases/<number>/transfer")
 def transfer(number: str) -> Response | tuple[str, int]:
     """Transfer the case to another department, with a reason."""
@@ -241,6 +279,12 @@ def supervise(number: str) -> Response | tuple[str, int]:
 def answer_at_once(number: str) -> Response | tuple[str, int]:
     """Close the case as answered at once with its attached article's answer (当即解答)."""
     return act(number, "answer_at_once")
+
+
+@bp.post("/cases/<number>/desk-answer")
+def answer_by_desk(number: str) -> Response | tuple[str, int]:
+    """The desk answers the case itself (直接答复); the caller is texted the answer."""
+    return act(number, "answer_by_desk")
 
 
 @bp.post("/cases/<number>/merge")

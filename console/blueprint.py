@@ -32,11 +32,13 @@ from console.presenters import (
     LANGUAGE_LABELS,
     LIGHT_LABELS,
     STATUS_LABELS,
+    TRANSCRIPT_SOURCE_LABELS,
     URGENCY_LABELS,
     actor_label,
     deadline_rule_label,
     problem_text,
 )
+from console.seat_labels import LOCALE_LABELS
 from hotline.wiring import current_wiring
 
 bp = Blueprint(
@@ -135,6 +137,9 @@ def labels() -> dict[str, Any]:
         "light_labels": LIGHT_LABELS,
         "urgency_labels": URGENCY_LABELS,
         "language_labels": LANGUAGE_LABELS,
+        "transcript_source_labels": TRANSCRIPT_SOURCE_LABELS,
+        # A member of staff's console language, named in itself as the switch names it.
+        "ui_language_labels": LOCALE_LABELS,
     }
 
 

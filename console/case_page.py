@@ -37,6 +37,7 @@ from console.presenters import (
     delivery_labels,
     event_details,
     event_label,
+    only_logged,
     problem_text,
     shows_full_number,
     suggestion,
@@ -107,6 +108,8 @@ FORM_FACTORIES: dict[str, Callable[[NamedDirectory, Case], FormFactory]] = {
     "accept": lambda d, c: forms.AcceptForm,
     "note": lambda d, c: forms.NoteForm,
     "work_order": lambda d, c: lambda **kw: work_order_form(c, **kw),
+    "request_extension": lambda d, c: forms.RequestExtensionForm,
+    "decide_extension": lambda d, c: forms.DecideExtensionForm,
     "transfer": lambda d, c: lambda **kw: transfer_form(d, c, **kw),
     "send_back": lambda d, c: forms.SendBackForm,
     "resolve": lambda d, c: forms.ResolveForm,
@@ -115,6 +118,7 @@ FORM_FACTORIES: dict[str, Callable[[NamedDirectory, Case], FormFactory]] = {
     "escalate": lambda d, c: forms.EscalateForm,
     "supervise": lambda d, c: forms.SuperviseForm,
     "answer_at_once": lambda d, c: forms.AnswerAtOnceForm,
+    "answer_by_desk": lambda d, c: forms.AnswerByDeskForm,
     "merge": lambda d, c: forms.MergeForm,
     "split": lambda d, c: forms.SplitForm,
 }
@@ -178,6 +182,7 @@ def render_case(
         {
             "delivery": delivery,
             "labels": delivery_labels(delivery),
+            "only_logged": only_logged(delivery),
             "address": (
                 delivery.address
                 if full_number or delivery.channel != Channel.CALLER_SMS

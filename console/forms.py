@@ -171,6 +171,35 @@ class WorkOrderForm(CaseActionForm):
     text = _text_field(_l("Work order: what the caller wants done"))
 
 
+# A request for more time asks for at most this many working days at once: a matter that needs
+# more is a different matter (a transfer, a ruling), not a later deadline.
+MAX_EXTENSION_WORKING_DAYS = 30
+
+
+class RequestExtensionForm(CaseActionForm):
+    """延期申请: how many more working days, and why."""
+
+    prefix_name = "extension"
+    working_days = IntegerField(
+        _l("More working days"),
+        validators=[DataRequired(), NumberRange(min=1, max=MAX_EXTENSION_WORKING_DAYS)],
+        default=3,
+    )
+    reason = _text_field(_l("Why the department needs more time"))
+
+
+class DecideExtensionForm(CaseActionForm):
+    """The desk's ruling on a request for more time."""
+
+    prefix_name = "extension-ruling"
+    decision = SelectField(
+        _l("Decision"),
+        choices=choices([("approve", _l("Approve the new deadline")), ("refuse", _l("Refuse"))]),
+        validators=[DataRequired()],
+    )
+    note = TextAreaField(_l("Note (optional)"), validators=[Optional(), FreeText(PROSE)])
+
+
 class TriageForm(CaseActionForm):
     """The desk classifies a case; an empty department means the category's own."""
 
@@ -208,6 +237,13 @@ class SuperviseForm(CaseActionForm):
 
     prefix_name = "supervise"
     instruction = _text_field(_l("Instruction"))
+
+
+class AnswerByDeskForm(CaseActionForm):
+    """The desk's own answer (直接答复), texted to the caller."""
+
+    prefix_name = "desk-answer"
+    reply = _text_field(_l("Answer to the caller"))
 
 
 class AnswerAtOnceForm(CaseActionForm):

@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from flask_babel import format_datetime, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,7 @@ from cases.access import DISPATCH_DESK, LEADERSHIP, Actor
 from cases.clock import display_light
 from cases.models import (
     ACTIVE_STATUSES,
+    LOGGED_RECEIPT,
     Case,
     CaseEvent,
     CaseStatus,
@@ -56,6 +58,11 @@ INTAKE_LABELS = {
     Intake.SMS: _l("Text message"),
     Intake.WEB: _l("Web form"),
     Intake.OPEN311: _l("Open311"),
+}
+# Where a transcript came from (cases.models.Transcript.source).
+TRANSCRIPT_SOURCE_LABELS = {
+    "live": _l("the live stream, during the call"),
+    "batch": _l("the recording, after the call"),
 }
 # The caller's language in the reader's (the seat's switch names each in its own instead).
 LANGUAGE_LABELS = {"zh-CN": _l("Mandarin"), "en-US": _l("English"), "ko-KR": _l("Korean")}
@@ -96,6 +103,8 @@ MACHINE_ACTOR_LABELS = {
     "sms": _l("Text message"),
     "web": _l("Web report form"),
     "seat": _l("Operator seat"),
+    # The knowledge base's shipped articles (config/knowledge), loaded by `flask init`.
+    "seed": _l("Shipped with the system"),
 }
 
 
@@ -133,6 +142,10 @@ EVENT_LABELS = {
     "triaged": _l("Triaged"),
     "opened_at_seat": _l("Written up by the operator who took the call"),
     "work_order_written": _l("Work order written"),
+    "answered_by_desk": _l("Answered by the dispatch desk"),
+    "extension_requested": _l("More time asked for"),
+    "extension_approved": _l("More time approved"),
+    "extension_refused": _l("More time refused"),
     "resolved": _l("Resolved"),
     "rated": _l("Rated by the caller"),
     "closed": _l("Closed"),
@@ -142,7 +155,7 @@ EVENT_LABELS = {
     "light": _l("Deadline light changed"),
     "overdue_reminder": _l("Overdue reminder"),
     "sms_sent": _l("Case number texted to the caller"),
-    "sms_logged": _l("Case number text logged"),
+    "sms_logged": _l("Case number not texted: no SMS service is set up (written to the log only)"),
     "sms_failed": _l("Case number text failed"),
     "sms_opted_out": _l("Case number not texted: the caller texted STOP"),
     "report_part_added": _l("More of the text report arrived"),
@@ -187,6 +200,8 @@ DETAIL_LABELS = {
     "work_order": _l("Work order"),
     "summary": _l("Work order"),
     "before": _l("Before"),
+    "until": _l("New deadline"),
+    "previous_deadline": _l("Deadline before"),
     "reply": _l("Reply"),
     "ruling": _l("Ruling"),
     "instruction": _l("Instruction"),
@@ -243,6 +258,8 @@ DEPARTMENT_KEYS = {
     "by",
     "sent_back_by",
 }
+# Event data that holds a moment (ISO 8601), shown on the city's clock.
+TIME_KEYS = {"until", "previous_deadline"}
 # Event data that is bulky or only for machines; the classification section shows routing.
 HIDDEN_DETAILS = {
     "explanation",
@@ -390,6 +407,13 @@ DELIVERY_STATUS_LABELS = {
     DeliveryStatus.FAILED: _l("Failed"),
     DeliveryStatus.WITHDRAWN: _l("Not sent: the caller texted STOP"),
 }
+# A message settled with LOGGED_RECEIPT: nothing was sent, whatever the row's status says.
+LOGGED_LABELS: dict[Channel | None, Any] = {
+    Channel.SMS: _l("Not sent: no SMS service is set up (written to the log only)"),
+    Channel.CALLER_SMS: _l("Not sent: no SMS service is set up (written to the log only)"),
+    Channel.EMAIL: _l("Not sent: no mail server is set up (written to the log only)"),
+    None: _l("Not sent: no service is set up to send it (written to the log only)"),
+}
 # Why a message left, by its outbox topic (a repeat is "assigned-2": the same reason again).
 TOPIC_LABELS = {
     "assigned": _l("Case assigned"),
@@ -410,21 +434,35 @@ TOPIC_LABELS = {
 }
 
 
+def only_logged(delivery: Delivery) -> bool:
+    """Whether the message was settled without being sent: no service was set up for it."""
+    return delivery.status == DeliveryStatus.DELIVERED and delivery.receipt == LOGGED_RECEIPT
+
+
 def delivery_labels(delivery: Delivery) -> dict[str, str]:
-    """A delivery's channel, reason and status as the staff member reads them."""
+    """A delivery's channel, reason and status as the staff member reads them: a message no
+    service was set up to send is said to be in the log, never "delivered"."""
     topic = re.sub(r"-\d+$", "", delivery.topic)
+    if only_logged(delivery):
+        status = LOGGED_LABELS.get(delivery.channel, LOGGED_LABELS[None])
+    else:
+        status = DELIVERY_STATUS_LABELS.get(DeliveryStatus(delivery.status), delivery.status)
     return {
         "channel": str(CHANNEL_LABELS.get(Channel(delivery.channel), delivery.channel)),
         "topic": str(TOPIC_LABELS.get(topic, topic)),
-        "status": str(DELIVERY_STATUS_LABELS.get(DeliveryStatus(delivery.status), delivery.status)),
+        "status": str(status),
     }
 
 
 def event_label(event: CaseEvent) -> str:
     """What the timeline calls the event, in the staff member's language."""
-    intake = (event.data or {}).get("intake")
+    data = event.data or {}
+    intake = data.get("intake")
     if event.kind == "opened" and intake in OPENED_LABELS:
         return str(OPENED_LABELS[intake])
+    if event.kind == "delivered" and data.get("receipt") == LOGGED_RECEIPT:
+        # Keyed by Channel, a StrEnum: the event's plain string finds its entry.
+        return str(LOGGED_LABELS.get(data.get("channel"), LOGGED_LABELS[None]))
     return str(EVENT_LABELS.get(event.kind, event.kind))
 
 
@@ -439,6 +477,8 @@ def _shown(event: CaseEvent, key: str, value: Any, directory: NamedDirectory) ->
         return str(URGENCY_LABELS.get(value, value))
     if key == "confidence" and isinstance(value, int | float):
         return f"{value:.0%}"
+    if key in TIME_KEYS and isinstance(value, str):
+        return str(format_datetime(datetime.fromisoformat(value), "yyyy-MM-dd HH:mm"))
     if event.kind == "check_skipped" and key in ("checks", "reason"):
         words = value if isinstance(value, list) else [value]
         return "、".join(str(CHECK_SKIPPED_WORDS.get(str(w), w)) for w in words)

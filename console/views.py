@@ -158,6 +158,16 @@ def _case_list(title: str, list_id: str, query: Select[Case]) -> str:
         )
 
 
+@bp.get("/extension-requests")
+def extension_requests() -> str:
+    """The desk's requests for more time (延期申请) to rule on."""
+    who = actor()
+    require(who.is_desk, TRANSITIONS["decide_extension"].refusal)
+    return _case_list(
+        _("Requests for more time"), "extension-requests", queries.extension_requests(who)
+    )
+
+
 @bp.get("/overdue")
 def overdue() -> str:
     """Cases still being worked that are past their deadline (red), most overdue first."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from cases.models import Channel
+from cases.models import LOGGED_RECEIPT, Channel
 from cases.privacy import mask_number
 from delivery.mail import send_email
 from delivery.messages import CallerTextRenderer, DeliveryConfig, DeliveryError, Outgoing, SmsSender
@@ -30,7 +30,7 @@ def send(outgoing: Outgoing, *, senders: Senders) -> str:
     """Send one message on its channel; returns the receipt, or raises DeliveryError.
 
     With no SMS sender (Twilio not configured) a text is written to the log and counts as
-    delivered with the receipt "logged", as the case-number text does.
+    delivered with the receipt LOGGED_RECEIPT, as the case-number text does.
     """
     config, send_sms = senders.config, senders.send_sms
     if outgoing.channel == Channel.WEBHOOK:
@@ -51,5 +51,5 @@ def send(outgoing: Outgoing, *, senders: Senders) -> str:
             body,
             extra={"case_number": outgoing.case_number, "delivery_id": outgoing.delivery_id},
         )
-        return "logged"
+        return LOGGED_RECEIPT
     return send_sms(outgoing.address, body)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
+from cases.models import LOGGED_RECEIPT
 from delivery.messages import (
     EXTRA_LABELS,
     PRODUCT,
@@ -112,7 +113,7 @@ def send_email(outgoing: Outgoing, *, config: DeliveryConfig) -> str:
             message["Subject"],
             extra={"case_number": outgoing.case_number, "delivery_id": outgoing.delivery_id},
         )
-        return "logged"
+        return LOGGED_RECEIPT
     smtp = config.smtp
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=config.timeout) as client:

@@ -23,10 +23,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_skeleton
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from flask import session as browser_session
 from flask.blueprints import BlueprintSetupState
@@ -425,6 +426,14 @@ def _ordered_departments(figures: _CachedFigures) -> list[str]:
     )
 
 
+def week_days_label(monday: date) -> str:
+    """A week as its first and last day, in the page's language."""
+    locale = str(get_locale() or DEFAULT_LOCALE)
+    first = format_skeleton("MMMd", monday, locale=locale)
+    last = format_skeleton("MMMd", monday + timedelta(days=6), locale=locale)
+    return f"{first}–{last}"
+
+
 @bp.get("/disclosure")
 @localised
 def disclosure() -> ResponseReturnValue:
@@ -438,7 +447,9 @@ def disclosure() -> ResponseReturnValue:
     locale = page_locale()
     departments = _ordered_departments(figures)
     names = {code: _department_name(figures, code, locale) for code in departments}
-    week_labels = [stats.week_label(monday) for monday in data.weeks]
+    # People read a week as its days ("11月30日–12月6日"), not as its ISO name (2026-W49),
+    # which the CSV and JSON downloads keep for machines.
+    week_labels = [week_days_label(monday) for monday in data.weeks]
     if selected is None:
         weekly = [data.week_total(monday) for monday in data.weeks]
     else:

@@ -149,6 +149,12 @@ class Router:
             opened_at=start, hours=hours, working_days=working_days, calendar=self.calendar
         )
 
+    def extended_deadline(self, deadline: datetime, *, working_days: int) -> datetime:
+        """A deadline moved on by whole working days (延期), on the working calendar."""
+        return compute_deadline(
+            opened_at=deadline, hours=None, working_days=working_days, calendar=self.calendar
+        )
+
 
 def routes_from_categories(categories: Iterable[Category]) -> dict[str, Route]:
     """The directory as the database holds it, with the time limits admins have set."""

@@ -43,7 +43,16 @@ def case(status: CaseStatus, **values: object) -> Case:
         (
             DISPATCHER,
             CaseStatus.TRIAGE,
-            {"note", "work_order", "transfer", "triage", "escalate", "supervise", "merge"},
+            {
+                "note",
+                "work_order",
+                "transfer",
+                "triage",
+                "answer_by_desk",
+                "escalate",
+                "supervise",
+                "merge",
+            },
         ),
         (
             DESK_STAFF,
@@ -71,6 +80,20 @@ def test_each_person_is_offered_the_actions_the_table_allows(
 ) -> None:
     department = DISPATCH_DESK if status in (CaseStatus.TRIAGE, CaseStatus.SENT_BACK) else "water"
     assert lifecycle.allowed_actions(actor, case(status, department_code=department)) == offered
+
+
+def test_the_holder_asks_for_more_time_once_and_only_the_desk_rules_on_it() -> None:
+    # 延期申请 is offered on a case with a deadline, one request at a time.
+    deadline = datetime(2030, 5, 1, 10, tzinfo=UTC)
+    dated = case(CaseStatus.ACCEPTED, deadline_at=deadline)
+    assert "request_extension" in lifecycle.allowed_actions(WATER, dated)
+    assert "request_extension" not in lifecycle.allowed_actions(POWER, dated)
+    assert "decide_extension" not in lifecycle.allowed_actions(DISPATCHER, dated)
+    asked = case(CaseStatus.ACCEPTED, deadline_at=deadline, extension_until=deadline)
+    assert "request_extension" not in lifecycle.allowed_actions(WATER, asked)
+    assert "decide_extension" in lifecycle.allowed_actions(DISPATCHER, asked)
+    assert "decide_extension" not in lifecycle.allowed_actions(SUPERVISOR, asked)
+    assert "decide_extension" not in lifecycle.allowed_actions(WATER, asked)
 
 
 def test_the_first_responsible_department_keeps_its_notes_after_a_transfer() -> None:

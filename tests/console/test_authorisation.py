@@ -65,10 +65,14 @@ FORM_DATA = {
     "accept-next": "",
     "note-text": "看一下",
     "work-order-text": "春秋路路灯不亮，请维修",
+    "extension-working_days": "3",
+    "extension-reason": "需协调停电",
+    "extension-ruling-decision": "approve",
     "transfer-department": "housing",
     "transfer-reason": "转住建局",
     "send-back-reason": "不归我们",
     "resolve-reply": "已处理",
+    "desk-answer-reply": "您好，热线受理时间为全天。",
     "triage-category": "streetlight",
     "triage-department": OWN,
     "triage-urgency": "normal",
@@ -441,6 +445,7 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("console.search_export", "GET"): staff_only(*SUPERVISORS),
     ("console.triage_queue", "GET"): staff_only(*DESK),
     ("console.sent_back_queue", "GET"): staff_only(*DESK),
+    ("console.extension_requests", "GET"): staff_only(*DESK),
     ("console.service_level_page", "GET"): staff_only(*SUPERVISORS),
     # One case (held by the own department): who sees it, who does what to it.
     ("console.case_page", "GET"): staff_only(*SEES_THE_CASE),
@@ -449,6 +454,8 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("console.accept", "POST"): staff_only(*HOLDER),
     ("console.note", "POST"): staff_only(*WORKERS),
     ("console.work_order", "POST"): staff_only(*DESK),
+    ("console.request_extension", "POST"): staff_only(*HOLDER),
+    ("console.decide_extension", "POST"): staff_only(*DESK),  # the scene asked for more time
     ("console.transfer", "POST"): staff_only(*WORKERS),
     ("console.send_back", "POST"): staff_only(*HOLDER),
     ("console.resolve", "POST"): staff_only(*HOLDER),
@@ -463,6 +470,7 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("console.mark_call_handled", "POST"): staff_only(*DESK),
     # 当即解答 on a consultation with an article attached, in the desk's triage queue.
     ("console.answer_at_once", "POST"): staff_only(*DESK),
+    ("console.answer_by_desk", "POST"): staff_only(*DESK),  # a case in the triage queue
     # 并单: the desk merges a case into another (the form names one the scene made) and splits
     # a merged report back off.
     ("console.merge", "POST"): staff_only(*DESK),
@@ -540,7 +548,7 @@ class Scene:
         """A case held by the own department, in the state `endpoint` acts from, with a
         recording; its number and the recording's id."""
         with self.database.session() as session, session.begin():
-            if endpoint == "console.triage":
+            if endpoint in ("console.triage", "console.answer_by_desk"):
                 case = make_case(session, department_code="hotline_office", triage=True)
             elif endpoint == "console.answer_at_once":
                 case = make_case(session, department_code="hotline_office", triage=True)
@@ -552,9 +560,18 @@ class Scene:
             if endpoint == "console.split":
                 kept = make_case(session, department_code=OWN)
                 merging.join(session, case=case, into=kept, actor="matrix", how="desk")
+            holder = Actor(name="matrix", role=Role.DEPARTMENT, department_code=OWN)
             if endpoint == "console.ruling":
-                holder = Actor(name="matrix", role=Role.DEPARTMENT, department_code=OWN)
                 lifecycle.send_back(session, case=case, actor=holder, reason="不归我们")
+            if endpoint == "console.decide_extension":
+                assert case.deadline_at is not None
+                lifecycle.request_extension(
+                    session,
+                    case=case,
+                    actor=holder,
+                    until=case.deadline_at + timedelta(days=3),
+                    reason="需协调停电",
+                )
             recording = store_recording(session, case=case, recordings_dir=self.recordings_dir)
             return case.number, recording.id
 

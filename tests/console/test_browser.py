@@ -16,7 +16,7 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
-from cases import lifecycle, staff
+from cases import knowledge_links, lifecycle, staff
 from cases.models import Case, CaseStatus, Department
 from hotline.db import Database
 from hotline.wiring import Wiring
@@ -236,3 +236,84 @@ def test_the_desk_writes_the_work_order_while_listening_to_the_call(
     shown = browser.find_element(By.ID, "case-work-order").text
     assert shown == "鲁城街道春秋路路灯不亮，请城管局维修。"
     assert read_case(database, number).work_order == "鲁城街道春秋路路灯不亮，请城管局维修。"
+
+
+def test_the_desk_answers_a_consultation_from_the_knowledge_base_and_closes_it(
+    browser: WebDriver,
+    live_server: str,
+    database: Database,
+    make_account: Callable[..., Account],
+) -> None:
+    with database.session() as session, session.begin():
+        case = make_case(
+            session,
+            department_code="hotline_office",
+            category_code="consultation",
+            text="热线都管什么事",
+            triage=True,
+            deadline_at=EARLY,
+        )
+        knowledge_links.attach_article(
+            session, case=case, article_id="hotline-service", confidence=0.87
+        )
+        number = case.number
+    sign_in(browser, live_server, make_account("dispatcher"))
+
+    # From the triage queue, where the consultation waits, to its page.
+    browser.find_element(By.ID, "nav-triage").click()
+    wait_for(browser, f"triage-item-{number}")
+    browser.find_element(By.CSS_SELECTOR, f"#triage-item-{number} .case-link").click()
+    wait_for(browser, "answer-at-once")
+    assert "马上就办一线通能办什么" in browser.find_element(By.ID, "article-section").text
+    screenshot(browser, "desk-consultation-answer")
+    browser.find_element(By.ID, "answer-at-once").click()
+
+    WebDriverWait(browser, 15).until(
+        lambda driver: driver.find_element(By.ID, "case-status").text == "已结案"
+    )
+    closed = read_case(database, number)
+    assert closed.status == CaseStatus.CLOSED
+    assert closed.resolution  # the article's answer, in the caller's language
+    assert [event.kind for event in closed.events][-1] == "answered_at_once"
+
+
+def test_a_department_asks_for_more_time_and_the_desk_approves_it(
+    browser: WebDriver,
+    live_server: str,
+    database: Database,
+    make_account: Callable[..., Account],
+) -> None:
+    with database.session() as session, session.begin():
+        code = make_department(session)
+        case = make_case(session, department_code=code, deadline_at=EARLY)
+        number = case.number
+    sign_in(browser, live_server, make_account("department", code))
+    browser.get(f"{live_server}/console/cases/{number}")
+    wait_for(browser, "extension-form")
+    days = browser.find_element(By.ID, "extension-working_days")
+    days.clear()
+    days.send_keys("5")
+    browser.find_element(By.ID, "extension-reason").send_keys("需协调供电公司停电检修")
+    screenshot(browser, "department-extension-request")
+    browser.find_element(By.ID, "extension").click()
+    wait_for(browser, "case-extension")
+    asked = read_case(database, number)
+    assert asked.extension_until is not None and asked.deadline_at == EARLY
+    browser.find_element(By.ID, "logout").click()
+    wait_for(browser, "username")  # signed out, on the sign-in page
+
+    sign_in(browser, live_server, make_account("dispatcher"))
+    browser.find_element(By.ID, "nav-extension-requests").click()
+    wait_for(browser, f"case-row-{number}")
+    browser.find_element(By.CSS_SELECTOR, f"#case-row-{number} .case-link").click()
+    wait_for(browser, "extension-ruling-form")
+    assert "需协调供电公司停电检修" in browser.find_element(By.ID, "extension-ruling-form").text
+    Select(browser.find_element(By.ID, "extension-ruling-decision")).select_by_value("approve")
+    screenshot(browser, "desk-extension-ruling")
+    browser.find_element(By.ID, "extension-ruling").click()
+    WebDriverWait(browser, 15).until(
+        lambda driver: not driver.find_elements(By.ID, "case-extension")
+    )
+    approved = read_case(database, number)
+    assert approved.deadline_at == asked.extension_until
+    assert approved.extension_until is None
