@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: help install run run-scaled serve serve-scaled test test-postgres lint fuzz faults bench load load-scaled bench-queue clean eval-merging
+.PHONY: help install run run-scaled serve serve-scaled test test-postgres lint fuzz faults bench load load-scaled bench-queue clean eval-merging screenshots
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -75,6 +75,11 @@ test: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Run the whole test suit
 
 test-postgres: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## The suite again on PostgreSQL and Redis
 	DATABASE_URL=$(POSTGRES_URL) BROKER_URL=$(REDIS_URL) $(BIN)/python -m pytest
+
+screenshots: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Refresh the README's screenshots (docs/screenshots/), desktop and phone
+	$(BIN)/python -m pytest -q tests/console/test_screenshots.py
+	mkdir -p docs/screenshots
+	cp test-artifacts/screenshots/desktop-*.png test-artifacts/screenshots/phone-*.png docs/screenshots/
 
 lint: $(INSTALLED)  ## ruff (check and format) and mypy
 	$(BIN)/ruff check .

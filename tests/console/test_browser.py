@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
@@ -317,3 +319,42 @@ def test_a_department_asks_for_more_time_and_the_desk_approves_it(
     approved = read_case(database, number)
     assert approved.deadline_at == asked.extension_until
     assert approved.extension_until is None
+
+
+def tab_to(driver: WebDriver, matches: Callable[[Any], bool], *, limit: int = 120) -> None:
+    """Press Tab until the focused element matches, as a keyboard user moves through a page."""
+    for _ in range(limit):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        if matches(driver.switch_to.active_element):
+            return
+    pytest.fail("never reached by the keyboard")
+
+
+def test_a_department_works_a_case_with_the_keyboard_alone(
+    browser: WebDriver,
+    live_server: str,
+    database: Database,
+    make_account: Callable[..., Account],
+) -> None:
+    with database.session() as session, session.begin():
+        code = make_department(session)
+        number = make_case(session, department_code=code).number
+    sign_in(browser, live_server, make_account("department", code))
+    wait_for(browser, f"case-row-{number}")
+
+    tab_to(browser, lambda element: element.text == number)
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    wait_for(browser, "accept")
+    tab_to(browser, lambda element: element.get_attribute("id") == "accept")
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    wait_for(browser, "resolve-reply")
+    assert read_case(database, number).status == CaseStatus.ACCEPTED
+
+    tab_to(browser, lambda element: element.get_attribute("id") == "resolve-reply")
+    ActionChains(browser).send_keys("已修复，请留意。").perform()
+    ActionChains(browser).send_keys(Keys.TAB).perform()  # to the button under the reply
+    assert browser.switch_to.active_element.get_attribute("id") == "resolve"
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    WebDriverWait(browser, 15).until(
+        lambda driver: read_case(database, number).status == CaseStatus.RESOLVED
+    )
