@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, exists, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from cases import numbers
 from cases.errors import NotAllowedError, UnknownCaseError
-from cases.models import Case, Role
+from cases.models import Case, CaseAssist, Role
 
 DISPATCH_DESK = "hotline_office"
 LEADERSHIP = "leadership"
@@ -48,7 +48,8 @@ SYSTEM = Actor(name="system", role=Role.ADMIN)
 def visibility(actor: Actor) -> ColumnElement[bool]:
     """The WHERE clause that limits cases to those the actor may see.
 
-    Department staff see the cases in their inbox and the ones they stay first-responsible for;
+    Department staff see the cases in their inbox, the ones they stay first-responsible for and
+    the ones they assist with (协办);
     leadership also sees what was escalated or copied to it as major. Operators see the cases
     they opened at their seat (the caller's earlier cases are shown on the call, not here).
     """
@@ -61,6 +62,10 @@ def visibility(actor: Actor) -> ColumnElement[bool]:
     own = or_(
         Case.department_code == actor.department_code,
         Case.responsible_department_code == actor.department_code,
+        # 协办: a department assisting with the case sees it, to do its part.
+        exists().where(
+            CaseAssist.case_id == Case.id, CaseAssist.department_code == actor.department_code
+        ),
     )
     if actor.department_code == LEADERSHIP:
         return or_(own, Case.escalated_at.is_not(None), Case.major)

@@ -35,6 +35,7 @@ from cases.free_text import PROSE
 from cases.models import (
     ACTIVE_STATUSES,
     Case,
+    CaseAssist,
     CaseStatus,
     Category,
     Department,
@@ -77,6 +78,23 @@ def _supervises(actor: Actor, case: Case) -> bool:
 
 def _operator_on_the_call(actor: Actor, case: Case) -> bool:
     return actor.role == Role.OPERATOR and case.owner in (None, actor.name)
+
+
+def _assist_of(actor: Actor, case: Case) -> CaseAssist | None:
+    """The actor's department's part in the case as an assisting department (协办), if any."""
+    if actor.role != Role.DEPARTMENT or actor.department_code is None:
+        return None
+    return next((a for a in case.assists if a.department_code == actor.department_code), None)
+
+
+def _parts_still_out(case: Case) -> str | None:
+    """主办 resolves once every assisting department's part is in."""
+    if any(assist.replied_at is None for assist in case.assists):
+        return N_(
+            "An assisting department has not replied for its part yet: the case is resolved "
+            "once every part is in."
+        )
+    return None
 
 
 def _written_up_already(case: Case) -> str | None:
@@ -173,6 +191,7 @@ TRANSITIONS: dict[str, Transition] = {
         frozenset({CaseStatus.ASSIGNED, CaseStatus.ACCEPTED}),
         holds_case,
         N_("Only the department holding the case can resolve it"),
+        barred=_parts_still_out,
     ),
     "triage": Transition(
         "triage",
@@ -256,6 +275,21 @@ TRANSITIONS: dict[str, Transition] = {
         frozenset({CaseStatus.OPEN, CaseStatus.TRIAGE}),
         _desk,
         N_("Only the dispatch desk answers a case itself"),
+    ),
+    # 主办/协办: the desk asks another department to assist the holder with its own part; each
+    # assisting department replies for its part; the holder resolves once every part is in.
+    "add_assist": Transition(
+        "ask a department to assist with",
+        frozenset({CaseStatus.ASSIGNED, CaseStatus.ACCEPTED}),
+        _desk,
+        N_("Only the dispatch desk asks a department to assist with a case"),
+    ),
+    "assist_reply": Transition(
+        "reply for an assisting department's part of",
+        frozenset({CaseStatus.ASSIGNED, CaseStatus.ACCEPTED}),
+        lambda actor, case: _assist_of(actor, case) is not None,
+        N_("Only a department asked to assist with the case replies for its part"),
+        needed=lambda case: any(assist.replied_at is None for assist in case.assists),
     ),
     # 当即解答: a consultation answered from the knowledge base, in the call (by the system) or
     # by the desk, is closed at once (cases.knowledge_links). Offered as a button only once an
@@ -675,6 +709,53 @@ def route_at_seat(
     )
     assign_case(session, case=case, department_code=target.code, deadline_at=deadline_at)
     _copy_pressing_to_leadership(session, case=case)
+    return case
+
+
+def add_assist(
+    session: Session, *, case: Case, actor: Actor, department_code: str, task: str
+) -> CaseAssist:
+    """协办: the desk asks another department to assist the holder (主办) with its own part,
+    saying what; it is sent the case and sees it until the case is resolved."""
+    check_actor("add_assist", actor=actor, case=case)
+    check_status("add_assist", case=case)
+    department = _department(session, department_code)
+    if department.code in (case.department_code, DISPATCH_DESK, LEADERSHIP):
+        raise InvalidInputError(N_("Choose a department other than the one holding the case."))
+    if any(assist.department_code == department.code for assist in case.assists):
+        raise InvalidInputError(N_("That department is already assisting with this case."))
+    assist = CaseAssist(case=case, department_code=department.code, task=_text(task, "task"))
+    session.add(assist)
+    add_event(
+        session,
+        case=case,
+        kind="assist_asked",
+        actor=actor.name,
+        department=department.code,
+        task=assist.task,
+    )
+    outbox.push_case(session, case=case, department_code=department.code, topic="assist")
+    return assist
+
+
+def reply_for_assist(session: Session, *, case: Case, actor: Actor, reply: str) -> Case:
+    """An assisting department's reply for its part (协办答复); once every part is in, the
+    holder may resolve the case. Its part is replied once."""
+    check_actor("assist_reply", actor=actor, case=case)
+    check_status("assist_reply", case=case)
+    assist = _assist_of(actor, case)
+    assert assist is not None  # check_actor found it
+    if assist.replied_at is not None:
+        raise InvalidInputError(N_("Your department has replied for its part already."))
+    assist.reply, assist.replied_at = _text(reply, "reply"), utcnow()
+    add_event(
+        session,
+        case=case,
+        kind="assist_replied",
+        actor=actor.name,
+        department=assist.department_code,
+        reply=assist.reply,
+    )
     return case
 
 

@@ -369,6 +369,10 @@ class Case(Base):
         back_populates="case", order_by="Recording.id"
     )
     events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
+    # 协办: departments the desk asked to assist the holder (主办), each with its own part.
+    assists: Mapped[list[CaseAssist]] = relationship(
+        back_populates="case", order_by="CaseAssist.id"
+    )
     transcript: Mapped[Transcript | None] = relationship(back_populates="case")
 
 
@@ -431,6 +435,25 @@ class Transcript(Base):
 
     call: Mapped[Call] = relationship()
     case: Mapped[Case | None] = relationship(back_populates="transcript")
+
+
+class CaseAssist(Base):
+    """A department assisting with a case (协办) beside the one holding it (主办): it sees the
+    case, does its part and replies; the holder resolves the case once every part is in."""
+
+    __tablename__ = "case_assists"
+    __table_args__ = (UniqueConstraint("case_id", "department_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"), index=True)
+    # What the desk asked of it, and its reply once its part is done.
+    task: Mapped[str] = mapped_column(Text)
+    reply: Mapped[str | None] = mapped_column(Text)
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replied_at: Mapped[datetime | None]
+
+    case: Mapped[Case] = relationship(back_populates="assists")
 
 
 class CaseEvent(Base):

@@ -74,6 +74,16 @@ def _decide_extension(session: Session, case: Case, form: Any, who: Actor) -> No
     lifecycle.decide_extension(session, case=case, actor=who, approve=approve, note=form.note.data)
 
 
+def _add_assist(session: Session, case: Case, form: Any, who: Actor) -> None:
+    lifecycle.add_assist(
+        session, case=case, actor=who, department_code=form.department.data, task=form.task.data
+    )
+
+
+def _assist_reply(session: Session, case: Case, form: Any, who: Actor) -> None:
+    lifecycle.reply_for_assist(session, case=case, actor=who, reply=form.reply.data)
+
+
 def _resolve(session: Session, case: Case, form: Any, who: Actor) -> None:
     lifecycle.resolve(session, case=case, actor=who, reply=form.reply.data)
 
@@ -148,6 +158,10 @@ ACTIONS: dict[str, Action] = {
     "accept": Action(_accept, _l("You have accepted the case; you are first-responsible.")),
     "note": Action(_note, _l("Note added.")),
     "work_order": Action(_work_order, _l("Work order saved.")),
+    "add_assist": Action(
+        _add_assist, _l("The department is asked to assist and is sent the case.")
+    ),
+    "assist_reply": Action(_assist_reply, _l("Your department's part is replied.")),
     "request_extension": Action(
         _request_extension, _l("More time asked for; the dispatch desk will rule on it.")
     ),
@@ -231,6 +245,18 @@ def request_extension(number: str) -> Response | tuple[str, int]:
 def decide_extension(number: str) -> Response | tuple[str, int]:
     """Approve or refuse the department's request for more time."""
     return act(number, "decide_extension")
+
+
+@bp.post("/cases/<number>/assist")
+def add_assist(number: str) -> Response | tuple[str, int]:
+    """Ask another department to assist the holder with its own part (协办)."""
+    return act(number, "add_assist")
+
+
+@bp.post("/cases/<number>/assist-reply")
+def assist_reply(number: str) -> Response | tuple[str, int]:
+    """An assisting department's reply for its part."""
+    return act(number, "assist_reply")
 
 
 @bp.post("/cases/<number>/transfer")

@@ -88,6 +88,18 @@ def work_order_form(case: Case, **kwargs: Any) -> forms.WorkOrderForm:
     return forms.WorkOrderForm(**kwargs)
 
 
+def assist_form(directory: NamedDirectory, case: Case, **kwargs: Any) -> forms.AddAssistForm:
+    form = forms.AddAssistForm(**kwargs)
+    taken = {case.department_code, *(assist.department_code for assist in case.assists)}
+    form.department.choices = forms.choices(
+        [
+            ("", _("Choose a department")),
+            *[pair for pair in directory.handling_departments() if pair[0] not in taken],
+        ]
+    )
+    return form
+
+
 def ruling_form(directory: NamedDirectory, **kwargs: Any) -> forms.RulingForm:
     form = forms.RulingForm(**kwargs)
     # No default: a ruling names its department on purpose.
@@ -109,6 +121,8 @@ FORM_FACTORIES: dict[str, Callable[[NamedDirectory, Case], FormFactory]] = {
     "note": lambda d, c: forms.NoteForm,
     "work_order": lambda d, c: lambda **kw: work_order_form(c, **kw),
     "request_extension": lambda d, c: forms.RequestExtensionForm,
+    "add_assist": lambda d, c: lambda **kw: assist_form(d, c, **kw),
+    "assist_reply": lambda d, c: forms.AssistReplyForm,
     "decide_extension": lambda d, c: forms.DecideExtensionForm,
     "transfer": lambda d, c: lambda **kw: transfer_form(d, c, **kw),
     "send_back": lambda d, c: forms.SendBackForm,

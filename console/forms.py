@@ -200,6 +200,21 @@ class DecideExtensionForm(CaseActionForm):
     note = TextAreaField(_l("Note (optional)"), validators=[Optional(), FreeText(PROSE)])
 
 
+class AddAssistForm(CaseActionForm):
+    """协办: the department the desk asks to assist the holder, and with what."""
+
+    prefix_name = "assist"
+    department = SelectField(_l("Assisting department"), choices=[], validators=[DataRequired()])
+    task = _text_field(_l("What it is asked to do"))
+
+
+class AssistReplyForm(CaseActionForm):
+    """An assisting department's reply for its part."""
+
+    prefix_name = "assist-reply"
+    reply = _text_field(_l("Your department's reply for its part"))
+
+
 class TriageForm(CaseActionForm):
     """The desk classifies a case; an empty department means the category's own."""
 

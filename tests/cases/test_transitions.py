@@ -68,7 +68,7 @@ def case(status: CaseStatus, **values: object) -> Case:
         (
             ADMIN,
             CaseStatus.ASSIGNED,
-            {"note", "work_order", "transfer", "escalate", "supervise", "merge"},
+            {"note", "work_order", "transfer", "add_assist", "escalate", "supervise", "merge"},
         ),
         # An operator writes a case up from their seat's own form, never the case page.
         (OPERATOR, CaseStatus.ASSIGNED, set()),

@@ -65,6 +65,9 @@ FORM_DATA = {
     "accept-next": "",
     "note-text": "看一下",
     "work-order-text": "春秋路路灯不亮，请维修",
+    "assist-department": "housing",
+    "assist-task": "排查管网",
+    "assist-reply-reply": "已排查",
     "extension-working_days": "3",
     "extension-reason": "需协调停电",
     "extension-ruling-decision": "approve",
@@ -455,6 +458,10 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("console.note", "POST"): staff_only(*WORKERS),
     ("console.work_order", "POST"): staff_only(*DESK),
     ("console.request_extension", "POST"): staff_only(*HOLDER),
+    # 协办: the desk asks a department to assist; the scene asked the other department to
+    # assist with the case the own department holds, and only it replies for that part.
+    ("console.add_assist", "POST"): staff_only(*DESK),
+    ("console.assist_reply", "POST"): staff_only(OTHER_DEPARTMENT),
     ("console.decide_extension", "POST"): staff_only(*DESK),  # the scene asked for more time
     ("console.transfer", "POST"): staff_only(*WORKERS),
     ("console.send_back", "POST"): staff_only(*HOLDER),
@@ -563,6 +570,10 @@ class Scene:
             holder = Actor(name="matrix", role=Role.DEPARTMENT, department_code=OWN)
             if endpoint == "console.ruling":
                 lifecycle.send_back(session, case=case, actor=holder, reason="不归我们")
+            if endpoint == "console.assist_reply":
+                lifecycle.add_assist(
+                    session, case=case, actor=SYSTEM, department_code=OTHER, task="排查管网"
+                )
             if endpoint == "console.decide_extension":
                 assert case.deadline_at is not None
                 lifecycle.request_extension(

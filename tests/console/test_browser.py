@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -27,6 +28,8 @@ from tests.support.factories import make_case
 from tests.support.receivers import make_department
 from tests.support.staff import Account, store_recording
 
+# What a wait meets while a submitted form's page is replaced by the next.
+RELOADING = (StaleElementReferenceException, NoSuchElementException)
 # Far in the past, so these cases head the desk's queues, which are sorted by deadline.
 EARLY = datetime(2001, 1, 1, tzinfo=UTC)
 
@@ -358,3 +361,49 @@ def test_a_department_works_a_case_with_the_keyboard_alone(
     WebDriverWait(browser, 15).until(
         lambda driver: read_case(database, number).status == CaseStatus.RESOLVED
     )
+
+
+def test_a_co_handled_case_is_resolved_by_both_departments(
+    browser: WebDriver,
+    live_server: str,
+    database: Database,
+    make_account: Callable[..., Account],
+) -> None:
+    with database.session() as session, session.begin():
+        lead, helper = make_department(session), make_department(session)
+        number = make_case(session, department_code=lead).number
+
+    def as_user(role: str, code: str | None = None) -> None:
+        browser.delete_all_cookies()
+        sign_in(browser, live_server, make_account(role, code))
+        browser.get(f"{live_server}/console/cases/{number}")
+
+    as_user("dispatcher")
+    wait_for(browser, "assist-form")
+    Select(browser.find_element(By.ID, "assist-department")).select_by_value(helper)
+    browser.find_element(By.ID, "assist-task").send_keys("请排查地下管网是否渗漏")
+    browser.find_element(By.ID, "assist").click()
+    wait_for(browser, f"assist-{helper}")
+
+    as_user("department", helper)  # the assisting department does its part
+    wait_for(browser, "assist-reply-form")
+    browser.find_element(By.ID, "assist-reply-reply").send_keys("管网无渗漏，系楼内水管老化")
+    screenshot(browser, "assisting-department-reply")
+    browser.find_element(By.ID, "assist-reply").click()
+    WebDriverWait(browser, 15, ignored_exceptions=RELOADING).until(
+        lambda driver: "系楼内水管老化" in driver.find_element(By.ID, f"assist-{helper}").text
+    )
+
+    as_user("department", lead)  # the holder resolves, the part in hand
+    wait_for(browser, "accept")
+    browser.find_element(By.ID, "accept").click()
+    wait_for(browser, "resolve-reply")
+    browser.find_element(By.ID, "resolve-reply").send_keys("已更换楼内水管，供水恢复。")
+    browser.find_element(By.ID, "resolve").click()
+    WebDriverWait(browser, 15, ignored_exceptions=RELOADING).until(
+        lambda driver: driver.find_element(By.ID, "case-status").text == "已办结"
+    )
+    resolved = read_case(database, number)
+    assert resolved.status == CaseStatus.RESOLVED
+    kinds = [event.kind for event in resolved.events]
+    assert kinds.index("assist_replied") < kinds.index("resolved")

@@ -99,7 +99,8 @@ def stray_words(html: str) -> set[str]:
 @pytest.fixture
 def lived_case(database: Database, wiring: Wiring) -> str:
     """A case with a recording, a transcript, a routing, deliveries, a note, a request for
-    more time and a supervision notice: most of what a case page can show."""
+    more time, a supervision notice and an assisting department: most of what a case page
+    can show."""
     with database.session() as session, session.begin():
         case = make_case(session, department_code="water", category_code="water_supply")
         store_recording(session, case=case, recordings_dir=wiring.settings.recordings_dir)
@@ -115,6 +116,9 @@ def lived_case(database: Database, wiring: Wiring) -> str:
             reason="需更换管道",
         )
         lifecycle.supervise(session, case=case, actor=SYSTEM, instruction="请尽快办理")
+        lifecycle.add_assist(
+            session, case=case, actor=SYSTEM, department_code="housing", task="排查楼内管道"
+        )
         outbox.text_caller(session, case=case, message="accepted")
         return case.number
 
