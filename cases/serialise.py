@@ -54,6 +54,8 @@ def case_snapshot(case: Case) -> dict[str, Any]:
         "transcript": words,
         # 诉求内容, as the desk wrote it (None until it does; `transcript` is the caller's own).
         "work_order": case.work_order,
+        # 协办: departments asked to assist the holder (an assisting department lists the case).
+        "assisting_departments": [assist.department_code for assist in case.assists],
         "address": case.address,
         **_reporters(case),
     }

@@ -37,6 +37,7 @@ from console.presenters import (
     actor_label,
     deadline_rule_label,
     problem_text,
+    review_reason_text,
 )
 from console.seat_labels import LOCALE_LABELS
 from hotline.wiring import current_wiring
@@ -153,6 +154,12 @@ def when(value: datetime | None) -> str:
 def deadline_rule(value: str | None) -> str:
     """Routing's deadline rule ("5 working days") in the reader's language."""
     return deadline_rule_label(value)
+
+
+@bp.app_template_filter("review_reason")
+def review_reason_filter(reason: str | None) -> str:
+    """Why the desk should look at a case, said for people."""
+    return review_reason_text(reason)
 
 
 @bp.app_template_filter("problem")

@@ -347,6 +347,59 @@ class CaseRow:
     light: Light
 
 
+# Why a case went to the desk, as the domain and the jobs record it (in English, with the
+# technical detail, which the log keeps too), said for the people who act on it.
+REVIEW_REASONS: list[tuple[re.Pattern[str], Any]] = [
+    (
+        re.compile(r"^opened by the desk from a call"),
+        _l("Opened by the desk from a call that ended without a report"),
+    ),
+    (
+        re.compile(r"^no speech model"),
+        _l("No speech model for the caller's language is installed: listen to the recording"),
+    ),
+    (
+        re.compile(r"^unreadable audio"),
+        _l("The recording could not be read: listen to it or call the caller back"),
+    ),
+    (
+        re.compile(r"^transcription failed"),
+        _l("The recording could not be transcribed: listen to it"),
+    ),
+    (
+        re.compile(r"^recording \w+"),
+        _l("The recording could not be fetched: call the caller back"),
+    ),
+    (
+        re.compile(r"delivery to .* failed after"),
+        _l("A message about the case could not be delivered: see its deliveries"),
+    ),
+    (
+        re.compile(r"classifier", re.IGNORECASE),
+        _l("The classifier is not installed: classify the case by hand"),
+    ),
+]
+
+
+def review_reason_text(reason: str | None) -> str:
+    """Why the desk should look at the case, in the reader's language: each recorded reason
+    by its kind (a reason already written for people is kept as written)."""
+    shown: list[str] = []
+    for part in (part.strip() for part in (reason or "").split("; ")):
+        if not part:
+            continue
+        if not re.search(r"[A-Za-z]{3,}", part):
+            label = part
+        else:
+            label = next(
+                (str(text) for pattern, text in REVIEW_REASONS if pattern.search(part)),
+                str(_("Look at this case: the details are in the log")),
+            )
+        if label not in shown:
+            shown.append(label)
+    return "；".join(shown)
+
+
 def problem_text(case: Case) -> str:
     """What the case is about, as staff read it first: the desk's work order (诉求内容), else
     the caller's own words (what they wrote, or the transcript of the call)."""
@@ -481,6 +534,8 @@ def _shown(event: CaseEvent, key: str, value: Any, directory: NamedDirectory) ->
         return str(URGENCY_LABELS.get(value, value))
     if key == "confidence" and isinstance(value, int | float):
         return f"{value:.0%}"
+    if event.kind == "flagged_for_review" and key == "reason" and isinstance(value, str):
+        return review_reason_text(value)
     if key in TIME_KEYS and isinstance(value, str):
         return str(format_datetime(datetime.fromisoformat(value), "yyyy-MM-dd HH:mm"))
     if event.kind == "check_skipped" and key in ("checks", "reason"):

@@ -568,7 +568,11 @@ def test_the_list_is_the_departments_by_deadline_filtered_and_paged(
     assert listing["total"] >= 3
     numbers = [case["number"] for case in listing["cases"]]
     assert [n for n in numbers if n in (late, soon, middle)] == [soon, middle, late]
-    assert all("water" in (c["department"], c["responsible_department"]) for c in listing["cases"])
+    # Its own, those it stays first-responsible for, and those it assists with (协办).
+    assert all(
+        "water" in (c["department"], c["responsible_department"], *c["assisting_departments"])
+        for c in listing["cases"]
+    )
     deadlines = [c["deadline_at"] for c in listing["cases"]]
     known = [datetime.fromisoformat(d) for d in deadlines if d is not None]
     assert known == sorted(known)

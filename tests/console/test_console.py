@@ -477,7 +477,7 @@ def test_the_timeline_names_who_wrote_each_entry_in_chinese(
             add_event(session, case=case, kind="note", actor=author, text="…")
         number = case.number
     page = signed_in("dispatcher").get(f"/console/cases/{number}").get_data(as_text=True)
-    authors = re.findall(r'<span class="actor">(.*?)</span>', page)
+    authors = re.findall(r'<span class="actor"[^>]*>(.*?)</span>', page)  # a name: translate=no
 
     for shown in ("系统", "语音导航", "来电人", "Open311 接口（fixmystreet）", "desk_wang"):
         assert shown in authors
