@@ -437,6 +437,21 @@ class Transcript(Base):
     case: Mapped[Case | None] = relationship(back_populates="transcript")
 
 
+class AdminEvent(Base):
+    """One change an administrator made to the hotline's set-up, for the audit log: a
+    department's channels or API key, a staff account, a time limit, a reset link."""
+
+    __tablename__ = "admin_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    # What was changed: a department's or category's code, a staff member's username.
+    target: Mapped[str] = mapped_column(String(120))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class CaseAssist(Base):
     """A department assisting with a case (协办) beside the one holding it (主办): it sees the
     case, does its part and replies; the holder resolves the case once every part is in."""
@@ -487,6 +502,10 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     locale: Mapped[str] = mapped_column(String(10), default="zh-CN")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A password-reset link an administrator issued: the hash of its one-time token, and when
+    # it stops working (`cases.staff.issue_reset_token`).
+    reset_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    reset_expires_at: Mapped[datetime | None]
 
     department: Mapped[Department | None] = relationship()
 

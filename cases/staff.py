@@ -29,6 +29,8 @@ _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("not-a-real-password")
 # However the session is used, it ends this long after signing in (ASVS 3.3).
 SESSION_MAX_AGE = timedelta(hours=12)
+# How long a password-reset link works: a working day to pass it on and use it.
+RESET_LINK_AGE = timedelta(hours=24)
 # Wrong passwords from one address over all accounts, per hour, before that address pauses:
 # far above what an office of people mistyping behind one NAT address produces.
 SIGN_IN_ADDRESS_CEILING = 100
@@ -102,6 +104,37 @@ def set_password(session: Session, *, user: User, password: str) -> None:
         raise InvalidInputError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
     user.password_hash = hash_password(password)
     end_all_sessions(session, user_id=user.id)
+
+
+def issue_reset_token(session: Session, *, user: User, now: datetime) -> str:
+    """A one-time password-reset token for an administrator to pass on (only its hash is
+    kept). It works until RESET_LINK_AGE passes or it is used, and replaces any earlier one."""
+    token = secrets.token_urlsafe(32)
+    user.reset_token_hash, user.reset_expires_at = _token_hash(token), now + RESET_LINK_AGE
+    return token
+
+
+def user_for_reset_token(session: Session, *, token: str, now: datetime) -> User | None:
+    """The active account a reset token opens, if it is still good."""
+    user = session.scalars(
+        select(User).where(User.reset_token_hash == _token_hash(token), User.active)
+    ).one_or_none()
+    if user is None or user.reset_expires_at is None or user.reset_expires_at <= now:
+        return None
+    return user
+
+
+def reset_password(session: Session, *, token: str, password: str, now: datetime) -> User | None:
+    """Set a new password through a reset link: the link is used up, the sign-in pauses on the
+    account are lifted, and every session signed in before ends. None if the link is not good
+    (used, expired, replaced, or never issued); InvalidInputError for a password too short."""
+    user = user_for_reset_token(session, token=token, now=now)
+    if user is None:
+        return None
+    set_password(session, user=user, password=password)
+    user.reset_token_hash = user.reset_expires_at = None
+    unlock(session, user=user)
+    return user
 
 
 def set_active(session: Session, *, actor: Actor, user: User, active: bool) -> None:

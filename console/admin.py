@@ -13,15 +13,22 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
-from cases import staff
+from cases import audit, staff
 from cases.access import Actor, require
 from cases.errors import InvalidInputError
 from cases.models import Category, Department, Role, User, utcnow
 from console import forms
 from console.auth import no_store, sign_in_policy
-from console.blueprint import actor, bp, error_page, refusal_text
+from console.blueprint import PAGE_SIZE, actor, bp, error_page, page_argument, refusal_text
 from console.case_page import directory_now
-from console.presenters import ROLE_LABELS, NamedDirectory
+from console.presenters import (
+    AUDIT_ACCOUNT_ACTIONS,
+    AUDIT_LABELS,
+    ROLE_LABELS,
+    NamedDirectory,
+    audit_details,
+    audit_target,
+)
 from hotline.web import session_locale
 from hotline.wiring import db
 
@@ -99,6 +106,7 @@ def admin_department_channels(code: str) -> Response | tuple[str, int]:
                 sms_number=(form.sms_number.data or "").strip(),
             )
             channels = sorted(str(channel) for channel in department.channels())
+            audit.record(session, actor=who.name, action="channels", target=code, channels=channels)
     except InvalidInputError as error:
         session = db()
         with session.begin():
@@ -126,6 +134,7 @@ def admin_department_api_key(code: str) -> Response | tuple[str, int]:
         if department is None:
             raise NotFound()
         key = staff.issue_api_key(session, code=code)
+        audit.record(session, actor=who.name, action="api_key", target=code)
         name = department.name(session_locale())
     log.info("API key issued", extra={"department": code, "username": who.name})
     response = current_app.make_response(
@@ -195,6 +204,14 @@ def admin_add_user() -> Response | tuple[str, int]:
                 department_code=form.department.data or None,
             )
             username = user.username
+            audit.record(
+                session,
+                actor=who.name,
+                action="user_added",
+                target=username,
+                role=str(user.role),
+                department=user.department_code,
+            )
     except InvalidInputError as error:
         session = db()
         with session.begin():
@@ -220,6 +237,8 @@ def _set_active(user_id: int, active: bool) -> Response | tuple[str, int]:
                 raise NotFound()
             staff.set_active(session, actor=who, user=user, active=active)
             username = user.username
+            action = "user_activated" if active else "user_deactivated"
+            audit.record(session, actor=who.name, action=action, target=username)
     except InvalidInputError as error:
         with session.begin():
             return _staff_page(session, error=refusal_text(error), status=400)
@@ -258,12 +277,67 @@ def admin_unlock_user(user_id: int) -> Response | tuple[str, int]:
             raise NotFound()
         forgotten = staff.unlock(session, user=user)
         username = user.username
+        audit.record(
+            session, actor=who.name, action="user_unlocked", target=username, failures=forgotten
+        )
     log.info(
         "staff account unlocked",
         extra={"account": username, "failures": forgotten, "username": who.name},
     )
     flash(_("Account %(username)s unlocked: it can sign in again.", username=username), "success")
     return redirect(url_for(".admin_staff"))
+
+
+@bp.post("/admin/staff/<row_id:user_id>/reset-link")
+def admin_reset_link(user_id: int) -> Response | tuple[str, int]:
+    """Make a one-time link that lets the account's owner set a new password, and show it
+    once, to pass on by a channel the administrator trusts; an earlier link stops working."""
+    who = _require_admin()
+    form = forms.UserActiveForm()
+    if not form.validate_on_submit():
+        return error_page(_("The form could not be read; try again."), 400)
+    session = db()
+    with session.begin():
+        user = session.get(User, user_id)
+        if user is None or not user.active:
+            raise NotFound()
+        now = utcnow()
+        token = staff.issue_reset_token(session, user=user, now=now)
+        audit.record(session, actor=who.name, action="reset_link", target=user.username)
+        username, expires_at = user.username, user.reset_expires_at
+    log.info("password reset link issued", extra={"account": username, "username": who.name})
+    link = url_for("auth.reset_password", token=token, _external=True)
+    response = current_app.make_response(
+        render_template(
+            "console/reset_link.html", username=username, link=link, expires_at=expires_at
+        )
+    )
+    return no_store(response)
+
+
+@bp.get("/admin/audit")
+def admin_audit() -> str:
+    """The audit log: every change administrators made to the set-up, the latest first."""
+    _require_admin()
+    page = page_argument()
+    session = db()
+    with session.begin():
+        rows = list(
+            session.scalars(
+                audit.newest_first().limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)
+            )
+        )
+        return render_template(
+            "console/admin_audit.html",
+            audit_labels=AUDIT_LABELS,
+            audit_account_actions=AUDIT_ACCOUNT_ACTIONS,
+            audit_target=audit_target,
+            audit_details=audit_details,
+            events=rows[:PAGE_SIZE],
+            more=len(rows) > PAGE_SIZE,
+            page=page,
+            directory=directory_now(session),
+        )
 
 
 @bp.post("/admin/staff/<row_id:user_id>/activate")
@@ -326,9 +400,20 @@ def admin_set_time_limit(code: str) -> Response | tuple[str, int]:
         if not form.validate_on_submit():
             return _time_limits_page(session, posted=(code, form), status=400)
         before = _limit_text(category.time_limit_hours, category.time_limit_working_days)
+        before_hours, before_days = category.time_limit_hours, category.time_limit_working_days
         category.time_limit_hours = form.hours.data
         category.time_limit_working_days = form.working_days.data
         after = _limit_text(category.time_limit_hours, category.time_limit_working_days)
+        audit.record(
+            session,
+            actor=who.name,
+            action="time_limit",
+            target=code,
+            before_hours=before_hours,
+            before_working_days=before_days,
+            hours=category.time_limit_hours,
+            working_days=category.time_limit_working_days,
+        )
     # The record of who changed which limit, from what to what.
     log.info(
         "time limit changed",

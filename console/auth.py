@@ -33,7 +33,7 @@ from cases import seats, staff, throttles
 from cases.access import Actor
 from cases.locales import DEFAULT_LOCALE
 from cases.models import Role, User, utcnow
-from console.forms import LocaleForm, LoginForm, LogoutForm
+from console.forms import LocaleForm, LoginForm, LogoutForm, ResetPasswordForm
 from hotline.web import LOCALE_SESSION_KEY, WEB_LOCALES, session_locale
 from hotline.wiring import current_wiring, db
 
@@ -238,6 +238,41 @@ def logout() -> BaseResponse | tuple[str, int]:
     if locale in WEB_LOCALES:
         session[LOCALE_SESSION_KEY] = locale
     flash(_("You have signed out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str) -> BaseResponse | tuple[str, int]:
+    """Set a new password through an administrator's one-time link (signed in or not). A link
+    used, expired or replaced opens nothing, and says so."""
+    gone = _(
+        "This link no longer works: it was used, it expired, or a newer one replaced it. "
+        "Ask an administrator for a new one."
+    )
+    form = ResetPasswordForm()
+    db_session = db()
+    with db_session.begin():
+        # Tokens are URL-safe base64: anything else is not one, and is not looked up.
+        user = (
+            staff.user_for_reset_token(db_session, token=token, now=utcnow())
+            if token.isascii() and len(token) <= 100
+            else None
+        )
+        if user is None:
+            return render_template("console/error.html", message=gone, code=404), 404
+        username = user.username
+        if not form.validate_on_submit():
+            status = 400 if form.is_submitted() else 200
+            page = render_template("console/reset_password.html", form=form, username=username)
+            return no_store(current_app.make_response((page, status)))
+        staff.reset_password(
+            db_session, token=token, password=form.password.data or "", now=utcnow()
+        )
+    log.info("password reset through a link", extra={"username": username})
+    if current_user.is_authenticated:
+        logout_user()
+        session.clear()
+    flash(_("Your password is set: sign in with it."), "success")
     return redirect(url_for("auth.login"))
 
 

@@ -24,6 +24,7 @@ from wtforms import (
 )
 from wtforms.validators import (
     DataRequired,
+    EqualTo,
     Length,
     NumberRange,
     Optional,
@@ -347,6 +348,19 @@ class AddUserForm(FlaskForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("prefix", "user")
         super().__init__(*args, **kwargs)
+
+
+class ResetPasswordForm(FlaskForm):
+    """A new password, through an administrator's one-time link."""
+
+    password = PasswordField(
+        _l("New password"),
+        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)],
+    )
+    confirm = PasswordField(
+        _l("The new password again"),
+        validators=[DataRequired(), EqualTo("password", message=_l("The two passwords differ."))],
+    )
 
 
 class UserActiveForm(FlaskForm):

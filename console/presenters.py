@@ -21,6 +21,7 @@ from cases.clock import display_light
 from cases.models import (
     ACTIVE_STATUSES,
     LOGGED_RECEIPT,
+    AdminEvent,
     Case,
     CaseEvent,
     CaseStatus,
@@ -573,3 +574,56 @@ def event_details(event: CaseEvent, directory: NamedDirectory) -> list[EventDeta
 def shows_full_number(who: Actor) -> bool:
     """Dispatchers and admins may call the citizen back; everyone else sees a masked number."""
     return who.role in (Role.DISPATCHER, Role.ADMIN)
+
+
+# The administrators' audit log (cases.audit), by action.
+AUDIT_LABELS = {
+    "channels": _l("Department channels set"),
+    "api_key": _l("Department API key issued"),
+    "user_added": _l("Account added"),
+    "user_activated": _l("Account reactivated"),
+    "user_deactivated": _l("Account deactivated"),
+    "user_unlocked": _l("Account unlocked"),
+    "reset_link": _l("Password reset link issued"),
+    "time_limit": _l("Time limit changed"),
+}
+# Audit actions whose target is a staff account (a username, shown as a name).
+AUDIT_ACCOUNT_ACTIONS = {"user_added", "user_activated", "user_deactivated", "user_unlocked"}
+AUDIT_ACCOUNT_ACTIONS |= {"reset_link"}
+
+
+def audit_target(event: AdminEvent, directory: NamedDirectory) -> str:
+    """What an audited change was made to, named (a username is returned as it is)."""
+    if event.action in ("channels", "api_key"):
+        return directory.department_name(event.target)
+    if event.action == "time_limit":
+        return directory.category_name(event.target)
+    return event.target
+
+
+def _limit(hours: Any, working_days: Any) -> str:
+    if hours is not None:
+        return str(ngettext("%(num)s hour", "%(num)s hours", int(hours)))
+    if working_days is not None:
+        return str(ngettext("%(num)s working day", "%(num)s working days", int(working_days)))
+    return "—"
+
+
+def audit_details(event: AdminEvent, directory: NamedDirectory) -> str:
+    """What an audited change did, in the reader's language."""
+    data = event.data or {}
+    if event.action == "channels":
+        channels = [str(CHANNEL_LABELS.get(c, c)) for c in data.get("channels") or []]
+        return "、".join(channels) or str(_("no channel: the console inbox only"))
+    if event.action == "user_added":
+        role_code = str(data.get("role") or "")
+        role = str(ROLE_LABELS[Role(role_code)]) if role_code in set(Role) else role_code
+        department = data.get("department")
+        return f"{role} · {directory.department_name(department)}" if department else role
+    if event.action == "user_unlocked":
+        return str(_("%(count)s failed sign-ins forgotten", count=data.get("failures") or 0))
+    if event.action == "time_limit":
+        before = _limit(data.get("before_hours"), data.get("before_working_days"))
+        after = _limit(data.get("hours"), data.get("working_days"))
+        return str(_("from %(before)s to %(after)s", before=before, after=after))
+    return ""

@@ -158,6 +158,8 @@ def url_for_rule(rule: Rule, case: OtherCase) -> str:
             values[argument] = "hotline-service"  # the hotline office's, not the intruder's
         elif argument == "task_id":
             values[argument] = 0  # no such callback
+        elif argument == "token":
+            values[argument] = "no-such-token"  # a reset link that was never issued
         elif argument == "kind":
             values[argument] = "csv"  # a search's export
         else:
@@ -437,6 +439,9 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     # Signing in and out, and the language, work for anyone.
     ("auth.login", "GET"): everyone(DONE),
     ("auth.login", "POST"): everyone(DONE),
+    # A reset link's page opens for anyone holding a good token; this one is no token at all.
+    ("auth.reset_password", "GET"): everyone(404),
+    ("auth.reset_password", "POST"): everyone(404),
     ("auth.set_locale", "POST"): everyone(302),
     ("auth.logout", "POST"): everyone(302),
     ("console.static", "GET"): everyone(200),
@@ -514,6 +519,8 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("console.admin_activate_user", "POST"): staff_only(ADMIN),
     ("console.admin_deactivate_user", "POST"): staff_only(ADMIN),
     ("console.admin_unlock_user", "POST"): staff_only(ADMIN),
+    ("console.admin_reset_link", "POST"): staff_only(ADMIN),
+    ("console.admin_audit", "GET"): staff_only(ADMIN),
     ("console.admin_time_limits", "GET"): staff_only(ADMIN),
     ("console.admin_set_time_limit", "POST"): staff_only(ADMIN),
 }

@@ -141,6 +141,7 @@ def pages_for(role: str, number: str, article: str) -> list[str]:
             "/console/admin/departments",
             "/console/admin/staff",
             "/console/admin/time-limits",
+            "/console/admin/audit",
         ],
         "supervisor": ["/console/seats", "/console/service-level"],
         "department": [],
