@@ -23,6 +23,9 @@ from sqlalchemy.orm import Session
 from cases.models import Attachment, Case
 
 PHOTO = "photo"
+# A file a department sends with its reply (答复附件): a photo of the work done, or a document.
+REPLY = "reply"
+PDF = "application/pdf"
 # The formats every browser shows and every phone makes, by their first bytes.
 PHOTO_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 PENDING_FOLDER = "pending"
@@ -68,6 +71,16 @@ def check_photo(data: bytes, *, max_bytes: int) -> CheckedPhoto:
     return CheckedPhoto(data=data, content_type=content_type)
 
 
+def check_reply_file(data: bytes, *, max_bytes: int) -> CheckedPhoto:
+    """A file a department may attach to its reply: a photo (as `check_photo`) or a PDF
+    document, by its bytes; PhotoRejectedError saying why not."""
+    if data.startswith(b"%PDF-"):
+        if len(data) > max_bytes:
+            raise PhotoRejectedError("too_big")
+        return CheckedPhoto(data=data, content_type=PDF)
+    return check_photo(data, max_bytes=max_bytes)
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Write a file so that readers see all of it or none of it: recordings and photos alike.
 
@@ -88,17 +101,24 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 def store_photo(
-    session: Session, *, case: Case, photo: CheckedPhoto, media_dir: Path, now: datetime
+    session: Session,
+    *,
+    case: Case,
+    photo: CheckedPhoto,
+    media_dir: Path,
+    now: datetime,
+    kind: str = PHOTO,
 ) -> Attachment:
-    """Write the photo under the media folder and add its row to the case (flushed, not
-    committed). The file is written first: a row never points at nothing."""
+    """Write the photo (or a reply's document) under the media folder and add its row to the
+    case (flushed, not committed). The file is written first: a row never points at nothing."""
     sha256 = hashlib.sha256(photo.data).hexdigest()
-    extension = PHOTO_EXTENSIONS[photo.content_type]
-    relative = f"photos/{now:%Y/%m}/{case.number}-{sha256[:16]}{extension}"
+    extension = {**PHOTO_EXTENSIONS, PDF: ".pdf"}[photo.content_type]
+    folder = "photos" if kind == PHOTO else "replies"
+    relative = f"{folder}/{now:%Y/%m}/{case.number}-{sha256[:16]}{extension}"
     write_atomically(media_dir / relative, photo.data)
     attachment = Attachment(
         case_id=case.id,
-        kind=PHOTO,
+        kind=kind,
         content_type=photo.content_type,
         size=len(photo.data),
         sha256=sha256,

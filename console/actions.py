@@ -14,9 +14,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from cases import knowledge_links, lifecycle, merging
+from cases import attachments, knowledge_links, lifecycle, merging
 from cases.access import Actor, get_visible_case
-from cases.errors import InvalidInputError, InvalidTransitionError
+from cases.errors import N_, InvalidInputError, InvalidTransitionError
 from cases.models import Case, utcnow
 from console.auth import safe_next
 from console.blueprint import actor, bp, refusal_text
@@ -84,8 +84,34 @@ def _assist_reply(session: Session, case: Case, form: Any, who: Actor) -> None:
     lifecycle.reply_for_assist(session, case=case, actor=who, reply=form.reply.data)
 
 
+# Why a reply's attachment was refused, in the staff member's language (cases.errors.N_: the
+# refusal is translated where it is shown).
+REPLY_FILE_REFUSALS = {
+    "empty": N_("The attached file is empty."),
+    "too_big": N_("The attached file is too large."),
+    "type": N_("Attach a photo (JPEG, PNG, WebP) or a PDF document."),
+}
+
+
 def _resolve(session: Session, case: Case, form: Any, who: Actor) -> None:
     lifecycle.resolve(session, case=case, actor=who, reply=form.reply.data)
+    upload = form.attachment.data
+    data = upload.read() if upload else b""
+    if data:
+        settings = current_wiring().settings
+        try:
+            checked = attachments.check_reply_file(data, max_bytes=settings.photo_max_bytes)
+        except attachments.PhotoRejectedError as error:
+            # Raised inside the action's transaction: the case is not resolved either.
+            raise InvalidInputError(REPLY_FILE_REFUSALS[error.reason]) from error
+        attachments.store_photo(
+            session,
+            case=case,
+            photo=checked,
+            media_dir=settings.media_dir,
+            now=utcnow(),
+            kind=attachments.REPLY,
+        )
 
 
 def _triage(session: Session, case: Case, form: Any, who: Actor) -> None:

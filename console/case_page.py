@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import lifecycle
+from cases.attachments import REPLY
 from cases.clock import display_light
 from cases.models import (
     WRITTEN_INTAKES,
@@ -165,7 +166,8 @@ def co_reporters(case: Case, *, full_number: bool) -> list[CoReporter]:
 
 
 def attachments_of(session: Session, case: Case) -> list[Attachment]:
-    """The files the reporter sent with the report (photos), in the order they came."""
+    """The case's files, in the order they came: the reporter's photos, and what departments
+    attached to their replies (kind REPLY)."""
     return list(
         session.scalars(
             select(Attachment).where(Attachment.case_id == case.id).order_by(Attachment.id)
@@ -191,6 +193,7 @@ def render_case(
     if posted is not None:
         action_forms[posted[0]] = posted[1]
     full_number = shows_full_number(who)
+    files = attachments_of(session, case)
     caller_number = case.caller_number if full_number else mask_number(case.caller_number)
     deliveries = [
         {
@@ -228,7 +231,8 @@ def render_case(
         caller_cases_shown=CALLER_CASES_SHOWN,
         # A link that searches by the number would show it whole in the address bar.
         caller_search_phone=case.caller_number if full_number else None,
-        attachments=attachments_of(session, case),
+        attachments=[a for a in files if a.kind != REPLY],
+        reply_files=[a for a in files if a.kind == REPLY],
         forms=action_forms,
         error=error,
         failed_action=posted[0] if posted and error else None,

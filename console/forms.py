@@ -14,6 +14,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
     Field,
+    FileField,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -163,6 +164,8 @@ class ResolveForm(CaseActionForm):
 
     prefix_name = "resolve"
     reply = _text_field(_l("Reply to the caller"))
+    # 答复附件: a photo of the work done, or a document; checked by its bytes when stored.
+    attachment = FileField(_l("Attach a photo or a PDF (optional)"))
 
 
 class WorkOrderForm(CaseActionForm):

@@ -355,7 +355,10 @@ def test_a_department_works_a_case_with_the_keyboard_alone(
 
     tab_to(browser, lambda element: element.get_attribute("id") == "resolve-reply")
     ActionChains(browser).send_keys("已修复，请留意。").perform()
-    ActionChains(browser).send_keys(Keys.TAB).perform()  # to the button under the reply
+    # Past the optional attachment, to the button under the reply.
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element.get_attribute("id") == "resolve-attachment"
+    ActionChains(browser).send_keys(Keys.TAB).perform()
     assert browser.switch_to.active_element.get_attribute("id") == "resolve"
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     WebDriverWait(browser, 15).until(

@@ -72,7 +72,7 @@ class Console:
         assert found, "no CSRF token on the page"
         return found.group(1)
 
-    def post(self, url: str, data: dict[str, str] | None = None, **kwargs: Any) -> TestResponse:
+    def post(self, url: str, data: dict[str, Any] | None = None, **kwargs: Any) -> TestResponse:
         """POST a form with a valid CSRF token."""
         return self.client.post(url, data={"csrf_token": self.token(), **(data or {})}, **kwargs)
 
