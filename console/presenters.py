@@ -233,6 +233,10 @@ DETAIL_LABELS = {
     "duration_seconds": _l("Seconds"),
     "locale": _l("Language"),
     "error": _l("Error"),
+    "recipient": _l("Recipient"),
+    "channel": _l("Channel"),
+    "topic": _l("Why"),
+    "attempts": _l("Attempts"),
     "note": _l("Note"),
     "article": _l("Article"),
     "revision": _l("Revision"),
@@ -266,6 +270,11 @@ DEPARTMENT_KEYS = {
 TIME_KEYS = {"until", "previous_deadline"}
 # Event data that is bulky or only for machines; the classification section shows routing.
 HIDDEN_DETAILS = {
+    # A delivery's bookkeeping (its id, the provider's receipt) and a failure's raw error,
+    # which the log keeps: the deliveries table says what happened in words.
+    "delivery_id",
+    "receipt",
+    "error",
     "explanation",
     "model_version",
     "call_sid",
@@ -535,6 +544,13 @@ def _shown(event: CaseEvent, key: str, value: Any, directory: NamedDirectory) ->
         return str(URGENCY_LABELS.get(value, value))
     if key == "confidence" and isinstance(value, int | float):
         return f"{value:.0%}"
+    if key == "channel" and isinstance(value, str) and value in set(Channel):
+        return str(CHANNEL_LABELS[Channel(value)])
+    if key == "recipient" and isinstance(value, str):
+        return str(_("caller")) if value == "caller" else directory.department_name(value)
+    if key == "topic" and isinstance(value, str):
+        topic = re.sub(r"-\d+$", "", value)
+        return str(TOPIC_LABELS.get(topic, topic))
     if event.kind == "flagged_for_review" and key == "reason" and isinstance(value, str):
         return review_reason_text(value)
     if key in TIME_KEYS and isinstance(value, str):

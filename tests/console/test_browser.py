@@ -90,7 +90,9 @@ def test_department_staff_sign_in_accept_and_resolve_a_case(
     screenshot(browser, "department-3-reply")
     browser.find_element(By.ID, "resolve").click()
     # The resolve form is gone once the case is resolved and the page reloaded.
-    WebDriverWait(browser, 15).until(lambda driver: not driver.find_elements(By.ID, "resolve"))
+    WebDriverWait(browser, 15, ignored_exceptions=RELOADING).until(
+        lambda driver: not driver.find_elements(By.ID, "resolve")
+    )
     screenshot(browser, "department-4-resolved")
 
     case = read_case(database, number)
@@ -138,7 +140,7 @@ def test_a_dispatcher_triages_a_case_and_rules_on_a_send_back(
     Select(browser.find_element(By.ID, f"triage-{unsure}-department")).select_by_value("urban_mgmt")
     Select(browser.find_element(By.ID, f"triage-{unsure}-urgency")).select_by_value("normal")
     browser.find_element(By.ID, f"triage-{unsure}").click()
-    WebDriverWait(browser, 15).until(
+    WebDriverWait(browser, 15, ignored_exceptions=RELOADING).until(
         lambda driver: not driver.find_elements(By.ID, f"triage-{unsure}")
     )
     screenshot(browser, "dispatcher-2-triaged")
@@ -160,7 +162,7 @@ def test_a_dispatcher_triages_a_case_and_rules_on_a_send_back(
         "小区内部供水管道属物业维修范围，由住建局督促物业处理"
     )
     browser.find_element(By.ID, f"ruling-{returned_number}").click()
-    WebDriverWait(browser, 15).until(
+    WebDriverWait(browser, 15, ignored_exceptions=RELOADING).until(
         lambda driver: not driver.find_elements(By.ID, f"ruling-{returned_number}")
     )
     screenshot(browser, "dispatcher-4-ruled")
@@ -226,7 +228,7 @@ def test_the_desk_writes_the_work_order_while_listening_to_the_call(
     ActionChains(browser).move_to_element_with_offset(
         player, -player.size["width"] // 2 + 20, 0
     ).click().perform()
-    WebDriverWait(browser, 15).until(
+    WebDriverWait(browser, 15, ignored_exceptions=RELOADING).until(
         lambda driver: driver.execute_script("return arguments[0].currentTime > 0", player)
     )
     text = browser.find_element(By.ID, "work-order-text")
@@ -273,7 +275,7 @@ def test_the_desk_answers_a_consultation_from_the_knowledge_base_and_closes_it(
     screenshot(browser, "desk-consultation-answer")
     browser.find_element(By.ID, "answer-at-once").click()
 
-    WebDriverWait(browser, 15).until(
+    WebDriverWait(browser, 15, ignored_exceptions=RELOADING).until(
         lambda driver: driver.find_element(By.ID, "case-status").text == "已结案"
     )
     closed = read_case(database, number)
@@ -316,7 +318,7 @@ def test_a_department_asks_for_more_time_and_the_desk_approves_it(
     Select(browser.find_element(By.ID, "extension-ruling-decision")).select_by_value("approve")
     screenshot(browser, "desk-extension-ruling")
     browser.find_element(By.ID, "extension-ruling").click()
-    WebDriverWait(browser, 15).until(
+    WebDriverWait(browser, 15, ignored_exceptions=RELOADING).until(
         lambda driver: not driver.find_elements(By.ID, "case-extension")
     )
     approved = read_case(database, number)
@@ -361,7 +363,7 @@ def test_a_department_works_a_case_with_the_keyboard_alone(
     ActionChains(browser).send_keys(Keys.TAB).perform()
     assert browser.switch_to.active_element.get_attribute("id") == "resolve"
     ActionChains(browser).send_keys(Keys.ENTER).perform()
-    WebDriverWait(browser, 15).until(
+    WebDriverWait(browser, 15, ignored_exceptions=RELOADING).until(
         lambda driver: read_case(database, number).status == CaseStatus.RESOLVED
     )
 

@@ -176,7 +176,10 @@ def test_deliveries_are_shown_on_the_case_with_their_state(
     )
     assert f'id="delivery-{delivery.id}"' in html
     assert "duty@transport.example" in html
-    assert "SMTP 451 try again later" in html
+    # The provider's raw words are for the log (issue 17: no developer text on a page); the
+    # department reads that the last try failed.
+    assert "SMTP 451 try again later" not in html
+    assert "最近一次发送失败，原因见系统日志" in html
     assert 'class="delivery delivery-pending"' in html
 
 

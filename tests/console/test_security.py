@@ -28,7 +28,10 @@ from werkzeug.test import TestResponse
 
 from cases import staff
 from cases.models import (
+    AdminEvent,
+    Attachment,
     Case,
+    CaseAssist,
     CaseEvent,
     Category,
     Delivery,
@@ -234,6 +237,13 @@ def written(database: Database, *, number: str, user_id: int) -> tuple[Any, ...]
             count(StaffSession.id),
             count(ThrottleFailure.id),
             count(KnowledgeRevision.id),
+            case.work_order,
+            case.extension_until,
+            count(CaseAssist.id),
+            count(Attachment.id),
+            user.password_hash,
+            user.reset_token_hash,
+            count(AdminEvent.id),
         )
 
 
@@ -250,6 +260,8 @@ def test_every_form_refuses_a_post_without_a_valid_token_and_writes_nothing(
     values = {"number": number, "user_id": target.id, "code": "water", "call_id": 1}
     values["article_id"] = "hotline-service"
     values["task_id"] = 1
+    values["token"] = "no-such-token"  # a password-reset link's
+    values["kind"] = "csv"
     before = written(database, number=number, user_id=target.id)
     checked = []
 

@@ -18,7 +18,7 @@ from tests.support.staff import Console
 def load(database: Database, number: str) -> Case:
     with database.session() as session:
         case = session.scalars(select(Case).where(Case.number == number)).one()
-        _ = case.events, case.transcript, case.merged_into
+        _ = case.events, case.transcript, case.merged_into, case.assists
         return case
 
 
