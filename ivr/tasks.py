@@ -303,13 +303,15 @@ def requeue_stalled_fetches(wiring: Wiring) -> int:
     stalled_before = now - timedelta(seconds=settings.jobs_stalled_seconds)
     with wiring.database.session() as session, session.begin():
         stalled = session.scalars(
-            select(Recording.id).where(
+            select(Recording.id)
+            .where(
                 Recording.status == RecordingStatus.PENDING,
                 or_(
                     (Recording.last_attempt_at.is_(None)) & (Recording.created_at < lost_before),
                     Recording.last_attempt_at < stalled_before,
                 ),
             )
+            .with_for_update(skip_locked=True)
         ).all()
         complete = select(models.Transcript.id).where(
             models.Transcript.call_id == Recording.call_id, models.Transcript.complete
@@ -323,6 +325,13 @@ def requeue_stalled_fetches(wiring: Wiring) -> int:
                 ~Case.needs_review,
                 ~complete.exists(),
             )
+            # A case whose row another transaction holds is being worked on, not lost: its
+            # job would only wait on the lock. CI's PostgreSQL run showed how that ends: a
+            # transaction left open on a case held its row, the sweep queued the case's
+            # transcription every 2 s, and both of a transcriber's threads waited on the row
+            # for good while the calls behind them were never transcribed (the threads' stacks,
+            # dumped on SIGUSR1 by tests/faults, were blocked in that UPDATE).
+            .with_for_update(of=Case, skip_locked=True)
         ).all()
     for recording_id in stalled:
         enqueue(fetch_recording, recording_id)

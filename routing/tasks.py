@@ -126,14 +126,18 @@ def requeue_unrouted_cases(wiring: Wiring) -> int:
                 Transcript.complete,
                 Transcript.updated_at < lost_before,
             )
+            # A case whose row a transaction holds is being worked on: not lost (see below).
+            .with_for_update(of=Case, skip_locked=True)
         ).all()
         unrouted_written = session.scalars(
-            select(Case.id).where(
+            select(Case.id)
+            .where(
                 Case.routed_at.is_(None),
                 ~Case.needs_review,
                 Case.intake.in_(WRITTEN_INTAKES),
                 Case.opened_at < lost_before,
             )
+            .with_for_update(of=Case, skip_locked=True)
         ).all()
         unrouted = [*unrouted, *unrouted_written]
     for case_id in unrouted:

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
+from datetime import timedelta
 from typing import cast
 
 import pytest
+from sqlalchemy import update
 
-from cases.models import Case, CaseStatus, RecordingStatus
+from cases.models import Case, CaseStatus, RecordingStatus, utcnow
 from emulator import RecordingServer, Speak, TwilioEmulator
 from hotline.config import load_settings
 from hotline.wiring import Wiring
 from ivr import tasks
 from tests.conftest import AUDIO, wait_until
 from tests.support.calls import SPEECH, Lookups
+from tests.support.factories import make_case
+from tests.support.staff import store_recording
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 
@@ -118,3 +123,39 @@ def test_a_corrupt_recording_is_kept_and_its_case_goes_to_the_desk(
     assert case.needs_review and case.department_code == "hotline_office"
     kept = load_settings(environ).recordings_dir / (recording.storage_path or "")
     assert kept.read_bytes() == audio  # nothing the caller sent is thrown away
+
+
+def test_the_sweep_passes_over_a_case_another_transaction_holds(
+    wiring: Wiring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case whose row a transaction holds is being worked on: the re-drive sweep neither
+    waits for it nor queues its transcription again (queued every sweep, such jobs only
+    waited on the row, and held every transcriber thread in CI). Once free, it is queued."""
+    database = wiring.database
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite writes one transaction at a time")
+    with database.session() as session, session.begin():
+        case = make_case(session, locale="ko-KR")
+        if case.transcript is not None:
+            session.delete(case.transcript)
+        recording = store_recording(
+            session, case=case, recordings_dir=wiring.settings.recordings_dir
+        )
+        recording.stored_at = utcnow() - timedelta(hours=1)
+        case_id, recording_id = case.id, recording.id
+    queued: list[int] = []
+    monkeypatch.setattr(
+        tasks,
+        "enqueue",
+        lambda task, *args: queued.append(args[0]) if task is tasks.transcribe_recording else None,
+    )
+
+    with database.session() as holder, holder.begin():
+        holder.execute(update(Case).where(Case.id == case_id).values(updated_at=utcnow()))
+        started = time.monotonic()
+        tasks.requeue_stalled_fetches.apply().get(timeout=30)
+        assert time.monotonic() - started < 10  # it did not wait on the held row
+        assert recording_id not in queued
+
+    tasks.requeue_stalled_fetches.apply().get(timeout=30)
+    assert recording_id in queued
