@@ -418,6 +418,20 @@ def test_a_text_missing_a_parameter_is_a_bad_request_and_writes_nothing(
     assert cases_from(database, texter) == [] and kept_texts(database, texter) == []
 
 
+@pytest.mark.parametrize("sid", ["9" * 400, "SM" + "a" * 63, "SM-../../etc", "SM伍"])
+def test_a_text_whose_message_sid_no_sid_could_be_is_a_bad_request_and_writes_nothing(
+    sid: str, emulator: TwilioEmulator, database: Database
+) -> None:
+    # The fuzzer's: a 400-digit MessageSid was a 500 on PostgreSQL (longer than its column).
+    texter = new_caller_number()
+    params = {"MessageSid": sid, "From": texter, "Body": REPORTS["zh-CN"]}
+
+    step = emulator.post("/ivr/sms", params)
+
+    assert step.status_code == 400 and "MessageSid" in step.body
+    assert cases_from(database, texter) == [] and kept_texts(database, texter) == []
+
+
 def test_a_forged_text_is_refused_and_writes_nothing(
     emulator: TwilioEmulator, database: Database
 ) -> None:
