@@ -27,6 +27,13 @@ $(NODE_INSTALLED): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The pages' charts: hotline/assets/charts.mjs with the parts of Apache ECharts it imports (npm,
+# pinned), bundled by esbuild (package.json's "build") and served from our own /static; no page
+# loads a script from another site. Without it the pages show their tables, not their charts.
+CHARTS_BUNDLE := hotline/static/charts.js
+$(CHARTS_BUNDLE): hotline/assets/charts.mjs $(NODE_INSTALLED)
+	npm run --silent build
+
 $(CHROMEDRIVER):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-wqy-microhei \
 		|| ($(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-wqy-microhei)
@@ -35,12 +42,12 @@ $(WRK):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk \
 		|| ($(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk)
 
-install: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Install Python, Node and browser dependencies
+install: $(INSTALLED) $(NODE_INSTALLED) $(CHARTS_BUNDLE) $(CHROMEDRIVER)  ## Install Python, Node and browser dependencies
 
 # Where every process of `make run` writes its metrics, emptied at each start (README, "Metrics").
 METRICS_DIR ?= $(CURDIR)/instance/prometheus
 
-run: $(INSTALLED)  ## Run web, streams, worker, transcriber and beat on the embedded defaults (SQLite, no servers)
+run: $(INSTALLED) $(CHARTS_BUNDLE)  ## Run web, streams, worker, transcriber and beat on the embedded defaults (SQLite, no servers)
 	$(BIN)/flask --app hotline init
 	$(BIN)/flask --app hotline models ensure
 	$(MAKE) --no-print-directory serve
@@ -51,7 +58,7 @@ run: $(INSTALLED)  ## Run web, streams, worker, transcriber and beat on the embe
 SCALED_FORMATION := web=2,worker=2,transcriber=2
 SCALED_ENV = DATABASE_URL=$(POSTGRES_URL) BROKER_URL=$(REDIS_URL)
 
-run-scaled: $(INSTALLED)  ## Two web, two worker and two transcriber processes, streams and beat, on PostgreSQL and Redis
+run-scaled: $(INSTALLED) $(CHARTS_BUNDLE)  ## Two web, two worker and two transcriber processes, streams and beat, on PostgreSQL and Redis
 	$(SCALED_ENV) $(BIN)/flask --app hotline init
 	$(SCALED_ENV) $(BIN)/flask --app hotline models ensure
 	$(SCALED_ENV) $(MAKE) --no-print-directory serve-scaled
@@ -70,13 +77,13 @@ serve-scaled: FORMATION = $(SCALED_FORMATION)
 serve-scaled: export STREAMS_PORT ?= 5100
 serve-scaled: serve
 
-test: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Run the whole test suite (SQLite and the embedded broker), with line coverage
+test: $(INSTALLED) $(NODE_INSTALLED) $(CHARTS_BUNDLE) $(CHROMEDRIVER)  ## Run the whole test suite (SQLite and the embedded broker), with line coverage
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
-test-postgres: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## The suite again on PostgreSQL and Redis
+test-postgres: $(INSTALLED) $(NODE_INSTALLED) $(CHARTS_BUNDLE) $(CHROMEDRIVER)  ## The suite again on PostgreSQL and Redis
 	DATABASE_URL=$(POSTGRES_URL) BROKER_URL=$(REDIS_URL) $(BIN)/python -m pytest
 
-screenshots: $(INSTALLED) $(NODE_INSTALLED) $(CHROMEDRIVER)  ## Refresh the README's screenshots (docs/screenshots/), desktop and phone
+screenshots: $(INSTALLED) $(NODE_INSTALLED) $(CHARTS_BUNDLE) $(CHROMEDRIVER)  ## Refresh the README's screenshots (docs/screenshots/), desktop and phone
 	$(BIN)/python -m pytest -q tests/console/test_screenshots.py
 	mkdir -p docs/screenshots
 	cp test-artifacts/screenshots/desktop-*.png test-artifacts/screenshots/phone-*.png docs/screenshots/

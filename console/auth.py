@@ -300,12 +300,24 @@ def no_store(response: Response) -> Response:
     return response
 
 
-# The console loads nothing from elsewhere and runs no script, so the policy can be strict;
-# it also keeps the console out of other sites' frames (clickjacking a "resolve" button).
+# The console loads nothing from elsewhere and most pages run no script, so the policy can be
+# strict; it also keeps the console out of other sites' frames (clickjacking a "resolve"
+# button).
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+# A page that runs scripts of our own (the seat's live updates, the charts) and nothing else:
+# still no inline script and nothing from another site.
+OWN_SCRIPTS_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "script-src 'none'", "script-src 'self'"
+)
+
+
+def runs_own_scripts(response: Response) -> Response:
+    """Let this page run the site's own scripts (`OWN_SCRIPTS_CONTENT_SECURITY_POLICY`)."""
+    response.headers["Content-Security-Policy"] = OWN_SCRIPTS_CONTENT_SECURITY_POLICY
+    return response
 
 
 def harden(response: Response) -> Response:

@@ -1,7 +1,7 @@
 """The operator's seat page (座席): the phone that rings them, their status, the call they are
 on with its live assistant (`console.seat_live`), the case they write during it, the wrap-up
 code after it, and the callbacks owed; and, for supervisors and the desk, a read-only list of
-the seats and the callers waiting.
+the seats, the callers waiting and the callbacks owed.
 
 Each request owns one transaction; the phone system (`SeatTelephony`) is asked to act only
 after it has committed, so a job never looks for a row that is not there yet.
@@ -40,10 +40,11 @@ from cases.intake import open_case_for_person
 from cases.models import Case, Role, Seat, SeatStatus, User, WrapUpCode, utcnow
 from cases.privacy import mask_number
 from cases.seats import SeatTelephony, operator_entry, seat_of
+from console.auth import runs_own_scripts
 from console.blueprint import actor, bp, refusal_text
 from console.case_page import directory_now
 from console.forms import choices
-from console.presenters import NamedDirectory
+from console.presenters import NamedDirectory, shows_full_number
 from console.seat_forms import (
     CallBackForm,
     EmergencyTransferForm,
@@ -77,13 +78,6 @@ from hotline.wiring import current_wiring, db
 
 log = logging.getLogger("hotline.console")
 
-# The seat page runs one script of its own (the live updates); everything else stays as strict
-# as the rest of the console (`console.auth.CONTENT_SECURITY_POLICY`).
-SEAT_CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
-
 
 def telephony() -> SeatTelephony:
     """The phone system's side of the seats, as the shell wired it."""
@@ -98,9 +92,8 @@ def operator() -> Actor:
 
 
 def _seat_response(page: str, status: int) -> BaseResponse:
-    response = make_response(page, status)
-    response.headers["Content-Security-Policy"] = SEAT_CONTENT_SECURITY_POLICY
-    return response
+    # The seat page runs one script of its own, the live updates.
+    return runs_own_scripts(make_response(page, status))
 
 
 def _category_choices(directory: NamedDirectory) -> list[tuple[str, str]]:
@@ -150,10 +143,13 @@ def _fresh_case_form(directory: NamedDirectory, view: SeatView, advice: Advice) 
     return form
 
 
-def _callback_rows() -> list[dict[str, Any]]:
+def _callback_rows(*, full_numbers: bool = True) -> list[dict[str, Any]]:
+    """The open callbacks as `_callbacks.html` shows them; the number whole for those who call
+    (operators, the desk), masked for the rest."""
     return [
         {
             "task": task,
+            "number": task.caller_number if full_numbers else mask_number(task.caller_number),
             "reason": CALLBACK_REASON_LABELS.get(task.reason, task.reason),
             "attempts": [
                 (attempt, ATTEMPT_OUTCOME_LABELS.get(attempt.outcome, attempt.outcome))
@@ -442,7 +438,8 @@ def seat_earlier_case(number: str) -> BaseResponse:
 
 @bp.get("/seats")
 def seats_overview() -> str:
-    """The seats and the callers waiting, for supervisors and the desk (read-only)."""
+    """The seats, the callers waiting and the callbacks owed, for supervisors and the desk
+    (read-only)."""
     who = actor()
     require(who.supervises, _("Only supervisors and the dispatch desk see the seats."))
     now = utcnow()
@@ -470,4 +467,5 @@ def seats_overview() -> str:
             seat_rows=seat_rows,
             waiting=waiting,
             locale_labels=LOCALE_LABELS,
+            callbacks=_callback_rows(full_numbers=shows_full_number(who)),
         )

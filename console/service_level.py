@@ -2,7 +2,8 @@
 person answered the calls that asked for one (GB/T 33358: within 15 s, 95% answered).
 
 The figures are the domain's (`cases.service_level`), which also says who may see them; the
-charts are plain data (`console.service_level_charts`) that the page draws as SVG.
+charts are plain data (`console.service_level_charts`) that the page's script draws with Apache
+ECharts (`hotline.charts`); the tables hold the same figures for readers without JavaScript.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import render_template
+from flask import make_response, render_template
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from cases import service_level
 from cases.access import require
 from cases.models import utcnow
 from cases.service_level import Figures
+from console.auth import runs_own_scripts
 from console.blueprint import actor, bp
 from console.service_level_charts import rates_chart, volumes_chart, waits_chart
 from hotline.charts import percent
@@ -48,7 +51,7 @@ def _period(labels: list[str], figures: list[Figures]) -> dict[str, Any]:
 
 
 @bp.get("/service-level")
-def service_level_page() -> str:
+def service_level_page() -> ResponseReturnValue:
     """Calls offered, answered (within 15 s), waits, abandoned calls, callbacks and handling
     time: today by hour, and the last 14 days by day, on the hotline's clock."""
     require(service_level.may_see(actor()), service_level.NOT_A_SUPERVISOR)
@@ -57,7 +60,7 @@ def service_level_page() -> str:
     with db().begin():
         hours = service_level.today_by_hour(db(), now=now, zone=zone)
         days = service_level.last_days(db(), now=now, zone=zone, days=DAYS_SHOWN)
-    return render_template(
+    page = render_template(
         "console/service_level.html",
         today=_period(_labels(hours, "%H:00"), hours),
         recent=_period(_labels(days, "%m-%d"), days),
@@ -68,3 +71,4 @@ def service_level_page() -> str:
         as_of=now,
         percent=percent,
     )
+    return runs_own_scripts(make_response(page))

@@ -1,33 +1,27 @@
-"""Charts as plain data, for pages that draw them as SVG on the server (the macros in
-`hotline/templates/charts.html`): a value axis from zero, named series, and an optional target
-line. The public disclosure page and the console's service-level page both use them."""
+"""Charts as plain data, which the pages hand to Apache ECharts (`hotline/assets/charts.mjs`,
+bundled from npm by `make install`; the macro is `hotline/templates/charts.html`): a kind of
+chart, category labels, named series with their colours, and an optional target line.
+
+The public disclosure page and the console's service-level page both use them. Each page keeps
+a table of the same figures beside its charts, for readers without JavaScript.
+"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import Literal
 
 
-@dataclass(frozen=True)
-class Axis:
-    """A value axis from zero: its top and the values to mark on it."""
+class Colour:
+    """The Okabe–Ito palette: told apart by readers with any common colour blindness."""
 
-    maximum: float
-    ticks: list[float]
-
-
-PERCENT_AXIS = Axis(maximum=1.0, ticks=[0.0, 0.25, 0.5, 0.75, 1.0])
-
-
-def count_axis(largest: float, *, steps: int = 4) -> Axis:
-    """An axis for counts up to `largest`, in round whole steps (1, 2 or 5 times a power of 10)."""
-    if largest <= 0:
-        return Axis(maximum=1, ticks=[0, 1])
-    raw = largest / steps
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = max(1, next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw))
-    top = step * math.ceil(largest / step)
-    return Axis(maximum=top, ticks=[step * index for index in range(round(top / step) + 1)])
+    BLUE = "#0072b2"
+    GREEN = "#009e73"
+    ORANGE = "#e69f00"
+    VERMILION = "#d55e00"
+    PURPLE = "#cc79a7"
+    SKY = "#56b4e9"
+    BLACK = "#000000"
 
 
 @dataclass(frozen=True)
@@ -35,7 +29,7 @@ class Series:
     """One named row of values in a chart; None is drawn as a gap, not as zero."""
 
     name: str
-    css_class: str
+    colour: str
     values: list[float | None]
 
 
@@ -47,16 +41,38 @@ class Target:
     name: str
 
 
+# columns: vertical bars over periods; lines: one line per series over periods; rows:
+# horizontal bars, grouped, one row per category (department).
+ChartKind = Literal["columns", "lines", "rows"]
+
+
 @dataclass(frozen=True)
 class Chart:
-    """What a chart macro draws: category labels, one or more series, the value axis, and the
-    target line if there is one."""
+    """What a chart shows: its kind, category labels, one or more series, whether the values
+    are rates (drawn from 0% to 100%) or counts, and the target line if there is one."""
 
+    kind: ChartKind
     labels: list[str]
     series: list[Series]
-    axis: Axis
     percent: bool
     target: Target | None = None
+
+    def spec(self, *, x_label: str, y_label: str = "") -> dict[str, object]:
+        """The chart as the JSON the page's script reads (`charts.mjs`), with its axes' names."""
+        return {
+            "kind": self.kind,
+            "labels": [str(label) for label in self.labels],
+            "series": [
+                {"name": str(line.name), "color": line.colour, "values": line.values}
+                for line in self.series
+            ],
+            "percent": self.percent,
+            "target": None
+            if self.target is None
+            else {"value": self.target.value, "name": str(self.target.name)},
+            "x_label": str(x_label),
+            "y_label": str(y_label),
+        }
 
 
 def percent(value: float | None) -> str:

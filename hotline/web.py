@@ -14,6 +14,7 @@ catalogue can never lag behind its source. To change a text:
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterable
@@ -40,6 +41,10 @@ csrf = CSRFProtect()
 babel = Babel()
 
 TRANSLATIONS_SOURCE = Path(__file__).resolve().parent / "translations"
+# The charts' script, built from npm by `make install` (hotline/templates/charts.html).
+CHARTS_BUNDLE = Path(__file__).resolve().parent / "static" / "charts.js"
+
+log = logging.getLogger("hotline.web")
 # The pages speak the city's language first; English for visitors and foreign staff.
 WEB_LOCALES = {"zh-CN": "zh_CN", "en-US": "en_US"}
 LOCALE_SESSION_KEY = "locale"
@@ -167,3 +172,10 @@ def init_web(app: Flask, *, settings: Settings, timezone: str) -> None:
         BABEL_DEFAULT_TIMEZONE=timezone,
     )
     babel.init_app(app, locale_selector=select_locale)
+    if not CHARTS_BUNDLE.exists():
+        # The pages still work: each chart's figure stays hidden and its table is read instead.
+        log.warning(
+            "the charts' script %s is not built (make install builds it): pages will show "
+            "their tables without charts",
+            CHARTS_BUNDLE,
+        )

@@ -1,19 +1,17 @@
-"""The disclosure page's charts as plain data (`hotline.charts`), which the templates draw as SVG
-on the server (no script, nothing fetched from elsewhere)."""
+"""The disclosure page's charts as plain data (`hotline.charts`), drawn in the browser by Apache
+ECharts from our own origin; the page's tables hold the same figures."""
 
 from __future__ import annotations
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from hotline.charts import PERCENT_AXIS, Chart, Series, count_axis, percent
+from hotline.charts import Chart, ChartKind, Colour, Series, percent
 from public_site import stats
 
-# count_axis and percent are the page's and its tests' as much as the charts'.
+# percent is the page's and its tests' as much as the charts'.
 __all__ = [
-    "RATE_SERIES",
     "contacts_chart",
-    "count_axis",
     "direct_answer_chart",
     "percent",
     "rates_chart",
@@ -22,35 +20,39 @@ __all__ = [
 
 
 RATE_SERIES = (
-    ("response_rate", _l("Response rate"), "rate-response"),
-    ("resolution_rate", _l("Resolution rate"), "rate-resolution"),
-    ("on_time_rate", _l("On-time rate"), "rate-on-time"),
-    ("satisfaction_rate", _l("Satisfaction"), "rate-satisfaction"),
+    ("response_rate", _l("Response rate"), Colour.BLUE),
+    ("resolution_rate", _l("Resolution rate"), Colour.GREEN),
+    ("on_time_rate", _l("On-time rate"), Colour.ORANGE),
+    ("satisfaction_rate", _l("Satisfaction"), Colour.PURPLE),
     # 并单: every reporter's own rating, beside the satisfaction per problem.
-    ("contact_satisfaction_rate", _l("Satisfaction per contact"), "rate-satisfaction-contact"),
+    ("contact_satisfaction_rate", _l("Satisfaction per contact"), Colour.BLACK),
 )
 
 
-def volume_chart(labels: list[str], counts: list[stats.Counts]) -> Chart:
-    """Bars of the volume per label (week or department)."""
+def volume_chart(
+    labels: list[str], counts: list[stats.Counts], *, kind: ChartKind = "columns"
+) -> Chart:
+    """Bars of the volume per label: columns over weeks, rows over departments."""
     values: list[float | None] = [float(item.volume) for item in counts]
     return Chart(
+        kind=kind,
         labels=labels,
-        series=[Series(name=str(_("Volume")), css_class="volume", values=values)],
-        axis=count_axis(max((item.volume for item in counts), default=0)),
+        series=[Series(name=str(_("Volume")), colour=Colour.BLUE, values=values)],
         percent=False,
     )
 
 
-def rates_chart(labels: list[str], counts: list[stats.Counts]) -> Chart:
-    """The four rates per label (week or department)."""
+def rates_chart(
+    labels: list[str], counts: list[stats.Counts], *, kind: ChartKind = "lines"
+) -> Chart:
+    """The rates per label: lines over weeks, grouped rows over departments."""
     return Chart(
+        kind=kind,
         labels=labels,
         series=[
-            Series(name=str(name), css_class=css, values=[getattr(item, key) for item in counts])
-            for key, name, css in RATE_SERIES
+            Series(name=str(name), colour=colour, values=[getattr(item, key) for item in counts])
+            for key, name, colour in RATE_SERIES
         ],
-        axis=PERCENT_AXIS,
         percent=True,
     )
 
@@ -59,20 +61,20 @@ def contacts_chart(labels: list[str], counts: list[stats.Counts]) -> Chart:
     """Contacts (every report) and problems (cases not merged into another) per label, as two
     lines: the gap between them is the repeat reports merged (并单)."""
     return Chart(
+        kind="lines",
         labels=labels,
         series=[
             Series(
                 name=str(_("Contacts")),
-                css_class="contacts",
+                colour=Colour.VERMILION,
                 values=[float(item.contacts) for item in counts],
             ),
             Series(
                 name=str(_("Problems")),
-                css_class="volume",
+                colour=Colour.BLUE,
                 values=[float(item.volume) for item in counts],
             ),
         ],
-        axis=count_axis(max((item.contacts for item in counts), default=0)),
         percent=False,
     )
 
@@ -80,14 +82,14 @@ def contacts_chart(labels: list[str], counts: list[stats.Counts]) -> Chart:
 def direct_answer_chart(labels: list[str], figures: stats.DirectAnswers) -> Chart:
     """The direct-answer rate per week, as a line like the other rates."""
     return Chart(
+        kind="lines",
         labels=labels,
         series=[
             Series(
                 name=str(_("Direct-answer rate")),
-                css_class="rate-direct",
+                colour=Colour.SKY,
                 values=[figures.rate(monday) for monday in figures.weeks],
             )
         ],
-        axis=PERCENT_AXIS,
         percent=True,
     )

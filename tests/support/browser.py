@@ -21,6 +21,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from hotline.config import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Headless Chromium will not make its window narrower than about 500 px; a phone is emulated
+# instead (Chrome's device mode), at its own width and pixel density.
+NARROWEST_WINDOW = 500
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 
@@ -34,7 +37,7 @@ def headless_chromium(
     *, width: int = 1280, height: int = 900, javascript: bool = True
 ) -> Iterator[webdriver.Chrome]:
     """A fresh headless Chromium with an empty profile, closed afterwards; `javascript=False`
-    turns scripts off, as a visitor who blocks them has it."""
+    turns scripts off, as a visitor who blocks them has it. A width below 500 px is a phone's."""
     for path in (CHROMIUM, CHROMEDRIVER):
         if not path.exists():
             raise BrowserMissingError(f"{path} is missing: run `make install` (apt chromium)")
@@ -62,6 +65,11 @@ def headless_chromium(
         )
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
+    if width < NARROWEST_WINDOW:
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": True},
+        )
     try:
         yield driver
     finally:
