@@ -1,7 +1,8 @@
 """Callbacks: a caller who asked for a person and reached none is called back (12345's rule).
 
 A task is made when a caller hangs up in the queue, presses 1 to be called back, finds no seat
-open, or when an operator's wrap-up says a callback is needed. One open task per number: a
+open, when an operator's wrap-up says a callback is needed, or when the desk asks for one from a
+case's page (the task then keeps the case, for the operator to read). One open task per number: a
 caller who tries three times is called back once. An operator's "call back" rings the operator
 first, then the citizen; each attempt is kept with its outcome, and after the third failed one
 the task is closed and the citizen is sent a text.
@@ -13,13 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from cases.errors import N_, NotAllowedError
 from cases.models import CallbackAttempt, CallbackTask, SeatStatus, utcnow
 
 if TYPE_CHECKING:
-    from cases.models import QueueEntry, Seat
+    from cases.models import Case, QueueEntry, Seat
 
 MAX_ATTEMPTS = 3
 # Why a callback is owed (shown to operators, translated by the console).
@@ -29,6 +30,7 @@ CALLBACK_REASONS = (
     "no_seat",
     "queue_error",
     "operator",
+    "case",
 )
 # The citizen's DialCallStatus that counts as reached.
 REACHED = "completed"
@@ -63,11 +65,7 @@ def request_callback(
         ).one_or_none()
         if same_call is not None:
             return same_call  # a retried webhook
-    open_task = session.scalars(
-        select(CallbackTask).where(
-            CallbackTask.caller_number == caller_number, CallbackTask.status == "open"
-        )
-    ).first()
+    open_task = open_task_for(session, caller_number)
     if open_task is not None:
         return open_task
     task = CallbackTask(
@@ -81,6 +79,54 @@ def request_callback(
     session.add(task)
     session.flush()
     return task
+
+
+def open_task_for(session: Session, caller_number: str) -> CallbackTask | None:
+    """The number's open callback task, if it has one (it has at most one)."""
+    return session.scalars(
+        select(CallbackTask).where(
+            CallbackTask.caller_number == caller_number, CallbackTask.status == "open"
+        )
+    ).first()
+
+
+def request_for_case(session: Session, *, case: Case) -> tuple[CallbackTask, bool]:
+    """A callback to the case's caller, about the case: the number's open task if it has one
+    (the operator calls once, and reads this case on it unless it is about another), else a new
+    one. Whether the case was newly put on a task: asking twice changes nothing."""
+    if not case.caller_number:
+        raise NotAllowedError(N_("This case has no phone number to call back"))
+    task = open_task_for(session, case.caller_number)
+    if task is None:
+        task = CallbackTask(
+            caller_number=case.caller_number,
+            locale=case.locale,
+            reason="case",
+            case_id=case.id,
+            created_at=utcnow(),
+        )
+        session.add(task)
+        session.flush()
+        return task, True
+    if task.case_id is not None:
+        return task, False
+    task.case_id = case.id
+    return task, True
+
+
+def task_of_case(session: Session, *, case: Case) -> CallbackTask | None:
+    """The callback the case page shows: its caller's open task, else the last task made
+    about the case (done, given up or withdrawn), else None."""
+    if case.caller_number:
+        open_task = open_task_for(session, case.caller_number)
+        if open_task is not None:
+            return open_task
+    return session.scalars(
+        select(CallbackTask)
+        .where(CallbackTask.case_id == case.id)
+        .order_by(CallbackTask.id.desc())
+        .limit(1)
+    ).first()
 
 
 def withdraw(session: Session, *, call_sid: str) -> None:
@@ -100,6 +146,7 @@ def open_callbacks(session: Session) -> list[CallbackTask]:
             select(CallbackTask)
             .where(CallbackTask.status == "open")
             .order_by(CallbackTask.created_at, CallbackTask.id)
+            .options(selectinload(CallbackTask.case))
         )
     )
 

@@ -28,12 +28,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import outbox
+from cases import callbacks, outbox
 from cases.access import DISPATCH_DESK, LEADERSHIP, Actor, holds_case
 from cases.errors import N_, InvalidInputError, InvalidTransitionError, NotAllowedError
 from cases.free_text import PROSE
 from cases.models import (
     ACTIVE_STATUSES,
+    CallbackTask,
     Case,
     CaseAssist,
     CaseStatus,
@@ -290,6 +291,16 @@ TRANSITIONS: dict[str, Transition] = {
         lambda actor, case: _assist_of(actor, case) is not None,
         N_("Only a department asked to assist with the case replies for its part"),
         needed=lambda case: any(assist.replied_at is None for assist in case.assists),
+    ),
+    # 回拨: the desk asks for the caller to be called back about the case (cases.callbacks), at
+    # any point of its life (a question before dispatch, a follow-up after the reply). One
+    # task per number, which an operator takes from their seat.
+    "call_back": Transition(
+        "ask for a call back about",
+        frozenset(CaseStatus),
+        _supervises,
+        N_("Only the desk or a supervisor asks for a call back"),
+        needed=lambda case: bool(case.caller_number),
     ),
     # 当即解答: a consultation answered from the knowledge base, in the call (by the system) or
     # by the desk, is closed at once (cases.knowledge_links). Offered as a button only once an
@@ -785,6 +796,19 @@ def answer_by_desk(session: Session, *, case: Case, actor: Actor, reply: str) ->
     outbox.text_caller(session, case=case, message="resolved", reply=reply)
     tell_co_reporters(session, case=case, reply=reply)
     return case
+
+
+def ask_for_call_back(session: Session, *, case: Case, actor: Actor) -> CallbackTask:
+    """Have the case's caller called back about it (回拨): the task an operator takes from
+    their seat. The timeline says so once, however often it is asked."""
+    check_actor("call_back", actor=actor, case=case)
+    check_status("call_back", case=case)
+    task, added = callbacks.request_for_case(session, case=case)
+    if added:
+        add_event(
+            session, case=case, kind="callback_requested", actor=actor.name, callback_task=task.id
+        )
+    return task
 
 
 def resolve(session: Session, *, case: Case, actor: Actor, reply: str) -> Case:

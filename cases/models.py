@@ -740,6 +740,9 @@ class CallbackTask(Base):
     # The call it came from (one task per call: a retried webhook finds it).
     call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     entry_id: Mapped[int | None] = mapped_column(ForeignKey("queue_entries.id"))
+    # The case the desk asked for this call back about (from the case's page); None when the
+    # queue made the task.
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # "open" until called back ("done"), given up after the last attempt ("failed"), or
     # "withdrawn" by a caller who recorded a report instead.
@@ -750,6 +753,7 @@ class CallbackTask(Base):
     attempt_rows: Mapped[list[CallbackAttempt]] = relationship(
         back_populates="task", order_by="CallbackAttempt.id"
     )
+    case: Mapped[Case | None] = relationship()
 
 
 class CallbackAttempt(Base):

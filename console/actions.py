@@ -172,6 +172,10 @@ def _answer_by_desk(session: Session, case: Case, form: Any, who: Actor) -> None
     lifecycle.answer_by_desk(session, case=case, actor=who, reply=form.reply.data)
 
 
+def _call_back(session: Session, case: Case, form: Any, who: Actor) -> None:
+    lifecycle.ask_for_call_back(session, case=case, actor=who)
+
+
 def _merge(session: Session, case: Case, form: Any, who: Actor) -> None:
     merging.merge_by_hand(session, case=case, into_number=form.into.data, actor=who)
 
@@ -204,6 +208,9 @@ ACTIONS: dict[str, Action] = {
     "answer_at_once": Action(_answer_at_once, _l("Answered at once; the case is closed.")),
     "answer_by_desk": Action(
         _answer_by_desk, _l("Answered; the caller is texted the answer and asked to rate it.")
+    ),
+    "call_back": Action(
+        _call_back, _l("The caller will be called back: an operator takes the task at a seat.")
     ),
     "merge": Action(
         _merge,
@@ -337,6 +344,12 @@ def answer_at_once(number: str) -> Response | tuple[str, int]:
 def answer_by_desk(number: str) -> Response | tuple[str, int]:
     """The desk answers the case itself (直接答复); the caller is texted the answer."""
     return act(number, "answer_by_desk")
+
+
+@bp.post("/cases/<number>/call-back")
+def call_back(number: str) -> Response | tuple[str, int]:
+    """Have the case's caller called back about it (回拨), from an operator's seat."""
+    return act(number, "call_back")
 
 
 @bp.post("/cases/<number>/merge")

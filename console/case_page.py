@@ -14,7 +14,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import lifecycle
+from cases import callbacks, lifecycle
 from cases.attachments import REPLY
 from cases.clock import display_light
 from cases.models import (
@@ -43,6 +43,7 @@ from console.presenters import (
     shows_full_number,
     suggestion,
 )
+from console.seat_labels import CALLBACK_STATUS_LABELS
 from hotline.web import session_locale
 from knowledge.store import may_edit as may_edit_knowledge
 from routing.decide import TRIAGE_CATEGORY
@@ -134,6 +135,7 @@ FORM_FACTORIES: dict[str, Callable[[NamedDirectory, Case], FormFactory]] = {
     "supervise": lambda d, c: forms.SuperviseForm,
     "answer_at_once": lambda d, c: forms.AnswerAtOnceForm,
     "answer_by_desk": lambda d, c: forms.AnswerByDeskForm,
+    "call_back": lambda d, c: forms.AskForCallBackForm,
     "merge": lambda d, c: forms.MergeForm,
     "split": lambda d, c: forms.SplitForm,
 }
@@ -233,6 +235,9 @@ def render_case(
         caller_search_phone=case.caller_number if full_number else None,
         attachments=[a for a in files if a.kind != REPLY],
         reply_files=[a for a in files if a.kind == REPLY],
+        # 回拨: the desk and supervisors see the caller's call back and link to its task.
+        callback=callbacks.task_of_case(session, case=case) if who.supervises else None,
+        callback_status_labels=CALLBACK_STATUS_LABELS,
         forms=action_forms,
         error=error,
         failed_action=posted[0] if posted and error else None,

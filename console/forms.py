@@ -271,6 +271,12 @@ class AnswerAtOnceForm(CaseActionForm):
     prefix_name = "answer-at-once"
 
 
+class AskForCallBackForm(CaseActionForm):
+    """Have the case's caller called back about it (回拨)."""
+
+    prefix_name = "call-back"
+
+
 def compact_number(value: str | None) -> str | None:
     """A typed case number without the spaces and dashes people copy numbers with."""
     return "".join(value.split()).replace("-", "") if value else value

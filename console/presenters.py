@@ -144,6 +144,7 @@ EVENT_LABELS = {
     "opened_at_seat": _l("Written up by the operator who took the call"),
     "work_order_written": _l("Work order written"),
     "answered_by_desk": _l("Answered by the dispatch desk"),
+    "callback_requested": _l("Call back to the caller asked for"),
     "assist_asked": _l("Department asked to assist (协办)"),
     "assist_replied": _l("Assisting department replied for its part"),
     "extension_requested": _l("More time asked for"),
@@ -276,6 +277,8 @@ HIDDEN_DETAILS = {
     "receipt",
     "error",
     "explanation",
+    # The callback task's row id: the case page links the task itself.
+    "callback_task",
     "model_version",
     "call_sid",
     "recording_sid",

@@ -53,6 +53,14 @@ CALLBACK_REASON_LABELS = {
     "no_seat": _l("No seat was open"),
     "queue_error": _l("The queue failed"),
     "operator": _l("An operator asked for a callback"),
+    "case": _l("The desk asked for a call back about a case"),
+}
+# Where a callback task stands (cases.models.CallbackTask.status).
+CALLBACK_STATUS_LABELS = {
+    "open": _l("waiting to be called back"),
+    "done": _l("called back"),
+    "failed": _l("not reached after the last try; texted"),
+    "withdrawn": _l("withdrawn: the caller left a report instead"),
 }
 # How a callback attempt ended (the citizen's DialCallStatus, or the operator's phone).
 ATTEMPT_OUTCOME_LABELS = {

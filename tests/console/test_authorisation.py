@@ -475,6 +475,8 @@ MATRIX: dict[tuple[str, str], dict[str, Outcome]] = {
     ("console.ruling", "POST"): staff_only(*DESK),  # a case the own department sent back
     ("console.escalate", "POST"): staff_only(*SUPERVISORS),
     ("console.supervise", "POST"): staff_only(*SUPERVISORS),
+    # 回拨: the desk or a supervisor has the caller called back (the scene's case has a number).
+    ("console.call_back", "POST"): staff_only(*SUPERVISORS),
     # Calls that ended without a report: the desk's to follow up.
     ("console.unreported_calls", "GET"): staff_only(*DESK),
     ("console.unreported_call_recording", "GET"): staff_only(*DESK),

@@ -100,8 +100,8 @@ def stray_words(html: str) -> set[str]:
 @pytest.fixture
 def lived_case(database: Database, wiring: Wiring) -> str:
     """A case with a recording, a transcript, a routing, deliveries, a note, a request for
-    more time, a supervision notice and an assisting department: most of what a case page
-    can show."""
+    more time, a supervision notice, an assisting department and a call back asked for: most
+    of what a case page can show."""
     with database.session() as session, session.begin():
         case = make_case(session, department_code="water", category_code="water_supply")
         store_recording(session, case=case, recordings_dir=wiring.settings.recordings_dir)
@@ -120,6 +120,7 @@ def lived_case(database: Database, wiring: Wiring) -> str:
         lifecycle.add_assist(
             session, case=case, actor=SYSTEM, department_code="housing", task="排查楼内管道"
         )
+        lifecycle.ask_for_call_back(session, case=case, actor=SYSTEM)
         texted = outbox.text_caller(session, case=case, message="accepted")
         assert texted is not None
         session.flush()
