@@ -153,8 +153,20 @@ def _gated_connection_class(gate: SQLiteWriteGate) -> type[sqlite3.Connection]:
     return GatedConnection
 
 
+# How long PostgreSQL lets a session sit idle inside a transaction before ending it.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 300_000
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, a write gate and enforced foreign keys."""
+    """Create an engine; SQLite gets WAL, a write gate and enforced foreign keys; PostgreSQL
+    ends a session left idle in a transaction (`IDLE_IN_TRANSACTION_TIMEOUT_MS`)."""
+    if url.startswith("postgresql"):
+        # A client that vanished mid-transaction (a network cut, a proxy that dropped it) would
+        # otherwise keep its row locks until TCP noticed, hours later: every job needing the
+        # row waited, and the re-drive sweeps, which skip a locked row, never saw it again.
+        # No transaction of ours waits on anything slow, so minutes idle is a lost client.
+        options = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+        kwargs.setdefault("connect_args", {}).setdefault("options", options)
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, **kwargs)
 

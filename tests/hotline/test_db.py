@@ -11,15 +11,19 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
+import psycopg
 import pytest
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, make_url, select, text
 from sqlalchemy.exc import IntegrityError
 
 from cases.models import Call, utcnow
-from hotline.db import Database, GroupCommit
+from hotline.db import IDLE_IN_TRANSACTION_TIMEOUT_MS, Database, GroupCommit
+from tests.conftest import wait_until
+from tests.support.tcp_proxy import TcpProxy
 
 CALLS = cast(Table, Call.__table__)
 
@@ -239,3 +243,51 @@ def test_a_wake_up_pipe_closed_by_another_loses_no_write(
     assert closed and "wake-up pipe was closed by another" in caplog.text
     assert count(database, first + later) == 4
     assert group.running
+
+
+def postgresql_sessions(database: Database, application_name: str) -> list[str]:
+    """The states of the server's sessions of that application name."""
+    with database.session() as session:
+        return list(
+            session.scalars(
+                text("SELECT state FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": application_name},
+            )
+        )
+
+
+def test_a_cut_connection_leaves_no_session_idle_in_a_transaction_holding_its_locks(
+    environ: dict[str, str], database: Database
+) -> None:
+    """The fault tests' proxy drops every connection, as a restarted server does: PostgreSQL's
+    end of one left idle in a transaction must go too, or its row locks outlive the cut (they
+    did: the stalled fetch that refused a stop, and a case row in the worker-kill test)."""
+    if not environ["DATABASE_URL"].startswith("postgres"):
+        pytest.skip("SQLite has no server whose sessions could outlive a client")
+    url = make_url(environ["DATABASE_URL"])
+    name = f"cut-{uuid.uuid4().hex[:8]}"
+    with TcpProxy(upstream_host=url.host or "127.0.0.1", upstream_port=url.port or 5432) as proxy:
+        client = psycopg.connect(
+            host="127.0.0.1",
+            port=proxy.port,
+            user=url.username,
+            dbname=url.database,
+            application_name=name,
+        )
+        client.execute("SELECT 1")  # a transaction begun, and left idle
+        assert postgresql_sessions(database, name) == ["idle in transaction"]
+
+        proxy.cut()
+
+        wait_until(lambda: postgresql_sessions(database, name) == [], timeout=10, what="the cut")
+        client.close()
+
+
+def test_postgresql_ends_a_session_left_idle_in_a_transaction(
+    environ: dict[str, str], database: Database
+) -> None:
+    if not environ["DATABASE_URL"].startswith("postgres"):
+        pytest.skip("SQLite has no server-side sessions")
+    with database.session() as session:
+        timeout = session.scalar(text("SHOW idle_in_transaction_session_timeout"))
+    assert timeout == f"{IDLE_IN_TRANSACTION_TIMEOUT_MS // 60_000}min"

@@ -63,11 +63,19 @@ class TcpProxy:
             sockets, self._open = self._open, set()
         for sock in sockets:
             try:
-                # RST rather than FIN: the client sees what a dead server gives it.
+                # RST rather than FIN once closed: the client sees what a dead server gives it.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.close()
+                # Shut down first: close() alone frees nothing while a pump thread is blocked
+                # in recv() on the socket (the kernel keeps it open for that call), so an idle
+                # connection outlived the "cut". PostgreSQL's end of one idle in a transaction
+                # then held its row locks for the rest of the run (the stalled fetch of
+                # test_database_restart, a case row in the worker-kill test). shutdown() wakes
+                # the pump and both ends see the connection go.
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            finally:
+                sock.close()
 
     def _serve(self) -> None:
         while not self._stopped.is_set():
