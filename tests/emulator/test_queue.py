@@ -214,10 +214,15 @@ def test_a_caller_who_hangs_up_in_the_queue_gets_queue_result_hangup(
         assert board.wait_idle(timeout=60)
 
     waits = params_of(app, "/ivr/queue/wait")
-    # The waitUrl is requested again each time its TwiML (a Say and 5 s of pause) ends
+    # The waitUrl is requested again each time its TwiML (a Say and 5 s of pause) ends, until
+    # the caller hangs up at 20 s. The clock runs 20 times faster than the wall, so each
+    # webhook's round trip adds clock time: a loaded machine (CI) stretched a round from 6 s to
+    # 7, and only three fitted before the hang-up. Each round is at least the TwiML's length,
+    # and the rounds reach the hang-up: none is missing.
     times = [int(form["QueueTime"]) for form in waits]
-    assert len(times) == 4 and times[0] == 0
-    assert all(6 <= later - earlier <= 7 for earlier, later in itertools.pairwise(times))
+    assert len(times) >= 3 and times[0] == 0
+    assert all(6 <= later - earlier <= 8 for earlier, later in itertools.pairwise(times))
+    assert times[-1] + 8 >= 20
     queue = board.queue("hotline")
     assert queue is not None and queue.size == 0
     first = waits[0]

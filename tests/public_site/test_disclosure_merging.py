@@ -23,6 +23,7 @@ from cases.access import Actor
 from cases.models import Case, Role
 from hotline.db import Database
 from public_site import stats
+from tests.public_site.test_public import chart_specs
 from tests.public_site.test_stats import CALENDAR, NOW, backdate, monday, staff_of
 from tests.support.calls import fresh_mobile_number
 from tests.support.factories import make_case
@@ -188,6 +189,8 @@ def test_the_page_chart_and_downloads_show_contacts_beside_problems(
         total["volume"],
     )
     assert 'id="problem-satisfaction"' in page and 'id="contact-satisfaction"' in page
-    chart = re.search(r'<figure class="chart" id="chart-contacts">.*?</figure>', page, re.S)
-    assert chart and 'class="series contacts"' in chart.group(0)
+    chart = chart_specs(page)["chart-contacts"]
+    contacts, problems = (line["values"] for line in chart["series"])
+    assert [line["name"] for line in chart["series"]] == ["Contacts", "Problems"]
+    assert contacts[-1] >= problems[-1] + 2  # this week's two repeat reports
     assert "Satisfaction per contact" in page
