@@ -5,9 +5,9 @@
   wrong digits get the same answer, and failed attempts slow down per (case number, address)
   pair, so strangers guessing at a number never lock its caller out (`cases.lookup`).
 - `/disclosure` publishes, per department and ISO week, the volume and the three rates
-  (`public_site.stats` defines them), as server-drawn SVG charts (`public_site.charts`), a
-  table, and CSV and JSON downloads. Nothing is fetched from another host: the pages'
-  Content-Security-Policy forbids it.
+  (`public_site.stats` defines them), as charts (`public_site.charts`, drawn by our own
+  bundle of Apache ECharts), tables, and CSV and JSON downloads. Nothing is fetched from
+  another host: the pages' Content-Security-Policy forbids it.
 
 Chinese (zh-CN) is the default; `?lang=en-US` (or the console's own switch) shows English.
 """
