@@ -12,6 +12,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from hotline.db import Database
 from tests.console.test_browser import sign_in, wait_for
+from tests.public_site.test_charts_browser import drawn_charts
 from tests.support.browser import headless_chromium, screenshot
 from tests.support.factories import make_case
 from tests.support.staff import Account
@@ -58,6 +59,9 @@ def test_screenshots_of_the_desk_an_inbox_a_case_and_the_disclosure_page(
         assert_fits(driver, "the inbox")
         driver.get(f"{live_server}/disclosure")
         wait_for(driver, "main")
+        # The charts, once drawn, rather than the page's heading.
+        drawn_charts(driver, 6)
+        driver.execute_script("document.getElementById('disclosure-filters').scrollIntoView()")
         shots.append(screenshot(driver, f"{device}-disclosure"))
         assert_fits(driver, "the disclosure page")
     assert all(path.stat().st_size > 10_000 for path in shots)  # real pictures, not blanks
