@@ -30,6 +30,10 @@ from tests.emulator.test_emulator import ACCOUNT, PUBLIC, TOKEN, FakeApp, make_w
 from tests.support.flaky_proxy import FlakyProxy
 
 SPEED = 20.0  # real-time tests: 20 clock seconds a wall second
+# What a webhook's round trip can add to a measured span: at 20 clock seconds a wall second,
+# 100 ms of a loaded machine (CI's, at twice its usual load) is 2 clock seconds. Lower bounds
+# keep Twilio's documented timings; upper bounds allow this much.
+LATENCY = 2.5
 SEAT = "+8613900000001"
 OTHER_SEAT = "sip:seat2@pbx.example.test"
 CITIZEN = "+8613812345678"
@@ -267,7 +271,7 @@ def test_a_key_at_the_wait_gather_and_leave_post_queue_result_leave(
     assert leaving.queue_result == "leave" and patient.queue_result == "hangup"
     (left,) = [s.params for s in leaving.log.steps if "/ivr/queue/left" in s.url]
     # Pressed at 30 s, then the answer says a sentence before <Leave>
-    assert left["QueueResult"] == "leave" and 31 <= int(left["QueueTime"]) <= 33
+    assert left["QueueResult"] == "leave" and 31 <= int(left["QueueTime"]) <= 33 + LATENCY
     assert [spoken.text for spoken in leaving.log.said][-2:] == ["我们会给您回电", "再见"]
     assert leaving.log.said[0].text == "排在第3位，按1回电"
     (wrong_first, *_) = [s.params for s in wrong_key.log.steps if "/ivr/queue/wait" in s.url]
@@ -357,7 +361,8 @@ def test_dial_on_an_empty_queue_waits_for_a_caller_or_times_out(
     assert caller.queue_time == 0  # a seat was waiting: taken the moment they joined
     assert not params_of(app, "/ivr/queue/wait")  # so the wait music never played
     seat_times = [(leg.ended_at or 0) - (leg.answered_at or 0) for leg in board.outbound()[:2]]
-    assert seat_times[0] < 1 and 19 <= seat_times[1] <= 22
+    # The Dial to a missing queue fails at once; the one on the empty queue waits its 20 s.
+    assert seat_times[0] < 1 + LATENCY and 19 <= seat_times[1] <= 22 + LATENCY
 
 
 def test_a_call_placed_through_prism_rings_the_phone_and_reports_its_status(
@@ -413,7 +418,7 @@ def test_a_call_placed_through_prism_rings_the_phone_and_reports_its_status(
         "failed",
     )
     assert answered.log.said[0].text == "有来电"
-    assert 2.5 <= (answered.answered_at or 0) - answered.placed_at <= 4
+    assert 2.5 <= (answered.answered_at or 0) - answered.placed_at <= 4 + LATENCY
 
 
 @pytest.mark.parametrize(
