@@ -158,7 +158,6 @@ def _callback_rows(*, full_numbers: bool = True) -> list[dict[str, Any]]:
             "failed": failed_attempts(task),
             "most": callbacks.MAX_ATTEMPTS,
             "under_way": attempt_under_way(task) is not None,
-            "form": CallBackForm(formdata=None),
         }
         for task in open_callbacks(db())
     ]
@@ -200,6 +199,8 @@ def render_seat(
             error=error,
             **_page_parts(view),
             callbacks=_callback_rows(),
+            # One form for every row's button: they carry the same CSRF token.
+            callback_form=CallBackForm(formdata=None) if view is not None else None,
         )
     return _seat_response(page, status)
 

@@ -57,7 +57,8 @@ class ReceivedPush:
 class WebhookReceiver:
     """A department's endpoint over real HTTP: checks X-Hotline-Signature with its secret,
     answers 401 to a bad one, and can be told to fail the next few pushes (503 by default),
-    to fail every push until told otherwise (`fail_all`), or to go down (`go_down`: nothing
+    to fail every push until told otherwise (`fail_all`), to keep its answers back until
+    released (`hold`: the sender's job stays in flight), or to go down (`go_down`: nothing
     listens on its port, so a push's connection is refused) and come back on the same URL.
 
     `clock` is the receiver's own wall clock, which the signature's timestamp must be within
@@ -73,6 +74,9 @@ class WebhookReceiver:
         self._failures: list[int] = []
         self._failing: int | None = None
         self._lock = threading.Lock()
+        self._released = threading.Event()
+        self._released.set()
+        self._push_held = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._port = self._server.server_port
         self._thread: threading.Thread | None = None
@@ -91,6 +95,19 @@ class WebhookReceiver:
         """Answer `status` to every push from now on (None: answer as usual again)."""
         with self._lock:
             self._failing = status
+
+    def hold(self) -> None:
+        """Keep every push's answer back until `release` (at most a minute)."""
+        self._push_held.clear()
+        self._released.clear()
+
+    def release(self) -> None:
+        """Answer the pushes held back, and answer at once from now on."""
+        self._released.set()
+
+    def wait_for_a_held_push(self, timeout: float) -> bool:
+        """Whether a push arrived, and is being held, within `timeout` seconds."""
+        return self._push_held.wait(timeout)
 
     def go_down(self) -> None:
         """Stop listening: pushes meet a refused connection until `come_back`."""
@@ -163,6 +180,9 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 """Check the push's signature and answer as told."""
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if not receiver._released.is_set():
+                    receiver._push_held.set()
+                    receiver._released.wait(timeout=60)
                 push = receiver._answer(dict(self.headers.items()), body)
                 answer = json.dumps({"received": push.delivery_id}).encode()
                 self.send_response(push.status)
