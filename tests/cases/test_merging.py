@@ -52,8 +52,9 @@ def kinds(case: Case) -> list[str]:
 
 
 # Reports from a day of their own, years back, so that no open case another test left in the
-# database is within a merging window of them.
-DAY = datetime(2019, 1, 1, 8, tzinfo=UTC) + timedelta(days=random.randrange(3000))
+# database is within a merging window of them: other tests write theirs now, or on fixed days
+# before 2005 or from 2020 on. (This range once reached into 2027, and CI met this week's.)
+DAY = datetime(2005, 1, 1, 8, tzinfo=UTC) + timedelta(days=random.randrange(5000))
 
 
 def report(session: Session, text: str = LIGHT, **values: object) -> Case:

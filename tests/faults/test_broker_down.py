@@ -119,12 +119,13 @@ def test_workers_busy_with_a_job_when_the_broker_goes_away_stay_up_and_take_jobs
         first = stack.emulator.call(["3", "1", Speak(SPEECH, drop_stream=True)]).call_sid
         assert department_receiver.wait_for_a_held_push(timeout=90), stack.log("worker")[-5000:]
         proxies["broker"].cut()
-        for name in ("worker", "transcriber"):
-            wait_until(
-                lambda name=name: "Connection to broker lost" in stack.log(name),
-                timeout=30,
-                what=f"the {name} to see the broker go",
-            )
+        wait_until(
+            lambda: all(
+                "Connection to broker lost" in stack.log(name) for name in ("worker", "transcriber")
+            ),
+            timeout=30,
+            what="the worker and the transcriber to see the broker go",
+        )
     finally:
         department_receiver.release()
     time.sleep(2)  # the push's answer arrives, and its acknowledgement cannot be sent
