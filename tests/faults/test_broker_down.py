@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from emulator import Speak
+from emulator import CallLog, Speak
 from hotline.db import Database
 from ivr.prompts import Prompts
 from tests.conftest import wait_until
@@ -39,6 +39,12 @@ def heard_shape(said: list[str], spoken_number: str, *, waiting: str) -> list[st
     return [text.replace(spoken_number, "<number>") for text in said if text != waiting]
 
 
+def report_by_phone(stack: FaultStack) -> CallLog:
+    """A caller who picks Korean and reports, their live stream breaking off halfway (the
+    recording still comes): the batch path carries the report."""
+    return stack.emulator.call(["3", "1", Speak(SPEECH, drop_stream=True)])
+
+
 def test_calls_during_a_broker_outage_sound_the_same_and_their_jobs_flow_when_it_returns(
     environ: dict[str, str],
     fault_stack: Callable[..., tuple[FaultStack, Proxies]],
@@ -55,7 +61,7 @@ def test_calls_during_a_broker_outage_sound_the_same_and_their_jobs_flow_when_it
 
     def place() -> tuple[str, list[str], float]:
         begun = time.monotonic()
-        log = stack.emulator.call(["3", "1", Speak(SPEECH, drop_stream=True)])
+        log = report_by_phone(stack)
         return log.call_sid, [spoken.text for spoken in log.said], time.monotonic() - begun
 
     before_sid, before_heard, before_seconds = place()  # what a caller hears on a good day
@@ -120,7 +126,7 @@ def test_workers_busy_with_a_job_when_the_broker_goes_away_stay_up_and_take_jobs
 
     department_receiver.hold()
     try:
-        first = stack.emulator.call(["3", "1", Speak(SPEECH, drop_stream=True)]).call_sid
+        first = report_by_phone(stack).call_sid
         assert department_receiver.wait_for_a_held_push(timeout=90), stack.log("worker")[-5000:]
         proxies["broker"].cut()
         wait_until(
@@ -135,7 +141,7 @@ def test_workers_busy_with_a_job_when_the_broker_goes_away_stay_up_and_take_jobs
     time.sleep(2)  # the push's answer arrives, and its acknowledgement cannot be sent
     proxies["broker"].restore()
 
-    second = stack.emulator.call(["3", "1", Speak(SPEECH, drop_stream=True)]).call_sid
+    second = report_by_phone(stack).call_sid
     outcomes = settle(database, department_receiver, [first, second], timeout=120)
     for name in ("worker", "transcriber"):
         assert stack.processes[name].poll() is None, stack.log(name)[-5000:]
